@@ -1,0 +1,73 @@
+namespace PrivateMl.Attestation.Verification;
+
+/// <summary>
+/// Stable error codes: the contract between verifiers, policy and their callers. Add new codes at the end of their
+/// group; never renumber or rename (scripts and JSON output depend on the names).
+/// </summary>
+public enum ErrorCode
+{
+    // Parsing (1xx)
+    QuoteTruncated = 100,
+    QuoteTooLarge = 101,
+    UnsupportedQuoteVersion = 102,
+    UnsupportedTeeType = 103,
+    UnsupportedAttestationKeyType = 104,
+    UnsupportedBodyType = 105,
+    UnsupportedCertificationDataType = 106,
+    MalformedCertificationData = 107,
+    FieldTooLarge = 108,
+    MalformedInput = 109,
+    TrailingData = 110,
+
+    // Certificates and CRLs (2xx)
+    PckChainUntrusted = 200,
+    PckChainMalformed = 201,
+    CertificateExpired = 202,
+    CertificateNotYetValid = 203,
+    CertificateRevoked = 204,
+    CrlSignatureInvalid = 205,
+    CrlExpired = 206,
+    CrlNotYetValid = 207,
+    CrlIssuerMismatch = 208,
+    SigningChainUntrusted = 209,
+    PckExtensionMalformed = 210,
+
+    // Collateral (3xx)
+    CollateralMalformed = 300,
+    CollateralExpired = 301,
+    CollateralNotYetValid = 302,
+    TcbInfoSignatureInvalid = 303,
+    QeIdentitySignatureInvalid = 304,
+    FmspcMismatch = 305,
+    PceIdMismatch = 306,
+    CollateralTypeMismatch = 307,
+    CollateralVersionUnsupported = 308,
+    CollateralUnavailable = 309,
+
+    // Quote signatures and bindings (4xx)
+    QeReportSignatureInvalid = 400,
+    QeReportDataMismatch = 401,
+    QuoteSignatureInvalid = 402,
+    QeIdentityMismatch = 403,
+    AttestationKeyInvalid = 404,
+
+    // TCB (5xx)
+    TcbLevelNotFound = 500,
+    TcbRevoked = 501,
+    QeTcbLevelNotFound = 502,
+    TdxModuleIdentityNotFound = 503,
+    TdxModuleMismatch = 504,
+
+    // Policy (6xx)
+    TcbStatusNotAccepted = 600,
+    AdvisoryNotAccepted = 601,
+    DebugTdForbidden = 602,
+    TdAttributesNotAccepted = 603,
+    XfamNotAccepted = 604,
+    MrSeamNotAccepted = 605,
+    TeeTcbSvnTooLow = 606,
+    MeasurementMismatch = 607,
+    ReportDataMismatch = 608,
+    SimulatedEvidenceNotTrusted = 609,
+    PolicyInvalid = 610,
+}
