@@ -161,6 +161,11 @@ public static class CertificateFactory
 
     private static X500DistinguishedName Name(string? organization, string commonName)
     {
+        if (organization is null && commonName.Length == 0)
+        {
+            return new X500DistinguishedName([0x30, 0x00]);
+        }
+
         var builder = new X500DistinguishedNameBuilder();
         if (organization is not null)
         {
