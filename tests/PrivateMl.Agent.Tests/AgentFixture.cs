@@ -7,7 +7,9 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Hosting;
-using PrivateMl.Tee.Tdx;
+using PrivateMl.Agent.Runtime;
+using PrivateMl.Tee.EventLog;
+using PrivateMl.Tee.Simulator;
 
 namespace PrivateMl.Agent.Tests;
 
@@ -17,11 +19,12 @@ namespace PrivateMl.Agent.Tests;
 /// </summary>
 internal sealed class AgentFixture : IAsyncDisposable
 {
-    private AgentFixture(string directory, AgentOptions options, WebApplication app, ITdxDevice device)
+    private AgentFixture(string directory, AgentOptions options, WebApplication app, SimulatedTdxDevice simulator, CountingTdxDevice device)
     {
         Directory = directory;
         Options = options;
         App = app;
+        Simulator = simulator;
         Device = device;
         Dstack = CreateClient(options.SocketPath!);
         Tappd = CreateClient(options.TappdSocketPath!);
@@ -33,14 +36,17 @@ internal sealed class AgentFixture : IAsyncDisposable
 
     public WebApplication App { get; }
 
-    public ITdxDevice Device { get; }
+    /// <summary>The real software TDX behind the agent.</summary>
+    public SimulatedTdxDevice Simulator { get; }
+
+    /// <summary>The device the agent talks to: the simulator, with its calls counted.</summary>
+    public CountingTdxDevice Device { get; }
 
     public HttpClient Dstack { get; }
 
     public HttpClient Tappd { get; }
 
-    public static async Task<AgentFixture> StartAsync(
-        ITdxDevice device, Action<AgentOptions>? configure = null, Action<IServiceCollection>? services = null, string? directory = null)
+    public static async Task<AgentFixture> StartAsync(Action<AgentOptions>? configure = null, string? directory = null)
     {
         directory ??= System.IO.Directory.CreateTempSubdirectory("pml-agent-").FullName;
         var options = new AgentOptions
@@ -51,9 +57,23 @@ internal sealed class AgentFixture : IAsyncDisposable
             MaxRequestBodyBytes = 64 * 1024,
         };
         configure?.Invoke(options);
-        var app = GuestAgentHost.Build(options, device, services, logging => logging.SetMinimumLevel(LogLevel.Warning));
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        return new AgentFixture(directory, options, app, device);
+        var simulator = SimulatedBoot.OpenDevice(options.StateDirectory, TimeProvider.System);
+        var device = new CountingTdxDevice(simulator);
+        try
+        {
+            var app = GuestAgentHost.Build(
+                options,
+                device,
+                services => services.AddSingleton(RuntimeEventLog.Open(device, new RuntimeEventLogOptions { BootEvents = SimulatedBoot.BootEvents })),
+                logging => logging.SetMinimumLevel(LogLevel.Warning));
+            await app.StartAsync(TestContext.Current.CancellationToken);
+            return new AgentFixture(directory, options, app, simulator, device);
+        }
+        catch
+        {
+            simulator.Dispose();
+            throw;
+        }
     }
 
     public static HttpClient CreateClient(string socketPath)
@@ -105,6 +125,7 @@ internal sealed class AgentFixture : IAsyncDisposable
         Tappd.Dispose();
         await App.StopAsync(CancellationToken.None);
         await App.DisposeAsync();
+        Simulator.Dispose();
         try
         {
             System.IO.Directory.Delete(Directory, recursive: true);

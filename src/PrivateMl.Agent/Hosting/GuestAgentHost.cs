@@ -13,6 +13,7 @@ using PrivateMl.Agent.Keys;
 using PrivateMl.Agent.Protocol;
 using PrivateMl.Agent.Runtime;
 using PrivateMl.Tee.EventLog;
+using PrivateMl.Tee.Simulator;
 using PrivateMl.Tee.Tdx;
 
 namespace PrivateMl.Agent.Hosting;
@@ -112,6 +113,33 @@ public static class GuestAgentHost
             }
         });
         return app;
+    }
+
+    /// <summary>
+    /// The agent over the software TDX: the simulator lives in <c>&lt;StateDirectory&gt;/tdx-simulator</c>, the event log
+    /// starts with <see cref="SimulatedBoot.BootEvents"/>, and every start is a fresh simulated boot. The device is
+    /// registered as a singleton and returned (e.g. for its collateral); the caller disposes it after the host.
+    /// </summary>
+    public static WebApplication BuildSimulated(
+        AgentOptions options,
+        out SimulatedTdxDevice device,
+        TimeProvider? timeProvider = null,
+        Action<IServiceCollection>? configureServices = null,
+        Action<ILoggingBuilder>? configureLogging = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var clock = timeProvider ?? TimeProvider.System;
+        var simulator = SimulatedBoot.OpenDevice(options.StateDirectory, clock);
+        device = simulator;
+        return Build(options, simulator, services =>
+        {
+            services.TryAddSingleton(clock);
+            services.AddSingleton(simulator);
+            services.TryAddSingleton(_ => RuntimeEventLog.Open(
+                simulator, new RuntimeEventLogOptions { LogFilePath = null, BootEvents = SimulatedBoot.BootEvents }));
+            configureServices?.Invoke(services);
+        }, configureLogging);
     }
 
     private static void Mark(ListenOptions listen, ApiSurface surface)

@@ -10,7 +10,7 @@ public sealed class ConcurrencyTests
     [Fact]
     public async Task SixtyFourParallelClients_EachGetTheirOwnQuote_WhileEventsAreEmitted()
     {
-        await using var agent = await StartAsync(new PatchingTdxDevice());
+        await using var agent = await StartAsync();
         const int clients = 64;
         var tasks = Enumerable.Range(0, clients).Select(async i =>
         {

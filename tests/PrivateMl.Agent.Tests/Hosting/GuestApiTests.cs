@@ -16,7 +16,7 @@ public sealed class GuestApiTests : IAsyncLifetime
 {
     private AgentFixture _agent = null!;
 
-    public async ValueTask InitializeAsync() => _agent = await StartAsync(new PatchingTdxDevice());
+    public async ValueTask InitializeAsync() => _agent = await StartAsync();
 
     public async ValueTask DisposeAsync() => await _agent.DisposeAsync();
 
@@ -42,6 +42,26 @@ public sealed class GuestApiTests : IAsyncLifetime
 
         Assert.Equal(_agent.Options.VmConfig, body.GetProperty("vm_config").GetString());
         Assert.Equal(["quote", "event_log", "report_data", "vm_config"], body.EnumerateObject().Select(p => p.Name));
+    }
+
+    [Fact]
+    public async Task GetQuote_VerifiesWithDcapVerifier_AgainstSimulatorCollateral_AsSimulated()
+    {
+        var (_, body) = await _agent.PostAsync("/GetQuote", "{\"report_data\":\"0102\"}");
+        var quote = Convert.FromHexString(body.GetProperty("quote").GetString()!);
+        var verifier = new DcapVerifier(new DcapVerifierOptions
+        {
+            TrustedRootCertificate = _agent.Simulator.Platform.Pki.RootCertificate.RawData,
+            AllowSimulated = true,
+        });
+
+        var result = verifier.Verify(quote, _agent.Simulator.CreateCollateral(), DateTimeOffset.UtcNow);
+
+        Assert.True(result.Accepted, string.Join("; ", result.Checks.Where(c => c.Outcome != PrivateMl.Attestation.Verification.CheckOutcome.Passed)));
+        Assert.True(result.IsSimulated);
+
+        // And never under the default (Intel) trust anchor.
+        Assert.False(new DcapVerifier().Verify(quote, _agent.Simulator.CreateCollateral(), DateTimeOffset.UtcNow).Accepted);
     }
 
     [Fact]

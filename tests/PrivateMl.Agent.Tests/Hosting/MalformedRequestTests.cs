@@ -9,13 +9,10 @@ namespace PrivateMl.Agent.Tests.Hosting;
 public sealed class MalformedRequestTests : IAsyncLifetime
 {
     private AgentFixture _agent = null!;
-    private PatchingTdxDevice _device = null!;
 
-    public async ValueTask InitializeAsync()
-    {
-        _device = new PatchingTdxDevice();
-        _agent = await StartAsync(_device);
-    }
+    private CountingTdxDevice _device => _agent.Device;
+
+    public async ValueTask InitializeAsync() => _agent = await StartAsync();
 
     public async ValueTask DisposeAsync() => await _agent.DisposeAsync();
 

@@ -20,7 +20,7 @@ public sealed class SocketFileTests
         }
 
         Assert.True(File.Exists(path));
-        await using var agent = await StartAsync(new PatchingTdxDevice(), directory: directory);
+        await using var agent = await StartAsync(directory: directory);
         var (status, _) = await agent.PostAsync("/Version", "{}");
         Assert.Equal(200, status);
     }
@@ -28,8 +28,8 @@ public sealed class SocketFileTests
     [Fact]
     public async Task Rejects_SocketServedByAnotherProcess()
     {
-        await using var first = await StartAsync(new PatchingTdxDevice());
-        var error = await Assert.ThrowsAnyAsync<IOException>(() => StartAsync(new PatchingTdxDevice(), o =>
+        await using var first = await StartAsync();
+        var error = await Assert.ThrowsAnyAsync<IOException>(() => StartAsync(o =>
         {
             o.TappdSocketPath = null;
             o.StateDirectory = Path.Combine(first.Directory, "state2");
@@ -45,7 +45,7 @@ public sealed class SocketFileTests
     {
         var directory = Directory.CreateTempSubdirectory("pml-agent-").FullName;
         await File.WriteAllTextAsync(Path.Combine(directory, "dstack.sock"), "precious", TestContext.Current.CancellationToken);
-        await Assert.ThrowsAnyAsync<IOException>(() => StartAsync(new PatchingTdxDevice(), directory: directory));
+        await Assert.ThrowsAnyAsync<IOException>(() => StartAsync(directory: directory));
         Assert.Equal("precious", await File.ReadAllTextAsync(Path.Combine(directory, "dstack.sock"), TestContext.Current.CancellationToken));
         Directory.Delete(directory, recursive: true);
     }
@@ -54,7 +54,7 @@ public sealed class SocketFileTests
     public async Task Tcp_ServesBothApis()
     {
         var port = FreePort();
-        await using var agent = await StartAsync(new PatchingTdxDevice(), o => o.ListenUrl = new Uri($"http://127.0.0.1:{port}"));
+        await using var agent = await StartAsync(o => o.ListenUrl = new Uri($"http://127.0.0.1:{port}"));
         using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         var (dstackStatus, _) = await PostAsync(client, "/GetQuote", "{\"report_data\":\"01\"}");
         var (tappdStatus, _) = await PostAsync(client, "/prpc/Tappd.Info", "{}");
