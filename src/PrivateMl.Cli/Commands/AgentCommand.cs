@@ -19,9 +19,6 @@ internal static class AgentCommand
     /// <summary>Where the detector looks (tests point it at an empty directory).</summary>
     internal static TdxDevicePaths DevicePaths { get; set; } = TdxDevicePaths.Default;
 
-    /// <summary>Set when the agent is serving (tests wait on it).</summary>
-    internal static Action<WebApplication>? Started { get; set; }
-
     public static Command Create()
     {
         var simulate = new Option<bool>("--simulate") { Description = "Use the software TDX (SIMULATED quotes; never trusted by default policies)" };
@@ -133,7 +130,6 @@ internal static class AgentCommand
 
                     output.WriteLine($"privateml agent serving{(simulated ? " (SIMULATED)" : "")}: "
                         + string.Join(", ", new[] { options.SocketPath, options.TappdSocketPath, options.ListenUrl?.ToString() }.Where(s => !string.IsNullOrEmpty(s))));
-                    Started?.Invoke(app);
                     try
                     {
                         await Task.Delay(Timeout.Infinite, cancellationToken);
