@@ -107,7 +107,8 @@ internal static class AgentCommand
                         device, new RuntimeEventLogOptions { LogFilePath = RuntimeEventLog.DefaultLogFilePath, BootEvents = bootEvents })));
                 }
             }
-            catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or ArgumentException)
+            catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or ArgumentException
+                or PrivateMl.Attestation.Verification.AttestationException or System.Security.Cryptography.CryptographicException)
             {
                 ownedDevice?.Dispose();
                 error.WriteLine($"error: {e.Message}");
@@ -122,7 +123,8 @@ internal static class AgentCommand
                     {
                         await app.StartAsync(cancellationToken);
                     }
-                    catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException)
+                    catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException
+                        or PrivateMl.Attestation.Verification.AttestationException or System.Security.Cryptography.CryptographicException)
                     {
                         error.WriteLine($"error: the agent could not start: {e.Message}");
                         return ExitCodes.UsageOrInput;
