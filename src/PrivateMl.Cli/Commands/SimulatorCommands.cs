@@ -241,7 +241,8 @@ internal static class SimulatorCommands
             device = SimulatedTdxDevice.OpenOrCreate(directory, TimeProvider.System);
             return true;
         }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or CryptographicException or KeyNotFoundException or JsonException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or FormatException or CryptographicException
+            or KeyNotFoundException or JsonException or ArgumentException or InvalidOperationException)
         {
             error.WriteLine($"error: simulator state in {directory} is unreadable: {ex.Message}");
             return false;
