@@ -20,6 +20,7 @@ public enum ErrorCode
     TrailingData = 110,
     EventLogMalformed = 111,
     EventLogTooLarge = 112,
+    UnsupportedQeVendor = 113,
 
     // Certificates and CRLs (2xx)
     PckChainUntrusted = 200,
