@@ -108,6 +108,7 @@ internal static class SimulatorCommands
                 else
                 {
                     parseResult.InvocationConfiguration.Output.WriteLine(Convert.ToHexStringLower(quote));
+                    error.WriteLine($"note: SIMULATED quote ({quote.Length} bytes), signed under {device.Platform.Pki.RootCertificate.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, false)}");
                 }
             }
 
@@ -254,6 +255,7 @@ internal static class SimulatorCommands
         if (file is null)
         {
             parseResult.InvocationConfiguration.Output.WriteLine(text);
+            parseResult.InvocationConfiguration.Error.WriteLine($"note: {what} printed above");
             return;
         }
 
