@@ -1,3 +1,5 @@
+using PrivateMl.Attestation.Pck;
+using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
 using PrivateMl.Attestation.Verification;
 
@@ -29,7 +31,7 @@ public sealed class CachingCollateralSource : ICollateralSource
     public TimeSpan RefreshMargin { get; init; } = TimeSpan.Zero;
 
     internal string PathFor(CollateralRequest request) =>
-        Path.Combine(directory, $"{(request.Tee == CollateralTee.Tdx ? "tdx" : "sgx")}-{(request.Ca == PckCa.Platform ? "platform" : "processor")}-{request.Fmspc}.json");
+        Path.Combine(directory, $"{(request.Tee == TeeType.Tdx ? "tdx" : "sgx")}-{(request.Ca == PckCaType.Platform ? "platform" : "processor")}-{request.Fmspc}.json");
 
     public async Task<DcapCollateral> GetCollateralAsync(CollateralRequest request, CancellationToken cancellationToken = default)
     {

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
+using PrivateMl.Attestation.Pck;
+using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
 
 namespace PrivateMl.Collateral;
@@ -12,9 +14,9 @@ namespace PrivateMl.Collateral;
 /// Reading them is not verification (nothing here checks a signature); the verifier decides whether to trust them.
 /// </summary>
 internal sealed record CollateralFacts(
-    CollateralTee Tee,
+    TeeType Tee,
     string Fmspc,
-    PckCa? Ca,
+    PckCaType? Ca,
     DateTimeOffset TcbInfoIssueDate,
     DateTimeOffset TcbInfoNextUpdate,
     DateTimeOffset QeIdentityNextUpdate,
@@ -29,7 +31,7 @@ internal sealed record CollateralFacts(
         Tee == request.Tee && string.Equals(Fmspc, request.Fmspc, StringComparison.OrdinalIgnoreCase) && Ca == request.Ca;
 
     public string Describe() =>
-        $"{(Tee == CollateralTee.Tdx ? "TDX" : "SGX")} FMSPC {Fmspc}, {Ca switch { PckCa.Platform => "platform", PckCa.Processor => "processor", _ => "unknown" }} CA";
+        $"{(Tee == TeeType.Tdx ? "TDX" : "SGX")} FMSPC {Fmspc}, {Ca switch { PckCaType.Platform => "platform", PckCaType.Processor => "processor", _ => "unknown" }} CA";
 
     public static CollateralFacts Read(DcapCollateral collateral, string origin)
     {
@@ -40,7 +42,7 @@ internal sealed record CollateralFacts(
         return new CollateralFacts(tee, fmspc, CaOfChain(collateral.PckCrlIssuerChain), issue, next, qeNext, rootNext, pckNext);
     }
 
-    private static (CollateralTee Tee, string Fmspc, DateTimeOffset IssueDate, DateTimeOffset NextUpdate) ReadTcbInfo(string json, string origin)
+    private static (TeeType Tee, string Fmspc, DateTimeOffset IssueDate, DateTimeOffset NextUpdate) ReadTcbInfo(string json, string origin)
     {
         try
         {
@@ -55,8 +57,8 @@ internal sealed record CollateralFacts(
             var id = root.TryGetProperty("id", out var idElement) ? idElement.GetString() : "SGX";
             var tee = id switch
             {
-                "TDX" => CollateralTee.Tdx,
-                "SGX" => CollateralTee.Sgx,
+                "TDX" => TeeType.Tdx,
+                "SGX" => TeeType.Sgx,
                 _ => throw CollateralErrors.Malformed($"{origin}: tcb_info id '{id}' is neither TDX nor SGX"),
             };
             var fmspc = RequiredString(root, "fmspc", origin + ": tcb_info");
@@ -144,7 +146,7 @@ internal sealed record CollateralFacts(
         reader.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime) ? reader.ReadUtcTime() : reader.ReadGeneralizedTime();
 
     /// <summary>The PCK CA type named by the first certificate of a PCK CRL issuer chain ("Intel SGX PCK Platform CA").</summary>
-    internal static PckCa? CaOfChain(string pemChain)
+    internal static PckCaType? CaOfChain(string pemChain)
     {
         if (!PemEncoding.TryFind(pemChain, out var fields))
         {
@@ -158,10 +160,10 @@ internal sealed record CollateralFacts(
             var cn = certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
             if (cn.Contains("Platform", StringComparison.OrdinalIgnoreCase))
             {
-                return PckCa.Platform;
+                return PckCaType.Platform;
             }
 
-            return cn.Contains("Processor", StringComparison.OrdinalIgnoreCase) ? PckCa.Processor : null;
+            return cn.Contains("Processor", StringComparison.OrdinalIgnoreCase) ? PckCaType.Processor : null;
         }
         catch (Exception ex) when (ex is CryptographicException or FormatException)
         {

@@ -1,20 +1,8 @@
+using PrivateMl.Attestation.Pck;
+using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
 
 namespace PrivateMl.Collateral;
-
-/// <summary>Which TEE the collateral is for: it selects the <c>/sgx/</c> or <c>/tdx/</c> TCB info and QE identity.</summary>
-public enum CollateralTee
-{
-    Sgx,
-    Tdx,
-}
-
-/// <summary>The CA that issued the PCK certificate; it selects the PCK CRL (<c>ca=processor|platform</c>).</summary>
-public enum PckCa
-{
-    Processor,
-    Platform,
-}
 
 /// <summary>
 /// What a quote needs: the platform's FMSPC (6 bytes, 12 hex digits as in the PCK certificate), the PCK CA type and the
@@ -22,7 +10,7 @@ public enum PckCa
 /// </summary>
 public sealed record CollateralRequest
 {
-    public CollateralRequest(string fmspc, PckCa ca, CollateralTee tee)
+    public CollateralRequest(string fmspc, PckCaType ca, TeeType tee)
     {
         ArgumentNullException.ThrowIfNull(fmspc);
         if (fmspc.Length != 12 || !fmspc.All(char.IsAsciiHexDigit))
@@ -45,7 +33,7 @@ public sealed record CollateralRequest
         Tee = tee;
     }
 
-    public CollateralRequest(ReadOnlySpan<byte> fmspc, PckCa ca, CollateralTee tee)
+    public CollateralRequest(ReadOnlySpan<byte> fmspc, PckCaType ca, TeeType tee)
         : this(fmspc.Length == 6 ? Convert.ToHexString(fmspc) : throw new ArgumentException("FMSPC must be 6 bytes", nameof(fmspc)), ca, tee)
     {
     }
@@ -53,12 +41,12 @@ public sealed record CollateralRequest
     /// <summary>12 upper-case hex digits.</summary>
     public string Fmspc { get; }
 
-    public PckCa Ca { get; }
+    public PckCaType Ca { get; }
 
-    public CollateralTee Tee { get; }
+    public TeeType Tee { get; }
 
     public override string ToString() =>
-        $"{(Tee == CollateralTee.Tdx ? "TDX" : "SGX")} FMSPC {Fmspc}, {(Ca == PckCa.Platform ? "platform" : "processor")} CA";
+        $"{(Tee == TeeType.Tdx ? "TDX" : "SGX")} FMSPC {Fmspc}, {(Ca == PckCaType.Platform ? "platform" : "processor")} CA";
 }
 
 /// <summary>

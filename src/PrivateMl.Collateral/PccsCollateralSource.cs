@@ -3,6 +3,8 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using PrivateMl.Attestation.Pck;
+using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
 
 namespace PrivateMl.Collateral;
@@ -79,7 +81,7 @@ public sealed class PccsCollateralSource : ICollateralSource
     public bool IsIntelPcs { get; }
 
     internal Uri PckCrlUri(CollateralRequest r) =>
-        new($"{baseUrl}/sgx/certification/v4/pckcrl?ca={(r.Ca == PckCa.Platform ? "platform" : "processor")}&encoding=der");
+        new($"{baseUrl}/sgx/certification/v4/pckcrl?ca={(r.Ca == PckCaType.Platform ? "platform" : "processor")}&encoding=der");
 
     internal Uri TcbInfoUri(CollateralRequest r) => new($"{baseUrl}/{Tee(r)}/certification/v4/tcb?fmspc={r.Fmspc}");
 
@@ -367,5 +369,5 @@ public sealed class PccsCollateralSource : ICollateralSource
         return der;
     }
 
-    private static string Tee(CollateralRequest r) => r.Tee == CollateralTee.Tdx ? "tdx" : "sgx";
+    private static string Tee(CollateralRequest r) => r.Tee == TeeType.Tdx ? "tdx" : "sgx";
 }

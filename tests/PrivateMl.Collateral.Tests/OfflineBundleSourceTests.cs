@@ -1,3 +1,5 @@
+using PrivateMl.Attestation.Pck;
+using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Collateral.Tests.Fakes;
 using PrivateMl.Testing;
@@ -24,10 +26,10 @@ public sealed class OfflineBundleSourceTests : IDisposable
     }
 
     [Theory]
-    [InlineData("90c06f000000", PckCa.Platform, CollateralTee.Tdx)] // other FMSPC
-    [InlineData("b0c06f000000", PckCa.Processor, CollateralTee.Tdx)] // other CA
-    [InlineData("b0c06f000000", PckCa.Platform, CollateralTee.Sgx)] // other TEE
-    public async Task Refuses_OneFile_ForAnotherPlatform(string fmspc, PckCa ca, CollateralTee tee)
+    [InlineData("90c06f000000", PckCaType.Platform, TeeType.Tdx)] // other FMSPC
+    [InlineData("b0c06f000000", PckCaType.Processor, TeeType.Tdx)] // other CA
+    [InlineData("b0c06f000000", PckCaType.Platform, TeeType.Sgx)] // other TEE
+    public async Task Refuses_OneFile_ForAnotherPlatform(string fmspc, PckCaType ca, TeeType tee)
     {
         var source = new OfflineBundleSource(SharedTestData.PathOf(CollateralFiles.Tdx));
 

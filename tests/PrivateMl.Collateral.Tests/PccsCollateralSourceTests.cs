@@ -1,3 +1,5 @@
+using PrivateMl.Attestation.Pck;
+using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Collateral.Tests.Fakes;
 using PrivateMl.Testing;
@@ -34,7 +36,7 @@ public sealed class PccsCollateralSourceTests
         using var http = new HttpClient();
 
         await new PccsCollateralSource(http, pccs.BaseAddress).GetCollateralAsync(
-            new CollateralRequest("b0c06f000000", PckCa.Platform, CollateralTee.Tdx), TestContext.Current.CancellationToken);
+            new CollateralRequest("b0c06f000000", PckCaType.Platform, TeeType.Tdx), TestContext.Current.CancellationToken);
 
         Assert.Equal(
             ["/sgx/certification/v4/pckcrl?ca=platform&encoding=der", "/sgx/certification/v4/rootcacrl", "/tdx/certification/v4/qe/identity", "/tdx/certification/v4/tcb?fmspc=B0C06F000000"],
@@ -93,7 +95,7 @@ public sealed class PccsCollateralSourceTests
         Assert.True(source.IsIntelPcs);
         Assert.Equal(
             "https://api.trustedservices.intel.com/tdx/certification/v4/tcb?fmspc=B0C06F000000",
-            source.TcbInfoUri(new CollateralRequest("b0c06f000000", PckCa.Platform, CollateralTee.Tdx)).AbsoluteUri);
+            source.TcbInfoUri(new CollateralRequest("b0c06f000000", PckCaType.Platform, TeeType.Tdx)).AbsoluteUri);
     }
 
     public static TheoryData<PccsRoute, PccsFault, ErrorCode> Faults => new()
@@ -141,7 +143,7 @@ public sealed class PccsCollateralSourceTests
         using var http = new HttpClient();
 
         var ex = await Assert.ThrowsAsync<AttestationException>(() => new PccsCollateralSource(http, pccs.BaseAddress).GetCollateralAsync(
-            new CollateralRequest("00606a000000", PckCa.Platform, CollateralTee.Tdx), TestContext.Current.CancellationToken));
+            new CollateralRequest("00606a000000", PckCaType.Platform, TeeType.Tdx), TestContext.Current.CancellationToken));
 
         Assert.Equal(ErrorCode.CollateralUnavailable, ex.Code);
     }

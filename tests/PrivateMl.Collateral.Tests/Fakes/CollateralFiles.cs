@@ -1,4 +1,6 @@
 using System.Text.Json;
+using PrivateMl.Attestation.Pck;
+using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
 using PrivateMl.Testing;
 
@@ -16,9 +18,9 @@ internal static class CollateralFiles
     /// <summary>The request each file answers (from testdata/README.md).</summary>
     public static CollateralRequest RequestFor(string file) => file switch
     {
-        Tdx => new CollateralRequest("b0c06f000000", PckCa.Platform, CollateralTee.Tdx),
-        TdxOutdated => new CollateralRequest("90c06f000000", PckCa.Platform, CollateralTee.Tdx),
-        Sgx => new CollateralRequest("00a067110000", PckCa.Processor, CollateralTee.Sgx),
+        Tdx => new CollateralRequest("b0c06f000000", PckCaType.Platform, TeeType.Tdx),
+        TdxOutdated => new CollateralRequest("90c06f000000", PckCaType.Platform, TeeType.Tdx),
+        Sgx => new CollateralRequest("00a067110000", PckCaType.Processor, TeeType.Sgx),
         _ => throw new ArgumentOutOfRangeException(nameof(file)),
     };
 

@@ -9,6 +9,8 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using PrivateMl.Attestation.Pck;
+using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
 
 namespace PrivateMl.Collateral.Tests.Fakes;
@@ -61,7 +63,7 @@ internal sealed class FakePccs : IAsyncDisposable
         using var tcb = JsonDocument.Parse(collateral.TcbInfo);
         tee = tcb.RootElement.GetProperty("id").GetString()!.ToLowerInvariant();
         fmspc = tcb.RootElement.GetProperty("fmspc").GetString()!;
-        ca = collateral.PckCrlIssuerChain.Length > 0 && CollateralFacts.CaOfChain(collateral.PckCrlIssuerChain) == PckCa.Platform ? "platform" : "processor";
+        ca = collateral.PckCrlIssuerChain.Length > 0 && CollateralFacts.CaOfChain(collateral.PckCrlIssuerChain) == PckCaType.Platform ? "platform" : "processor";
     }
 
     public Uri BaseAddress { get; private set; } = null!;
