@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Verification;
 
