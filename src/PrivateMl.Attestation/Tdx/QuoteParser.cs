@@ -186,8 +186,8 @@ internal static class QuoteParser
             Rtmr2 = Mr(L.TdRtmr0Offset + (2 * L.Sha384Size)),
             Rtmr3 = Mr(L.TdRtmr0Offset + (3 * L.Sha384Size)),
             ReportData = b.Slice(L.TdReportDataOffset, L.ReportDataSize),
-            TeeTcbSvn2 = kind == ReportBodyKind.Td15 ? b.Slice(L.TdTeeTcbSvn2Offset, L.Svn16Size) : null,
-            MrServiceTd = kind == ReportBodyKind.Td15 ? Mr(L.TdMrServiceTdOffset) : null,
+            TeeTcbSvn2 = kind == ReportBodyKind.Td15 ? b.Slice(L.TdTeeTcbSvn2Offset, L.Svn16Size) : (ReadOnlyMemory<byte>?)null,
+            MrServiceTd = kind == ReportBodyKind.Td15 ? Mr(L.TdMrServiceTdOffset) : (ReadOnlyMemory<byte>?)null,
         };
     }
 

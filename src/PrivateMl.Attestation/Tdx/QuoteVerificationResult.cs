@@ -106,7 +106,10 @@ public sealed record QuoteVerificationResult
     /// </summary>
     public IReadOnlyList<TcbComponentShortfall> Shortfalls { get; init; } = [];
 
-    /// <summary>What falls short of the first UpToDate platform level (empty when UpToDate or when none exists).</summary>
+    /// <summary>
+    /// What falls short of the first UpToDate platform level, or of the highest level when the TCB info lists no
+    /// UpToDate level (empty when the matched level is that level).
+    /// </summary>
     public IReadOnlyList<TcbComponentShortfall> ShortfallsToUpToDate { get; init; } = [];
 
     /// <summary>tcbEvaluationDataNumber of the TCB info used.</summary>

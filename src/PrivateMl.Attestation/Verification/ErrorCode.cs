@@ -18,6 +18,7 @@ public enum ErrorCode
     FieldTooLarge = 108,
     MalformedInput = 109,
     TrailingData = 110,
+    UnsupportedQeVendor = 111,
 
     // Certificates and CRLs (2xx)
     PckChainUntrusted = 200,
