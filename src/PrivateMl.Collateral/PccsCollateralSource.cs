@@ -6,6 +6,7 @@ using System.Text.Json;
 using PrivateMl.Attestation.Pck;
 using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
+using PrivateMl.Attestation.Verification;
 
 namespace PrivateMl.Collateral;
 
@@ -137,7 +138,7 @@ public sealed class PccsCollateralSource : ICollateralSource
                 var fromPccs = await GetAsync(RootCaCrlUri, "root CA CRL", cancellationToken).ConfigureAwait(false);
                 return DecodeCrl(fromPccs.Body, "root CA CRL");
             }
-            catch (Attestation.Verification.AttestationException ex) when (ex.InnerException is HttpRequestException { StatusCode: not null })
+            catch (AttestationException ex) when (ex.InnerException is HttpRequestException { StatusCode: not null })
             {
                 // This PCCS has no rootcacrl route (or refused it): take the CRL from the root's distribution point.
             }
