@@ -54,6 +54,11 @@ public static class PolicyEvaluator
         }
 
         var failure = v.FirstFailure;
+        if (failure is null && v.Status == TcbStatus.Revoked)
+        {
+            return CheckResult.Fail(Name, ErrorCode.TcbRevoked, "the platform's TCB is Revoked" + Parts(v));
+        }
+
         return failure is null
             ? CheckResult.Fail(Name, ErrorCode.TcbLevelNotFound, "verification determined no TCB status" + Behind(v))
             : CheckResult.Fail(Name, failure.Code ?? ErrorCode.MalformedInput, $"verification failed at '{failure.Name}': {failure.Detail}");

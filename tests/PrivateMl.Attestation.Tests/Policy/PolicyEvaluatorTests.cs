@@ -212,6 +212,21 @@ public sealed class PolicyEvaluatorTests
     }
 
     [Fact]
+    public void Rejects_RevokedTcb_EvenWhenEveryStatusIsAllowed()
+    {
+        var policy = new AttestationPolicy
+        {
+            AcceptedTcbStatuses = Enum.GetValues<TcbStatus>().Where(s => s != TcbStatus.Revoked).ToHashSet(),
+        };
+
+        var result = PolicyEvaluator.Evaluate(policy, Verified(RealTdxQuote(), TcbStatus.Revoked));
+
+        Assert.False(result.Accepted);
+        Assert.Equal(ErrorCode.TcbRevoked, result["authenticity"].Code);
+        Assert.Equal(ErrorCode.TcbStatusNotAccepted, result["tcb.status"].Code);
+    }
+
+    [Fact]
     public void Rejects_NoMatchingTcbLevel_NamingTheComponent()
     {
         var unmatched = Verified(RealTdxQuote(), TcbStatus.UpToDate) with
