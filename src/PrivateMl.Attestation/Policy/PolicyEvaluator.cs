@@ -26,19 +26,19 @@ public static class PolicyEvaluator
             Advisories(policy, verification),
             TcbEvaluationDataNumber(policy, verification),
             Debug(policy, verification, td, sgx),
-            Exact("td.attributes", "TD_ATTRIBUTES", policy.TdAttributes, td?.TdAttributes, ErrorCode.TdAttributesNotAccepted, verification),
-            Exact("td.xfam", "XFAM", policy.Xfam, td?.Xfam, ErrorCode.XfamNotAccepted, verification),
+            Exact("policy.td.attributes", "TD_ATTRIBUTES", policy.TdAttributes, td?.TdAttributes, ErrorCode.TdAttributesNotAccepted, verification),
+            Exact("policy.td.xfam", "XFAM", policy.Xfam, td?.Xfam, ErrorCode.XfamNotAccepted, verification),
             MrSeam(policy, td, verification),
             TeeTcbSvn(policy, td, verification),
-            Exact("td.mrtd", "MR_TD", policy.MrTd, td?.MrTd, ErrorCode.MeasurementMismatch, verification),
-            Exact("td.rtmr0", "RTMR0", policy.Rtmr0, td?.Rtmr0, ErrorCode.MeasurementMismatch, verification),
-            Exact("td.rtmr1", "RTMR1", policy.Rtmr1, td?.Rtmr1, ErrorCode.MeasurementMismatch, verification),
-            Exact("td.rtmr2", "RTMR2", policy.Rtmr2, td?.Rtmr2, ErrorCode.MeasurementMismatch, verification),
-            Exact("td.rtmr3", "RTMR3", policy.Rtmr3, td?.Rtmr3, ErrorCode.MeasurementMismatch, verification),
-            Exact("td.mrconfigid", "MR_CONFIG_ID", policy.MrConfigId, td?.MrConfigId, ErrorCode.MeasurementMismatch, verification),
-            Exact("td.mrowner", "MR_OWNER", policy.MrOwner, td?.MrOwner, ErrorCode.MeasurementMismatch, verification),
-            Exact("td.mrownerconfig", "MR_OWNER_CONFIG", policy.MrOwnerConfig, td?.MrOwnerConfig, ErrorCode.MeasurementMismatch, verification),
-            Exact("report_data", "report_data", policy.ReportData, verification.Quote?.ReportData, ErrorCode.ReportDataMismatch, verification, tdOnly: false),
+            Exact("policy.td.mrtd", "MR_TD", policy.MrTd, td?.MrTd, ErrorCode.MeasurementMismatch, verification),
+            Exact("policy.td.rtmr0", "RTMR0", policy.Rtmr0, td?.Rtmr0, ErrorCode.MeasurementMismatch, verification),
+            Exact("policy.td.rtmr1", "RTMR1", policy.Rtmr1, td?.Rtmr1, ErrorCode.MeasurementMismatch, verification),
+            Exact("policy.td.rtmr2", "RTMR2", policy.Rtmr2, td?.Rtmr2, ErrorCode.MeasurementMismatch, verification),
+            Exact("policy.td.rtmr3", "RTMR3", policy.Rtmr3, td?.Rtmr3, ErrorCode.MeasurementMismatch, verification),
+            Exact("policy.td.mrconfigid", "MR_CONFIG_ID", policy.MrConfigId, td?.MrConfigId, ErrorCode.MeasurementMismatch, verification),
+            Exact("policy.td.mrowner", "MR_OWNER", policy.MrOwner, td?.MrOwner, ErrorCode.MeasurementMismatch, verification),
+            Exact("policy.td.mrownerconfig", "MR_OWNER_CONFIG", policy.MrOwnerConfig, td?.MrOwnerConfig, ErrorCode.MeasurementMismatch, verification),
+            Exact("policy.report_data", "report_data", policy.ReportData, verification.Quote?.ReportData, ErrorCode.ReportDataMismatch, verification, tdOnly: false),
         };
 
         var verdict = checks.Any(c => c.Outcome == CheckOutcome.Failed) ? PolicyVerdict.Rejected : PolicyVerdict.Accepted;
@@ -47,7 +47,7 @@ public static class PolicyEvaluator
 
     private static CheckResult Authenticity(QuoteVerificationResult v)
     {
-        const string Name = "authenticity";
+        const string Name = "policy.authenticity";
         if (v.Accepted)
         {
             return CheckResult.Pass(Name, "the quote and its collateral verified" + (v.IsSimulated ? " (SIMULATED root)" : " (Intel SGX Root CA)"));
@@ -66,7 +66,7 @@ public static class PolicyEvaluator
 
     private static CheckResult Simulated(AttestationPolicy policy, QuoteVerificationResult v)
     {
-        const string Name = "simulated";
+        const string Name = "policy.simulated";
         if (!v.IsSimulated)
         {
             return CheckResult.Pass(Name, "not simulated: the chain ends in the Intel SGX Root CA");
@@ -79,7 +79,7 @@ public static class PolicyEvaluator
 
     private static CheckResult TcbStatusCheck(AttestationPolicy policy, QuoteVerificationResult v)
     {
-        const string Name = "tcb.status";
+        const string Name = "policy.tcb.status";
         var accepted = string.Join(", ", policy.AcceptedTcbStatuses.Order());
         if (v.Status is not { } status)
         {
@@ -98,7 +98,7 @@ public static class PolicyEvaluator
 
     private static CheckResult Advisories(AttestationPolicy policy, QuoteVerificationResult v)
     {
-        const string Name = "tcb.advisories";
+        const string Name = "policy.tcb.advisories";
         if (policy.AllowedAdvisoryIds is not { } allowed)
         {
             return CheckResult.Skip(Name, v.AdvisoryIds.Count == 0
@@ -115,7 +115,7 @@ public static class PolicyEvaluator
 
     private static CheckResult TcbEvaluationDataNumber(AttestationPolicy policy, QuoteVerificationResult v)
     {
-        const string Name = "tcb.evaluationDataNumber";
+        const string Name = "policy.tcb.evaluationDataNumber";
         if (policy.MinimumTcbEvaluationDataNumber is not { } minimum)
         {
             return CheckResult.Skip(Name, "no minimum tcbEvaluationDataNumber in the policy");
@@ -128,7 +128,7 @@ public static class PolicyEvaluator
 
     private static CheckResult Debug(AttestationPolicy policy, QuoteVerificationResult v, TdReportBody? td, SgxReportBody? sgx)
     {
-        const string Name = "td.debug";
+        const string Name = "policy.td.debug";
         if (td is null && sgx is null)
         {
             return CheckResult.Fail(Name, ErrorCode.DebugTdForbidden, "debug state: unknown (no parsed report body)");
@@ -148,7 +148,7 @@ public static class PolicyEvaluator
 
     private static CheckResult MrSeam(AttestationPolicy policy, TdReportBody? td, QuoteVerificationResult v)
     {
-        const string Name = "td.mrseam";
+        const string Name = "policy.td.mrseam";
         if (policy.MrSeamAllowList is not { } list)
         {
             return CheckResult.Skip(Name, "no MR_SEAM allow-list in the policy");
@@ -166,7 +166,7 @@ public static class PolicyEvaluator
 
     private static CheckResult TeeTcbSvn(AttestationPolicy policy, TdReportBody? td, QuoteVerificationResult v)
     {
-        const string Name = "td.teeTcbSvn";
+        const string Name = "policy.td.teeTcbSvn";
         if (policy.MinimumTeeTcbSvn is not { } minimum)
         {
             return CheckResult.Skip(Name, "no minimum TEE_TCB_SVN in the policy");

@@ -20,6 +20,6 @@ public sealed record PolicyResult(PolicyVerdict Verdict, IReadOnlyList<CheckResu
 
     public IEnumerable<CheckResult> Failures => Checks.Where(c => c.Outcome == CheckOutcome.Failed);
 
-    /// <summary>The check with this name (names are stable: <c>tcb.status</c>, <c>td.mrtd</c>, …).</summary>
+    /// <summary>The check with this name (names are stable and prefixed <c>policy.</c>: <c>policy.tcb.status</c>, <c>policy.td.mrtd</c>, …).</summary>
     public CheckResult this[string name] => Checks.Single(c => c.Name == name);
 }

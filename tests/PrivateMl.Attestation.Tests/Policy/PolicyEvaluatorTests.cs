@@ -13,11 +13,11 @@ public sealed class PolicyEvaluatorTests
         var result = PolicyEvaluator.Evaluate(AttestationPolicy.Default, Verified(RealTdxQuote(), TcbStatus.UpToDate));
 
         Assert.True(result.Accepted);
-        Assert.Equal(CheckOutcome.Passed, result["tcb.status"].Outcome);
-        Assert.Equal(CheckOutcome.Passed, result["td.debug"].Outcome);
-        Assert.Equal(CheckOutcome.Skipped, result["td.mrtd"].Outcome);
-        Assert.Equal(CheckOutcome.Skipped, result["report_data"].Outcome);
-        Assert.Equal(CheckOutcome.Skipped, result["tcb.advisories"].Outcome);
+        Assert.Equal(CheckOutcome.Passed, result["policy.tcb.status"].Outcome);
+        Assert.Equal(CheckOutcome.Passed, result["policy.td.debug"].Outcome);
+        Assert.Equal(CheckOutcome.Skipped, result["policy.td.mrtd"].Outcome);
+        Assert.Equal(CheckOutcome.Skipped, result["policy.report_data"].Outcome);
+        Assert.Equal(CheckOutcome.Skipped, result["policy.tcb.advisories"].Outcome);
         Assert.Equal(19, result.Checks.Count);
     }
 
@@ -27,7 +27,7 @@ public sealed class PolicyEvaluatorTests
         var result = PolicyEvaluator.Evaluate(AttestationPolicy.Default, Verified(RealTdxQuote(), TcbStatus.OutOfDate, "INTEL-SA-00960", "INTEL-SA-00982"));
 
         Assert.Equal(PolicyVerdict.Rejected, result.Verdict);
-        var check = result["tcb.status"];
+        var check = result["policy.tcb.status"];
         Assert.Equal(ErrorCode.TcbStatusNotAccepted, check.Code);
         Assert.Contains("actual: OutOfDate", check.Detail, StringComparison.Ordinal);
         Assert.Contains("SEAMLDR ACM", check.Detail, StringComparison.Ordinal); // which component …
@@ -43,8 +43,8 @@ public sealed class PolicyEvaluatorTests
         var result = PolicyEvaluator.Evaluate(policy, Verified(RealTdxQuote(), TcbStatus.OutOfDate, "INTEL-SA-00960", "INTEL-SA-00982"));
 
         Assert.True(result.Accepted);
-        Assert.Contains("INTEL-SA-00960, INTEL-SA-00982", result["tcb.status"].Detail, StringComparison.Ordinal);
-        Assert.Contains("INTEL-SA-00982", result["tcb.advisories"].Detail, StringComparison.Ordinal);
+        Assert.Contains("INTEL-SA-00960, INTEL-SA-00982", result["policy.tcb.status"].Detail, StringComparison.Ordinal);
+        Assert.Contains("INTEL-SA-00982", result["policy.tcb.advisories"].Detail, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -63,10 +63,10 @@ public sealed class PolicyEvaluatorTests
         var result = PolicyEvaluator.Evaluate(policy, Verified(RealTdxQuote(), TcbStatus.OutOfDate, "INTEL-SA-00960", "INTEL-SA-00982"));
 
         Assert.Equal(accepted, result.Accepted);
-        Assert.Equal(accepted ? CheckOutcome.Passed : CheckOutcome.Failed, result["tcb.advisories"].Outcome);
+        Assert.Equal(accepted ? CheckOutcome.Passed : CheckOutcome.Failed, result["policy.tcb.advisories"].Outcome);
         if (!accepted)
         {
-            Assert.Equal(ErrorCode.AdvisoryNotAccepted, result["tcb.advisories"].Code);
+            Assert.Equal(ErrorCode.AdvisoryNotAccepted, result["policy.tcb.advisories"].Code);
         }
     }
 
@@ -79,25 +79,25 @@ public sealed class PolicyEvaluatorTests
         var lenient = PolicyEvaluator.Evaluate(new AttestationPolicy { AllowDebug = true }, Verified(debug, TcbStatus.UpToDate));
 
         Assert.False(strict.Accepted);
-        Assert.Equal(ErrorCode.DebugTdForbidden, strict["td.debug"].Code);
-        Assert.Contains("DEBUG", strict["td.debug"].Detail, StringComparison.Ordinal);
+        Assert.Equal(ErrorCode.DebugTdForbidden, strict["policy.td.debug"].Code);
+        Assert.Contains("DEBUG", strict["policy.td.debug"].Detail, StringComparison.Ordinal);
         Assert.True(lenient.Accepted);
     }
 
     public static TheoryData<string, ErrorCode> Fields => new()
     {
-        { "td.attributes", ErrorCode.TdAttributesNotAccepted },
-        { "td.xfam", ErrorCode.XfamNotAccepted },
-        { "td.mrseam", ErrorCode.MrSeamNotAccepted },
-        { "td.mrtd", ErrorCode.MeasurementMismatch },
-        { "td.rtmr0", ErrorCode.MeasurementMismatch },
-        { "td.rtmr1", ErrorCode.MeasurementMismatch },
-        { "td.rtmr2", ErrorCode.MeasurementMismatch },
-        { "td.rtmr3", ErrorCode.MeasurementMismatch },
-        { "td.mrconfigid", ErrorCode.MeasurementMismatch },
-        { "td.mrowner", ErrorCode.MeasurementMismatch },
-        { "td.mrownerconfig", ErrorCode.MeasurementMismatch },
-        { "report_data", ErrorCode.ReportDataMismatch },
+        { "policy.td.attributes", ErrorCode.TdAttributesNotAccepted },
+        { "policy.td.xfam", ErrorCode.XfamNotAccepted },
+        { "policy.td.mrseam", ErrorCode.MrSeamNotAccepted },
+        { "policy.td.mrtd", ErrorCode.MeasurementMismatch },
+        { "policy.td.rtmr0", ErrorCode.MeasurementMismatch },
+        { "policy.td.rtmr1", ErrorCode.MeasurementMismatch },
+        { "policy.td.rtmr2", ErrorCode.MeasurementMismatch },
+        { "policy.td.rtmr3", ErrorCode.MeasurementMismatch },
+        { "policy.td.mrconfigid", ErrorCode.MeasurementMismatch },
+        { "policy.td.mrowner", ErrorCode.MeasurementMismatch },
+        { "policy.td.mrownerconfig", ErrorCode.MeasurementMismatch },
+        { "policy.report_data", ErrorCode.ReportDataMismatch },
     };
 
     /// <summary>The policy expecting the real quote's own value for one field, or that value with one bit flipped.</summary>
@@ -106,18 +106,18 @@ public sealed class PolicyEvaluatorTests
         ReadOnlyMemory<byte> V(ReadOnlyMemory<byte> actual) => tamper ? Flip(actual) : actual;
         return check switch
         {
-            "td.attributes" => new AttestationPolicy { TdAttributes = V(td.TdAttributes) },
-            "td.xfam" => new AttestationPolicy { Xfam = V(td.Xfam) },
-            "td.mrseam" => new AttestationPolicy { MrSeamAllowList = [V(td.MrSeam)] },
-            "td.mrtd" => new AttestationPolicy { MrTd = V(td.MrTd) },
-            "td.rtmr0" => new AttestationPolicy { Rtmr0 = V(td.Rtmr0) },
-            "td.rtmr1" => new AttestationPolicy { Rtmr1 = V(td.Rtmr1) },
-            "td.rtmr2" => new AttestationPolicy { Rtmr2 = V(td.Rtmr2) },
-            "td.rtmr3" => new AttestationPolicy { Rtmr3 = V(td.Rtmr3) },
-            "td.mrconfigid" => new AttestationPolicy { MrConfigId = V(td.MrConfigId) },
-            "td.mrowner" => new AttestationPolicy { MrOwner = V(td.MrOwner) },
-            "td.mrownerconfig" => new AttestationPolicy { MrOwnerConfig = V(td.MrOwnerConfig) },
-            "report_data" => new AttestationPolicy { ReportData = V(td.ReportData) },
+            "policy.td.attributes" => new AttestationPolicy { TdAttributes = V(td.TdAttributes) },
+            "policy.td.xfam" => new AttestationPolicy { Xfam = V(td.Xfam) },
+            "policy.td.mrseam" => new AttestationPolicy { MrSeamAllowList = [V(td.MrSeam)] },
+            "policy.td.mrtd" => new AttestationPolicy { MrTd = V(td.MrTd) },
+            "policy.td.rtmr0" => new AttestationPolicy { Rtmr0 = V(td.Rtmr0) },
+            "policy.td.rtmr1" => new AttestationPolicy { Rtmr1 = V(td.Rtmr1) },
+            "policy.td.rtmr2" => new AttestationPolicy { Rtmr2 = V(td.Rtmr2) },
+            "policy.td.rtmr3" => new AttestationPolicy { Rtmr3 = V(td.Rtmr3) },
+            "policy.td.mrconfigid" => new AttestationPolicy { MrConfigId = V(td.MrConfigId) },
+            "policy.td.mrowner" => new AttestationPolicy { MrOwner = V(td.MrOwner) },
+            "policy.td.mrownerconfig" => new AttestationPolicy { MrOwnerConfig = V(td.MrOwnerConfig) },
+            "policy.report_data" => new AttestationPolicy { ReportData = V(td.ReportData) },
             _ => throw new ArgumentOutOfRangeException(nameof(check)),
         };
     }
@@ -162,8 +162,8 @@ public sealed class PolicyEvaluatorTests
         var rejected = PolicyEvaluator.Evaluate(low, Verified(quote, TcbStatus.UpToDate));
         var accepted = PolicyEvaluator.Evaluate(ok, Verified(quote, TcbStatus.UpToDate));
 
-        Assert.Equal(ErrorCode.TeeTcbSvnTooLow, rejected["td.teeTcbSvn"].Code);
-        Assert.Contains("byte 2 is 3, needs ≥ 4", rejected["td.teeTcbSvn"].Detail, StringComparison.Ordinal);
+        Assert.Equal(ErrorCode.TeeTcbSvnTooLow, rejected["policy.td.teeTcbSvn"].Code);
+        Assert.Contains("byte 2 is 3, needs ≥ 4", rejected["policy.td.teeTcbSvn"].Detail, StringComparison.Ordinal);
         Assert.True(accepted.Accepted);
     }
 
@@ -180,7 +180,7 @@ public sealed class PolicyEvaluatorTests
 
         var result = PolicyEvaluator.Evaluate(policy, Verified(quote, TcbStatus.OutOfDate));
 
-        Assert.Equal(["tcb.status", "tcb.evaluationDataNumber", "td.mrtd", "report_data"], result.Failures.Select(f => f.Name));
+        Assert.Equal(["policy.tcb.status", "policy.tcb.evaluationDataNumber", "policy.td.mrtd", "policy.report_data"], result.Failures.Select(f => f.Name));
     }
 
     [Fact]
@@ -191,10 +191,10 @@ public sealed class PolicyEvaluatorTests
         var strict = PolicyEvaluator.Evaluate(AttestationPolicy.Default, simulated);
         var lenient = PolicyEvaluator.Evaluate(new AttestationPolicy { AllowSimulated = true }, simulated);
 
-        Assert.Equal(ErrorCode.SimulatedEvidenceNotTrusted, strict["simulated"].Code);
+        Assert.Equal(ErrorCode.SimulatedEvidenceNotTrusted, strict["policy.simulated"].Code);
         Assert.False(strict.Accepted);
         Assert.True(lenient.Accepted);
-        Assert.Contains("SIMULATED", lenient["simulated"].Detail, StringComparison.Ordinal);
+        Assert.Contains("SIMULATED", lenient["policy.simulated"].Detail, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -208,7 +208,7 @@ public sealed class PolicyEvaluatorTests
         var result = PolicyEvaluator.Evaluate(new AttestationPolicy { AllowDebug = true, AllowSimulated = true }, failed);
 
         Assert.False(result.Accepted);
-        Assert.Equal(ErrorCode.QuoteSignatureInvalid, result["authenticity"].Code);
+        Assert.Equal(ErrorCode.QuoteSignatureInvalid, result["policy.authenticity"].Code);
     }
 
     [Fact]
@@ -222,8 +222,8 @@ public sealed class PolicyEvaluatorTests
         var result = PolicyEvaluator.Evaluate(policy, Verified(RealTdxQuote(), TcbStatus.Revoked));
 
         Assert.False(result.Accepted);
-        Assert.Equal(ErrorCode.TcbRevoked, result["authenticity"].Code);
-        Assert.Equal(ErrorCode.TcbStatusNotAccepted, result["tcb.status"].Code);
+        Assert.Equal(ErrorCode.TcbRevoked, result["policy.authenticity"].Code);
+        Assert.Equal(ErrorCode.TcbStatusNotAccepted, result["policy.tcb.status"].Code);
     }
 
     [Fact]
@@ -241,7 +241,7 @@ public sealed class PolicyEvaluatorTests
         var result = PolicyEvaluator.Evaluate(AttestationPolicy.Default, unmatched);
 
         Assert.False(result.Accepted);
-        Assert.Contains("SGX TCB component 8 (SEAMLDR ACM) is 3, needs 5", result["tcb.status"].Detail, StringComparison.Ordinal);
+        Assert.Contains("SGX TCB component 8 (SEAMLDR ACM) is 3, needs 5", result["policy.tcb.status"].Detail, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -253,7 +253,7 @@ public sealed class PolicyEvaluatorTests
         var result = PolicyEvaluator.Evaluate(policy, Verified(sgx, TcbStatus.UpToDate));
 
         Assert.False(result.Accepted);
-        Assert.Equal(ErrorCode.MeasurementMismatch, result["td.mrtd"].Code);
-        Assert.Equal(CheckOutcome.Passed, result["td.debug"].Outcome);
+        Assert.Equal(ErrorCode.MeasurementMismatch, result["policy.td.mrtd"].Code);
+        Assert.Equal(CheckOutcome.Passed, result["policy.td.debug"].Outcome);
     }
 }

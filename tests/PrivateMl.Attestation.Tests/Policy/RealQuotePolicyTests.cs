@@ -25,7 +25,7 @@ public sealed class RealQuotePolicyTests
         var result = PolicyEvaluator.Evaluate(policy, verification);
 
         Assert.True(result.Accepted, string.Join("\n", result.Failures));
-        Assert.DoesNotContain(result.Checks, c => c.Outcome == CheckOutcome.Skipped && c.Name != "tcb.advisories");
+        Assert.DoesNotContain(result.Checks, c => c.Outcome == CheckOutcome.Skipped && c.Name != "policy.tcb.advisories");
     }
 
     [Fact]
@@ -36,7 +36,7 @@ public sealed class RealQuotePolicyTests
         var result = PolicyEvaluator.Evaluate(AttestationPolicy.Default, verification);
 
         Assert.False(result.Accepted);
-        Assert.Equal(CheckOutcome.Failed, result["authenticity"].Outcome);
-        Assert.Contains("SEAMLDR ACM", result["tcb.status"].Detail, StringComparison.Ordinal);
+        Assert.Equal(CheckOutcome.Failed, result["policy.authenticity"].Outcome);
+        Assert.Contains("SEAMLDR ACM", result["policy.tcb.status"].Detail, StringComparison.Ordinal);
     }
 }

@@ -63,7 +63,7 @@ public sealed class TcbPolicyAcceptanceTests : IDisposable
 
         Assert.Equal(PolicyVerdict.Rejected, result.Verdict);
         var status = Assert.Single(result.Failures);
-        Assert.Equal("tcb.status", status.Name);
+        Assert.Equal("policy.tcb.status", status.Name);
         Assert.Equal(ErrorCode.TcbStatusNotAccepted, status.Code);
         Assert.Contains("actual: OutOfDate", status.Detail, StringComparison.Ordinal);
         Assert.NotEmpty(verification.ShortfallsToUpToDate);
@@ -78,7 +78,7 @@ public sealed class TcbPolicyAcceptanceTests : IDisposable
         Assert.True(result.Accepted, string.Join("\n", result.Failures));
         foreach (var advisory in Advisories)
         {
-            Assert.Contains(advisory, result["tcb.status"].Detail, StringComparison.Ordinal);
+            Assert.Contains(advisory, result["policy.tcb.status"].Detail, StringComparison.Ordinal);
         }
     }
 
