@@ -189,7 +189,7 @@ public static class AttestationPolicyJson
         var text = String(value, where);
         if (text.Length != 2 * length)
         {
-            throw Invalid($"{where} must be {length} bytes ({2 * length} hex digits), got {text.Length} characters" + (text.Length % 2 == 0 ? $" ({text.Length / 2} bytes)" : string.Empty));
+            throw Invalid($"{where} must be {length} bytes ({2 * length} hex digits), got {text.Length} characters" + (text.Length % 2 == 0 ? $" ({text.Length / 2} byte{(text.Length == 2 ? string.Empty : "s")})" : string.Empty));
         }
 
         try
