@@ -93,7 +93,10 @@ public sealed class TdxEvent : IEquatable<TdxEvent>
 
         Imr = imr;
         EventType = eventType;
-        _digest = digest.ToArray();
+
+        // A runtime event's digest is a function of its content; dstack's "stripped" form leaves it out. Fill it in so
+        // that everything written from this entry (and every SDK replaying that) sees the real digest.
+        _digest = isRuntime && digest.IsEmpty ? ComputeRuntimeDigest(@event, eventPayload, version) : digest.ToArray();
         Event = @event;
         _payload = eventPayload.ToArray();
         Version = version;
@@ -105,7 +108,7 @@ public sealed class TdxEvent : IEquatable<TdxEvent>
     /// <summary>TCG event type, or <see cref="RuntimeEventType"/> for dstack runtime events.</summary>
     public uint EventType { get; }
 
-    /// <summary>The digest as logged (48 bytes; may be empty for a runtime event whose digest was left out).</summary>
+    /// <summary>The digest as logged (48 bytes); for a runtime event logged without one, the digest of its content.</summary>
     public ReadOnlyMemory<byte> Digest => _digest;
 
     /// <summary>Event name; <c>""</c> for firmware (CCEL) events.</summary>
@@ -130,9 +133,9 @@ public sealed class TdxEvent : IEquatable<TdxEvent>
     public byte[] EffectiveDigest() =>
         IsRuntimeEvent ? ComputeRuntimeDigest(Event, _payload, Version) : (byte[])_digest.Clone();
 
-    /// <summary>True when this is a runtime event and its logged digest is present and differs from its content.</summary>
+    /// <summary>True when this is a runtime event whose logged digest differs from the digest of its name and payload.</summary>
     public bool HasMismatchedDigest =>
-        IsRuntimeEvent && _digest.Length != 0 && !CryptographicOperations.FixedTimeEquals(_digest, ComputeRuntimeDigest(Event, _payload, Version));
+        IsRuntimeEvent && !CryptographicOperations.FixedTimeEquals(_digest, ComputeRuntimeDigest(Event, _payload, Version));
 
     /// <summary>Creates a dstack runtime event for RTMR3 with its digest computed from <paramref name="name"/> and <paramref name="payload"/>.</summary>
     public static TdxEvent CreateRuntime(string name, ReadOnlySpan<byte> payload, TdxEventLogVersion version = TdxEventLogVersion.V1)

@@ -144,7 +144,8 @@ public sealed partial class DcapVerifier
             return list;
         }
 
-        var firstUpToDate = Array.FindIndex(info.Levels, l => l.Status == TcbStatus.UpToDate);
+        // The level to aim for: the first UpToDate one, or the highest when the TCB info lists no UpToDate level.
+        var firstUpToDate = Math.Max(0, Array.FindIndex(info.Levels, l => l.Status == TcbStatus.UpToDate));
         for (var index = 0; index < info.Levels.Length; index++)
         {
             var level = info.Levels[index];
@@ -160,22 +161,20 @@ public sealed partial class DcapVerifier
             }
 
             tcb.Platform = new TcbLevelMatch(index, status, level.TcbDate, level.AdvisoryIds);
-            if (status != TcbStatus.UpToDate && firstUpToDate >= 0)
+            if (status != TcbStatus.UpToDate && index != firstUpToDate)
             {
                 tcb.ShortfallsToUpToDate = ShortfallsAgainst(info.Levels[firstUpToDate]);
             }
 
-            var toUpToDate = tcb.ShortfallsToUpToDate.Count > 0 ? "; UpToDate needs " + string.Join("; ", tcb.ShortfallsToUpToDate) : string.Empty;
+            var target = info.Levels[firstUpToDate].StatusText;
+            var toUpToDate = tcb.ShortfallsToUpToDate.Count > 0 ? $"; level {firstUpToDate} ({target}) needs " + string.Join("; ", tcb.ShortfallsToUpToDate) : string.Empty;
             return CheckResult.Pass(Name, $"level {index} of {info.Levels.Length} (tcbDate {Time(level.TcbDate)}): {level.StatusText}{Advisories(level.AdvisoryIds)}{toUpToDate}");
         }
 
         // No level matches: name what falls short of the least demanding level.
         tcb.Failed = true;
         tcb.Shortfalls = ShortfallsAgainst(info.Levels[^1]);
-        if (firstUpToDate >= 0)
-        {
-            tcb.ShortfallsToUpToDate = ShortfallsAgainst(info.Levels[firstUpToDate]);
-        }
+        tcb.ShortfallsToUpToDate = ShortfallsAgainst(info.Levels[firstUpToDate]);
 
         return CheckResult.Fail(Name, ErrorCode.TcbLevelNotFound, $"no TCB level of FMSPC {pck.FmspcHex} matches this platform (TCB not supported): {string.Join("; ", tcb.Shortfalls)} even for the lowest level");
     }

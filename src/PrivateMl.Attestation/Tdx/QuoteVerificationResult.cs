@@ -32,12 +32,14 @@ public sealed record TcbComponentShortfall(TcbComponentKind Kind, int Index, str
 {
     public override string ToString() => Kind switch
     {
-        TcbComponentKind.SgxComponent => $"SGX TCB component {Index + 1} ({Name}) is {Actual}, needs {Required}",
-        TcbComponentKind.TdxComponent => $"TEE_TCB_SVN[{Index}] ({Name}) is {Actual}, needs {Required}",
+        TcbComponentKind.SgxComponent => $"SGX TCB component {Index + 1}{Label} is {Actual}, needs {Required}",
+        TcbComponentKind.TdxComponent => $"TEE_TCB_SVN[{Index}]{Label} is {Actual}, needs {Required}",
         TcbComponentKind.PceSvn => $"PCESVN is {Actual}, needs {Required}",
         TcbComponentKind.TdxModuleSvn => $"TDX module SVN is {Actual}, needs {Required}",
         _ => $"QE ISVSVN is {Actual}, needs {Required}",
     };
+
+    private string Label => Name.StartsWith("SGX component", StringComparison.Ordinal) || Name.StartsWith("TDX component", StringComparison.Ordinal) ? string.Empty : $" ({Name})";
 }
 
 /// <summary>The TCB level (platform, TDX module or QE) a quote matched.</summary>
@@ -106,7 +108,10 @@ public sealed record QuoteVerificationResult
     /// </summary>
     public IReadOnlyList<TcbComponentShortfall> Shortfalls { get; init; } = [];
 
-    /// <summary>What falls short of the first UpToDate platform level (empty when UpToDate or when none exists).</summary>
+    /// <summary>
+    /// What falls short of the first UpToDate platform level, or of the highest level when the TCB info lists no
+    /// UpToDate level (empty when the matched level is that level).
+    /// </summary>
     public IReadOnlyList<TcbComponentShortfall> ShortfallsToUpToDate { get; init; } = [];
 
     /// <summary>tcbEvaluationDataNumber of the TCB info used.</summary>

@@ -104,6 +104,7 @@ public class RtmrReplayTests
         var stripped = withDigests.Select(e => new TdxEvent(e.Imr, e.EventType, [], e.Event, e.EventPayload.Span)).ToList();
 
         Assert.Equal(DstackEventLogVector.Simulator.Rtmr3Hex, RtmrReplay.Replay(stripped).ToHex(3));
+        Assert.Equal(withDigests.Select(e => e.ToJson()), stripped.Select(e => e.ToJson()));
     }
 
     [Theory]
