@@ -18,7 +18,9 @@ public enum ErrorCode
     FieldTooLarge = 108,
     MalformedInput = 109,
     TrailingData = 110,
-    UnsupportedQeVendor = 111,
+    EventLogMalformed = 111,
+    EventLogTooLarge = 112,
+    UnsupportedQeVendor = 113,
 
     // Certificates and CRLs (2xx)
     PckChainUntrusted = 200,
@@ -51,6 +53,8 @@ public enum ErrorCode
     QuoteSignatureInvalid = 402,
     QeIdentityMismatch = 403,
     AttestationKeyInvalid = 404,
+    EventLogDigestMismatch = 405,
+    RtmrReplayMismatch = 406,
 
     // TCB (5xx)
     TcbLevelNotFound = 500,
