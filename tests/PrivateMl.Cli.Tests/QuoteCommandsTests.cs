@@ -21,7 +21,7 @@ public sealed class QuoteCommandsTests : IDisposable
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var exit = Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        var exit = Program.Invoke(Program.BuildRoot().Parse(args), new InvocationConfiguration { Output = output, Error = error });
         return (exit, output.ToString(), error.ToString());
     }
 
@@ -178,6 +178,8 @@ public sealed class QuoteCommandsTests : IDisposable
         args.AddRange([option, option == "--collateral" ? Path.Combine(_temp, value) : value]);
         Assert.Equal(2, Run([.. args]).Exit);
         Assert.Equal(2, Run("quote", "verify", P("tdx_quote")).Exit); // no --collateral
+        Assert.Equal(2, Run("quote", "verify").Exit); // no FILE: a parse error
+        Assert.Equal(2, Run("quote", "show", P("tdx_quote"), "--no-such-option").Exit);
     }
 
     [Fact]
