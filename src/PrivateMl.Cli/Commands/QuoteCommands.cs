@@ -406,6 +406,8 @@ internal static class QuoteJson
         Nullable(w, "platform_tcb_status", r.PlatformTcbStatus?.ToString());
         Nullable(w, "tdx_module_tcb_status", r.TdxModuleTcbStatus?.ToString());
         Nullable(w, "qe_tcb_status", r.QeTcbStatus?.ToString());
+        Nullable(w, "current_tcb_status", r.CurrentTcbStatus?.ToString());
+        w.WriteBoolean("td_relaunch_advised", r.TdRelaunchAdvised);
         w.WriteStartArray("advisory_ids");
         foreach (var id in r.AdvisoryIds)
         {
