@@ -11,11 +11,7 @@ public sealed class QuoteCommandsTests : IDisposable
     private const string Dir = "tdx/dcap-qvl/";
     private readonly string _temp = Directory.CreateTempSubdirectory("privateml-quote-").FullName;
 
-    public void Dispose()
-    {
-        QuoteCommands.PolicyEvaluator = null;
-        Directory.Delete(_temp, recursive: true);
-    }
+    public void Dispose() => Directory.Delete(_temp, recursive: true);
 
     private static (int Exit, string Out, string Err) Run(params string[] args)
     {
@@ -134,34 +130,63 @@ public sealed class QuoteCommandsTests : IDisposable
         Assert.True(doc.RootElement.GetProperty("authentic").GetBoolean());
         Assert.Equal("ConfigurationAndSWHardeningNeeded", doc.RootElement.GetProperty("status").GetString());
         Assert.Equal(["INTEL-SA-00289", "INTEL-SA-00615"], doc.RootElement.GetProperty("advisory_ids").EnumerateArray().Select(a => a.GetString()));
-        Assert.Equal(nameof(ErrorCode.TcbStatusNotAccepted), doc.RootElement.GetProperty("policy")[0].GetProperty("code").GetString());
+        var tcbStatus = doc.RootElement.GetProperty("policy").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "policy.tcb.status");
+        Assert.Equal(nameof(ErrorCode.TcbStatusNotAccepted), tcbStatus.GetProperty("code").GetString());
     }
 
     [Fact]
-    public void Verify_Policy_WithoutEvaluator_IsAUsageError()
+    public void Verify_PolicyFile_AdmittingTheStatusAndItsAdvisories_Accepts()
     {
         var policy = Path.Combine(_temp, "policy.json");
-        File.WriteAllText(policy, "{}");
-        var (exit, _, error) = Run("quote", "verify", P("tdx_quote"), "--collateral", P("tdx_quote_collateral.json"), "--at", "1750400000", "--policy", policy);
-        Assert.Equal(2, exit);
-        Assert.Contains("--policy", error, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public void Verify_Policy_UsesTheRegisteredEvaluator()
-    {
-        var policy = Path.Combine(_temp, "policy.json");
-        File.WriteAllText(policy, "{}");
-        string? seen = null;
-        QuoteCommands.PolicyEvaluator = (result, path) =>
-        {
-            seen = path;
-            return [result.Status is not null ? CheckResult.Pass("policy.test", "any status") : CheckResult.Fail("policy.test", ErrorCode.TcbStatusNotAccepted, "none")];
-        };
+        File.WriteAllText(policy, """{"acceptedTcbStatuses": ["ConfigurationAndSWHardeningNeeded"], "allowedAdvisoryIds": ["INTEL-SA-00289", "INTEL-SA-00615"]}""");
         var (exit, output, _) = Run("quote", "verify", P("sgx_quote"), "--collateral", P("sgx_quote_collateral.json"), "--at", "1750400000", "--policy", policy);
         Assert.Equal(0, exit);
-        Assert.Equal(Path.GetFullPath(policy), seen);
-        Assert.Contains("✔ policy.test", output, StringComparison.Ordinal);
+        Assert.Contains("✔ policy.tcb.status", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_PolicyFile_MissingOneAdvisory_Rejects()
+    {
+        var policy = Path.Combine(_temp, "policy.json");
+        File.WriteAllText(policy, """{"acceptedTcbStatuses": ["ConfigurationAndSWHardeningNeeded"], "allowedAdvisoryIds": ["INTEL-SA-00289"]}""");
+        var (exit, output, _) = Run("quote", "verify", P("sgx_quote"), "--collateral", P("sgx_quote_collateral.json"), "--at", "1750400000", "--policy", policy, "--json");
+        Assert.Equal(1, exit);
+        Assert.Contains(nameof(ErrorCode.AdvisoryNotAccepted), output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_BadPolicyFile_IsAUsageError_NamingTheMember()
+    {
+        var policy = Path.Combine(_temp, "policy.json");
+        File.WriteAllText(policy, """{"mrTd": "abcd"}""");
+        var (exit, _, error) = Run("quote", "verify", P("tdx_quote"), "--collateral", P("tdx_quote_collateral.json"), "--at", "1750400000", "--policy", policy);
+        Assert.Equal(2, exit);
+        Assert.Contains("mrTd", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_SimulatedQuote_NeedsTheExplicitRoot_AndSaysSimulated()
+    {
+        var state = Path.Combine(_temp, "sim");
+        Assert.Equal(0, Run("simulator", "init", "--state", state).Exit);
+        var quote = Path.Combine(_temp, "quote.bin");
+        var collateral = Path.Combine(_temp, "collateral.json");
+        var root = Path.Combine(_temp, "root.pem");
+        Assert.Equal(0, Run("simulator", "quote", "--state", state, "-d", "01", "--out", quote).Exit);
+        Assert.Equal(0, Run("simulator", "collateral", "--state", state, "--out", collateral).Exit);
+        var rootRun = Run("simulator", "root", "--state", state);
+        Assert.Equal(0, rootRun.Exit);
+        File.WriteAllText(root, rootRun.Out);
+
+        var strict = Run("quote", "verify", quote, "--collateral", collateral, "--json");
+        Assert.Equal(1, strict.Exit);
+
+        var halfSwitch = Run("quote", "verify", quote, "--collateral", collateral, "--allow-simulated");
+        Assert.Equal(2, halfSwitch.Exit);
+
+        var simulated = Run("quote", "verify", quote, "--collateral", collateral, "--allow-simulated", "--trust-root", root);
+        Assert.Equal(0, simulated.Exit);
+        Assert.Contains("SIMULATED", simulated.Out, StringComparison.Ordinal);
     }
 
     [Theory]
