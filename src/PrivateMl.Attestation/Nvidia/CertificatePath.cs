@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using PrivateMl.Attestation.Verification;
 
@@ -6,6 +8,54 @@ namespace PrivateMl.Attestation.Nvidia;
 /// <summary>Verifies a supplied certificate list (leaf first) to one trusted root, using every supplied certificate.</summary>
 internal static class CertificatePath
 {
+    /// <summary>Chains already verified (ignoring time), keyed by SHA-256 of root ‖ every certificate; bounded.</summary>
+    private static readonly ConcurrentDictionary<string, bool> Verified = new(StringComparer.Ordinal);
+    private const int CacheCapacity = 4096;
+
+    /// <summary>
+    /// Like <see cref="Verify"/>, but remembers chains that verified (device chains are constant per GPU): on a hit only
+    /// the validity windows are re-checked at <paramref name="now"/>. Failures are never cached.
+    /// </summary>
+    public static (ErrorCode Code, string Detail)? VerifyCached(IReadOnlyList<X509Certificate2> certificates, X509Certificate2 root, DateTimeOffset now)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(root.RawDataMemory.Span);
+        Span<byte> len = stackalloc byte[4];
+        foreach (var c in certificates)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(len, c.RawDataMemory.Length);
+            hash.AppendData(len);
+            hash.AppendData(c.RawDataMemory.Span);
+        }
+
+        var key = Convert.ToHexString(hash.GetHashAndReset());
+        if (Verified.ContainsKey(key))
+        {
+            foreach (var c in certificates)
+            {
+                if (now < c.NotBefore.ToUniversalTime() || now > c.NotAfter.ToUniversalTime())
+                {
+                    return (ErrorCode.CertificateExpired, $"'{c.Subject}' is not valid at {now:O}");
+                }
+            }
+
+            return null;
+        }
+
+        var result = Verify(certificates, root, now);
+        if (result is null)
+        {
+            if (Verified.Count >= CacheCapacity)
+            {
+                Verified.Clear();
+            }
+
+            Verified.TryAdd(key, true);
+        }
+
+        return result;
+    }
+
     /// <summary>
     /// Null on success. <paramref name="now"/> null ignores validity periods. A supplied self-signed last certificate
     /// must be byte-identical to <paramref name="root"/> (the supplied root is never trusted by itself).

@@ -118,7 +118,7 @@ public sealed class GpuCertificateChain : IDisposable
     public (ErrorCode Code, string Detail)? Verify(X509Certificate2 trustedRoot, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(trustedRoot);
-        return CertificatePath.Verify(Certificates, trustedRoot, now);
+        return CertificatePath.VerifyCached(Certificates, trustedRoot, now);
     }
 
     /// <summary>The FWID (48-byte digest) from the leaf's TCG extension, with the OID it came from; null when absent.</summary>

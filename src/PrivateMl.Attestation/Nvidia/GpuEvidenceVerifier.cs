@@ -103,6 +103,7 @@ public sealed class GpuEvidenceVerifier
     private readonly X509Certificate2 _nvidiaRoot = X509CertificateLoader.LoadCertificate(NvidiaDeviceIdentityRootCa.Der);
     private readonly X509Certificate2 _simulatedRoot = X509CertificateLoader.LoadCertificate(NvidiaSimulatedRootCa.Der);
     private readonly X509Certificate2 _rimRoot = X509CertificateLoader.LoadCertificate(NvidiaCoRimSigningRootCa.Der);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _authenticRims = new(StringComparer.Ordinal);
 
     public GpuEvidenceVerifier(GpuVerifierOptions? options = null) => Options = options ?? new GpuVerifierOptions();
 
@@ -395,20 +396,32 @@ public sealed class GpuEvidenceVerifier
             return (null, (e.Code, e.Message));
         }
 
-        if (rim.VerifySignature() is { } sig)
-        {
-            return (rim, (ErrorCode.RimSignatureInvalid, sig));
-        }
-
         var simulatedRim = rim.SignerCertificates.Count > 0 && NvidiaSimulatedRootCa.Is(rim.SignerCertificates[^1].RawDataMemory.Span);
         if (simulatedRim && !Options.AllowSimulated)
         {
             return (rim, (ErrorCode.SimulatedEvidenceNotTrusted, "the RIM is signed under the SIMULATED root; AllowSimulated is off"));
         }
 
-        if (rim.VerifyChain(simulatedRim ? _simulatedRoot : _rimRoot) is { } chain)
+        // Signature and chain depend only on the bytes: remember documents that passed both (RIMs are reused per GPU).
+        var key = Convert.ToHexString(SHA256.HashData(rimBytes)) + (simulatedRim ? "/sim" : "/nv");
+        if (!_authenticRims.ContainsKey(key))
         {
-            return (rim, (ErrorCode.RimChainUntrusted, "signer chain " + chain));
+            if (rim.VerifySignature() is { } sig)
+            {
+                return (rim, (ErrorCode.RimSignatureInvalid, sig));
+            }
+
+            if (rim.VerifyChain(simulatedRim ? _simulatedRoot : _rimRoot) is { } chain)
+            {
+                return (rim, (ErrorCode.RimChainUntrusted, "signer chain " + chain));
+            }
+
+            if (_authenticRims.Count >= 1024)
+            {
+                _authenticRims.Clear();
+            }
+
+            _authenticRims.TryAdd(key, true);
         }
 
         if (!Options.AllowExpiredRimSigners && rim.ValidityProblem(now) is { } validity)
