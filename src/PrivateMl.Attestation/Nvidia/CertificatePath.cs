@@ -89,7 +89,17 @@ internal static class CertificatePath
             chain.ChainPolicy.ExtraStore.Add(certificates[i]);
         }
 
-        if (!chain.Build(certificates[0]))
+        bool built;
+        try
+        {
+            built = chain.Build(certificates[0]);
+        }
+        catch (CryptographicException e)
+        {
+            return (ErrorCode.GpuCertificateChainMalformed, $"the chain could not be evaluated: {e.Message}");
+        }
+
+        if (!built)
         {
             var status = string.Join("; ", chain.ChainStatus.Select(s => $"{s.Status}: {s.StatusInformation.Trim()}"));
             var onlyTime = chain.ChainStatus.All(s => s.Status is X509ChainStatusFlags.NotTimeValid or X509ChainStatusFlags.NoError);

@@ -232,9 +232,20 @@ public sealed class GpuEvidenceVerifier
         }
         else
         {
-            using var key = chain.Leaf.GetECDsaPublicKey();
-            var valid = key is not null && key.KeySize == 384 &&
-                key.VerifyData(report.SignedBytes.Span, report.Signature.Span, HashAlgorithmName.SHA384, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+            ECDsa? key = null;
+            bool valid;
+            try
+            {
+                key = chain.Leaf.GetECDsaPublicKey();
+                valid = key is not null && key.KeySize == 384 &&
+                    key.VerifyData(report.SignedBytes.Span, report.Signature.Span, HashAlgorithmName.SHA384, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+            }
+            catch (CryptographicException)
+            {
+                valid = false;
+            }
+
+            using var keyScope = key;
             checks.Add(valid
                 ? CheckResult.Pass(CheckNames.Signature, $"ECDSA P-384/SHA-384 signature at offset {report.SignatureOffset} verifies with the leaf key")
                 : CheckResult.Fail(CheckNames.Signature, ErrorCode.GpuReportSignatureInvalid, key is null || key.KeySize != 384 ? "the leaf certificate has no P-384 key" : "the report signature does not verify with the leaf key"));

@@ -205,7 +205,17 @@ public sealed class NvidiaRim : IDisposable
             return $"the RIM has {signature.Count} XML signatures; exactly one is required";
         }
 
-        using var key = SignerCertificates[0].GetECDsaPublicKey();
+        ECDsa? key;
+        try
+        {
+            key = SignerCertificates[0].GetECDsaPublicKey();
+        }
+        catch (CryptographicException e)
+        {
+            return $"the signer certificate's key is unusable: {e.Message}";
+        }
+
+        using var keyScope = key;
         if (key is null)
         {
             return "the signer certificate has no ECDSA key";
@@ -237,8 +247,9 @@ public sealed class NvidiaRim : IDisposable
 
             return signed.CheckSignature(key) ? null : "XML signature does not verify (digest or signature mismatch)";
         }
-        catch (Exception e) when (e is CryptographicException or XmlException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // SignedXml throws several exception types on malformed signatures; all mean "not verified".
             return $"XML signature could not be checked: {e.Message}";
         }
     }

@@ -144,6 +144,31 @@ public sealed class GpuTamperTests
         Assert.False(result.Accepted);
     }
 
+    [Fact]
+    public void Random_corruption_never_escapes_as_an_untyped_exception()
+    {
+        var item = NvidiaVectors.Item(File);
+        var json = NvidiaVectors.PayloadJson(Convert.ToHexStringLower(ExpectedNonce()), item);
+        var random = new Random(7);
+        for (var i = 0; i < 300; i++)
+        {
+            var evidence = (byte[])item.Evidence.Clone();
+            var pem = (byte[])item.CertificateChainPem.Clone();
+            var target = random.Next(2) == 0 ? evidence : pem;
+            for (var k = random.Next(1, 4); k > 0; k--)
+            {
+                target[random.Next(target.Length)] = (byte)random.Next(256);
+            }
+
+            var result = Verifier.VerifyItem(item with { Evidence = evidence, CertificateChainPem = pem }, 0, ExpectedNonce(), NvidiaVectors.Now);
+            Assert.NotEmpty(result.Checks);
+
+            var chars = json.ToCharArray();
+            chars[random.Next(chars.Length)] = (char)random.Next(32, 127);
+            Assert.NotNull(Verifier.Verify(new string(chars), ExpectedNonce(), NvidiaVectors.Now));
+        }
+    }
+
     private static byte[] ExpectedNonce() => NvidiaVectors.NonceOf(NvidiaVectors.Expected.GetProperty("spdm").GetProperty(File));
 
     internal static List<byte[]> SplitPem(byte[] pem)

@@ -104,6 +104,22 @@ public sealed class RimVectorTests
         Assert.Equal(ErrorCode.RimMalformed, ex.Code);
     }
 
+    [Fact]
+    public void Random_rim_corruption_is_a_typed_failure()
+    {
+        var text = SharedTestData.ReadText("nvidia/rims/NV_GPU_DRIVER_GH100_550.144.03.xml");
+        var verifier = new GpuEvidenceVerifier(new GpuVerifierOptions { AllowExpiredRimSigners = true });
+        var random = new Random(11);
+        for (var i = 0; i < 60; i++)
+        {
+            var chars = text.ToCharArray();
+            chars[random.Next(chars.Length)] = (char)random.Next(32, 127);
+            var (rim, failure) = verifier.CheckRim(System.Text.Encoding.UTF8.GetBytes(chars), null, NvidiaVectors.Now);
+            rim?.Dispose();
+            Assert.True(failure is null || Enum.IsDefined(failure.Value.Code));
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Comparisons))]
     public void Measurement_comparison_matches_expected(int index)
