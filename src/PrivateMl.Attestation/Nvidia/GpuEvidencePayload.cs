@@ -153,6 +153,33 @@ public sealed record GpuEvidencePayload
     }
 
     /// <summary>
+    /// Joins payloads collected over the same nonce (say, one per GPU or per host partition) into one, items in the
+    /// order given. Throws <see cref="AttestationException"/> (GpuNonceMismatch) when the nonces differ.
+    /// </summary>
+    public static GpuEvidencePayload Merge(IEnumerable<GpuEvidencePayload> payloads)
+    {
+        ArgumentNullException.ThrowIfNull(payloads);
+        var list = payloads.ToList();
+        if (list.Count == 0)
+        {
+            throw Malformed("nothing to merge");
+        }
+
+        if (list.Any(p => p.Nonce != list[0].Nonce))
+        {
+            throw new AttestationException(ErrorCode.GpuNonceMismatch, "payloads collected over different nonces cannot be merged");
+        }
+
+        var items = list.SelectMany(p => p.Items).ToList();
+        if (items.Count > MaxItems)
+        {
+            throw new AttestationException(ErrorCode.GpuEvidenceTooLarge, $"{items.Count} items; at most {MaxItems}");
+        }
+
+        return new GpuEvidencePayload { Nonce = list[0].Nonce, Arch = list[0].Arch, Items = items };
+    }
+
+    /// <summary>
     /// Writes the private-ml-sdk serialization: <c>{"nonce": …, "evidence_list": [{"certificate": …, "evidence": …,
     /// "arch": …[, "nonce": …]}], "arch": …}</c> with <c>", "</c> and <c>": "</c> separators. Item nonces are written
     /// only when <paramref name="includeItemNonce"/> is set (NRAS ignores them).

@@ -103,6 +103,23 @@ public sealed class SimulatedGpuTests
         Assert.Equal(ErrorCode.RimNotFound, result.Gpus[0].Find(Names.DriverRim)!.Code);
     }
 
+    [Fact]
+    public async Task Payloads_over_one_nonce_merge_and_verify_per_gpu()
+    {
+        using var a = new SimulatedGpuEvidenceSource(3);
+        using var b = new SimulatedGpuEvidenceSource(2);
+        var nonce = RandomNumberGenerator.GetBytes(32);
+        var merged = GpuEvidencePayload.Merge([await a.GetEvidenceAsync(nonce, TestContext.Current.CancellationToken), await b.GetEvidenceAsync(nonce, TestContext.Current.CancellationToken)]);
+        Assert.Equal(5, merged.Items.Count);
+        var result = new GpuEvidenceVerifier(new GpuVerifierOptions { AllowSimulated = true, ExpectedGpuCount = 5 }).Verify(GpuEvidencePayload.Parse(merged.ToJson()), nonce, Now);
+        Assert.True(result.Accepted, result.FirstFailure?.Detail);
+        Assert.Equal([0, 1, 2, 3, 4], result.Gpus.Select(g => g.Index));
+
+        var other = await b.GetEvidenceAsync(RandomNumberGenerator.GetBytes(32), TestContext.Current.CancellationToken);
+        var ex = Assert.Throws<AttestationException>(() => GpuEvidencePayload.Merge([merged, other]));
+        Assert.Equal(ErrorCode.GpuNonceMismatch, ex.Code);
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(31)]
