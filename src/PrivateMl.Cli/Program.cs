@@ -22,6 +22,7 @@ public static class Program
         root.Subcommands.Add(CollateralCommands.Create());
         root.Subcommands.Add(AgentCommand.Create());
         root.Subcommands.Add(SimulatorCommands.Create());
+        root.Subcommands.Add(GpuCommands.Create());
         return root;
     }
 }
