@@ -14,45 +14,45 @@ public enum SigningKeySource
 public sealed class GatewayOptions
 {
     /// <summary>URLs Kestrel listens on (<c>http://127.0.0.1:0</c> picks a free port).</summary>
-    public IReadOnlyList<string> ListenUrls { get; init; } = ["http://127.0.0.1:8000"];
+    public IReadOnlyList<string> ListenUrls { get; set; } = ["http://127.0.0.1:8000"];
 
     /// <summary>Model name used in the signature store's keys (<c>{model}:chat:{id}</c>, as the seed proxy).</summary>
-    public string ModelName { get; init; } = "privateml";
+    public string ModelName { get; set; } = "privateml";
 
     /// <summary>Largest request body accepted; larger gets 413.</summary>
-    public long MaxRequestBodyBytes { get; init; } = 4 * 1024 * 1024;
+    public long MaxRequestBodyBytes { get; set; } = 4 * 1024 * 1024;
 
     /// <summary>Most completion requests relayed at once; more get 429.</summary>
-    public int MaxConcurrentStreams { get; init; } = 1024;
+    public int MaxConcurrentStreams { get; set; } = 1024;
 
     /// <summary>Longest wait for the next bytes of an upstream body before the response is aborted.</summary>
-    public TimeSpan UpstreamIdleTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    public TimeSpan UpstreamIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>Largest non-streaming response body kept aside to read its id and usage (the body is relayed regardless).</summary>
-    public int MaxObservedBodyBytes { get; init; } = 8 * 1024 * 1024;
+    public int MaxObservedBodyBytes { get; set; } = 8 * 1024 * 1024;
 
     /// <summary>How long signatures and receipts stay retrievable.</summary>
-    public TimeSpan SignatureTtl { get; init; } = TimeSpan.FromHours(24);
+    public TimeSpan SignatureTtl { get; set; } = TimeSpan.FromHours(24);
 
     /// <summary>Most signatures kept in memory (the oldest go first); Redis is bounded by its own memory policy.</summary>
-    public int MaxStoredSignatures { get; init; } = 1_000_000;
+    public int MaxStoredSignatures { get; set; } = 1_000_000;
 
     /// <summary>StackExchange.Redis connection string; null keeps signatures in memory.</summary>
-    public string? RedisConnection { get; init; }
+    public string? RedisConnection { get; set; }
 
     /// <summary>Accepted bearer tokens; empty turns authentication off.</summary>
-    public IReadOnlyList<string> Tokens { get; init; } = [];
+    public IReadOnlyList<string> Tokens { get; set; } = [];
 
     /// <summary>Paths served without a token when tokens are configured.</summary>
-    public IReadOnlySet<string> PublicPaths { get; init; } = new HashSet<string>(StringComparer.Ordinal)
+    public IReadOnlySet<string> PublicPaths { get; set; } = new HashSet<string>(StringComparer.Ordinal)
     {
         "/v1/models", "/v1/metrics", "/health", "/ready",
     };
 
-    public SigningKeySource KeySource { get; init; } = SigningKeySource.Random;
+    public SigningKeySource KeySource { get; set; } = SigningKeySource.Random;
 
     /// <summary>GetKey path prefix for <see cref="SigningKeySource.Agent"/> keys: <c>{prefix}/ecdsa-signing-key</c>, <c>{prefix}/ed25519-signing-key</c>.</summary>
-    public string KeyPathPrefix { get; init; } = "privateml-gateway";
+    public string KeyPathPrefix { get; set; } = "privateml-gateway";
 
     public void Validate()
     {

@@ -93,7 +93,7 @@ public sealed class DstackAgentClient : IDstackAgentClient, IDisposable
         }
 
         using var doc = await PostAsync("/GetQuote", w => w.WriteString("report_data", Convert.ToHexStringLower(reportData.Span)), cancellationToken);
-        var root = doc.RootElement;
+        var root = doc!.RootElement;
         return new DstackQuote(
             Hex(root, "quote"),
             Text(root, "event_log"),
@@ -109,7 +109,7 @@ public sealed class DstackAgentClient : IDstackAgentClient, IDisposable
             w.WriteString("purpose", purpose);
             w.WriteString("algorithm", algorithm);
         }, cancellationToken);
-        var root = doc.RootElement;
+        var root = doc!.RootElement;
         var chain = new List<byte[]>();
         if (root.TryGetProperty("signature_chain", out var array) && array.ValueKind == JsonValueKind.Array)
         {
@@ -125,7 +125,7 @@ public sealed class DstackAgentClient : IDstackAgentClient, IDisposable
     public async Task<string> InfoAsync(CancellationToken cancellationToken)
     {
         using var doc = await PostAsync("/Info", null, cancellationToken);
-        return doc.RootElement.GetRawText();
+        return doc!.RootElement.GetRawText();
     }
 
     public async Task EmitEventAsync(string eventName, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
@@ -134,12 +134,12 @@ public sealed class DstackAgentClient : IDstackAgentClient, IDisposable
         {
             w.WriteString("event", eventName);
             w.WriteString("payload", Convert.ToHexStringLower(payload.Span));
-        }, cancellationToken);
+        }, cancellationToken, expectObject: false);
     }
 
     public void Dispose() => _http.Dispose();
 
-    private async Task<JsonDocument> PostAsync(string path, Action<Utf8JsonWriter>? body, CancellationToken cancellationToken)
+    private async Task<JsonDocument?> PostAsync(string path, Action<Utf8JsonWriter>? body, CancellationToken cancellationToken, bool expectObject = true)
     {
         var buffer = new MemoryStream();
         using (var writer = new Utf8JsonWriter(buffer))
@@ -175,12 +175,22 @@ public sealed class DstackAgentClient : IDstackAgentClient, IDisposable
                 throw new DstackAgentException($"agent {path} answered {(int)response.StatusCode}: {text}", (int)response.StatusCode);
             }
 
+            if (!expectObject && bytes.Length == 0)
+            {
+                return null;
+            }
+
             try
             {
                 var doc = JsonDocument.Parse(bytes);
                 if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 {
                     doc.Dispose();
+                    if (!expectObject)
+                    {
+                        return null;
+                    }
+
                     throw new DstackAgentException($"agent {path} answer is not a JSON object", (int)response.StatusCode);
                 }
 

@@ -106,7 +106,7 @@ internal sealed class EthereumSigner : IDisposable
 
     public static byte[] PersonalMessageDigest(ReadOnlySpan<byte> message)
     {
-        var prefix = Encoding.ASCII.GetBytes("\x19Ethereum Signed Message:\n" + message.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var prefix = Encoding.ASCII.GetBytes("\u0019Ethereum Signed Message:\n" + message.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
         var digest = new KeccakDigest(256);
         digest.BlockUpdate(prefix);
         digest.BlockUpdate(message);
