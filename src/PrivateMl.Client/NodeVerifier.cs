@@ -109,6 +109,18 @@ public sealed class NodeVerifier
     }
 
     /// <summary>
+    /// Re-verifies an evidence bundle offline: every check runs again from the bundled report and collateral, as of the
+    /// bundle's time, against the nonce recorded in it. The configured collateral source is not asked.
+    /// </summary>
+    public async Task<NodeVerificationResult> VerifyBundleAsync(EvidenceBundle bundle, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(bundle);
+        var offline = new NodeVerifier(_http, Options with { Collateral = null });
+        var result = await offline.VerifyReportAsync(bundle.ReportJson, bundle.Nonce, bundle.Collateral, bundle.VerifiedAt, cancellationToken).ConfigureAwait(false);
+        return result with { BaseAddress = bundle.BaseAddress };
+    }
+
+    /// <summary>
     /// Verifies report bytes obtained for <paramref name="nonce"/>. Collateral comes from <paramref name="collateral"/>
     /// when given (an evidence bundle), else from <see cref="NodeVerifierOptions.Collateral"/>. <paramref name="at"/>
     /// overrides the clock (re-verifying a bundle as of the time it was taken).
@@ -192,10 +204,23 @@ public sealed class NodeVerifier
         {
             var (verifierOptions, isSimulatedRoot) = VerifierOptionsFor(quote);
             simulated = isSimulatedRoot;
-            dcap = new DcapVerifier(verifierOptions).Verify(quote, collateral, now);
-            checks.AddRange(dcap.Checks);
-            var policy = Options.Policy with { AllowSimulated = Options.Policy.AllowSimulated || Options.AllowSimulated };
-            checks.AddRange(PolicyEvaluator.Evaluate(policy, dcap).Checks);
+            DcapVerifier? verifier = null;
+            try
+            {
+                verifier = new DcapVerifier(verifierOptions);
+            }
+            catch (ArgumentException e)
+            {
+                checks.Add(CheckResult.Fail(DcapVerifier.CheckNames.TrustAnchor, ErrorCode.PckChainUntrusted, "the root certificate to verify under is unusable: " + e.Message));
+            }
+
+            if (verifier is not null)
+            {
+                dcap = verifier.Verify(quote, collateral, now);
+                checks.AddRange(dcap.Checks);
+                var policy = Options.Policy with { AllowSimulated = Options.Policy.AllowSimulated || Options.AllowSimulated };
+                checks.AddRange(PolicyEvaluator.Evaluate(policy, dcap).Checks);
+            }
         }
 
         // Bindings.
@@ -292,7 +317,7 @@ public sealed class NodeVerifier
             return (new DcapVerifierOptions(), false);
         }
 
-        var trusted = Options.SimulatedRootCertificate ?? root;
+        var trusted = Options.SimulatedRootCertificate is { IsEmpty: false } pinned ? pinned : root;
         return (new DcapVerifierOptions { TrustedRootCertificate = trusted, AllowSimulated = true }, true);
     }
 
@@ -366,7 +391,7 @@ public sealed class NodeVerifier
         else
         {
             var hashHex = Convert.ToHexStringLower(composeHash.Span);
-            if (Options.ExpectedAppCompose is { } expected)
+            if (Options.ExpectedAppCompose is { IsEmpty: false } expected)
             {
                 var expectedHash = SHA256.HashData(expected.Span);
                 yield return CryptographicOperations.FixedTimeEquals(expectedHash, composeHash.Span)

@@ -74,9 +74,11 @@ internal sealed class SeedNode : IAsyncDisposable
 
     private WebApplication? _app;
 
-    public SeedNode(SeedDefects? defects = null)
+    public SeedNode(SeedDefects? defects = null, DateTimeOffset? at = null)
     {
         Defects = defects ?? SeedDefects.None;
+        At = at ?? Now;
+        Clock = new FixedTime(At);
         var replay = RtmrReplay.Replay(BootEvents);
         var profile = new TdProfile
         {
@@ -86,7 +88,7 @@ internal sealed class SeedNode : IAsyncDisposable
         };
         ComposeHash = SHA256.HashData(AppCompose);
         profile = profile with { MrConfigId = MrConfigIdV1(ComposeHash) };
-        Platform = SimulatedTdxPlatform.Create(new SimulatedPlatformOptions { Profile = profile }, Now);
+        Platform = SimulatedTdxPlatform.Create(new SimulatedPlatformOptions { Profile = profile }, At);
         SigningAddress = "0x" + Convert.ToHexString(RandomNumberGenerator.GetBytes(20));
     }
 
@@ -106,10 +108,12 @@ internal sealed class SeedNode : IAsyncDisposable
 
     public static byte[] InstanceId { get; } = Convert.FromHexString("a1b2c3d4e5f60718293a4b5c6d7e8f9012345678");
 
-    public static TimeProvider Clock { get; } = new FixedTime(Now);
+    public DateTimeOffset At { get; }
+
+    public TimeProvider Clock { get; }
 
     /// <summary>Collateral for this node's platform (with the defect's TCB status, if any).</summary>
-    public DcapCollateral Collateral() => Platform.CreateCollateral(Now, Defects.PlatformStatus is { } status
+    public DcapCollateral Collateral() => Platform.CreateCollateral(At, Defects.PlatformStatus is { } status
         ? new SimulatedCollateralOptions { TcbInfo = new TcbInfoOptions { Levels = TcbInfoOptions.LevelsForPlatformStatus(status) } }
         : null);
 
