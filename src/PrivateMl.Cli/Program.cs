@@ -16,6 +16,8 @@ public static class Program
         root.Subcommands.Add(AgentCommand.Create());
         root.Subcommands.Add(SimulatorCommands.Create());
         root.Subcommands.Add(VerifyCommand.Create());
+        root.Subcommands.Add(ChatCommand.Create());
+        root.Subcommands.Add(ReceiptCommands.Create());
         return root;
     }
 }

@@ -90,3 +90,60 @@ public sealed class GatewayEndToEndTests
         Assert.Equal(ErrorCode.ReceiptInvalid, Assert.Single(modified, c => c.Outcome == CheckOutcome.Failed).Code);
     }
 }
+
+/// <summary><c>privateml chat</c> and <c>privateml receipt verify</c> against our simulated node.</summary>
+public sealed class ChatCommandTests : IDisposable
+{
+    private readonly string _temp = Directory.CreateTempSubdirectory("privateml-chat-").FullName;
+
+    public void Dispose() => Directory.Delete(_temp, recursive: true);
+
+    private static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var exit = PrivateMl.Cli.Program.BuildRoot().Parse(args).Invoke(new System.CommandLine.InvocationConfiguration { Output = output, Error = error });
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public async Task Chat_streams_a_verified_answer_and_its_receipt_verifies_offline()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        var collateral = Path.Combine(_temp, "collateral");
+        Directory.CreateDirectory(collateral);
+        await File.WriteAllTextAsync(Path.Combine(collateral, "c.json"), PrivateMl.Collateral.CollateralJson.Serialize(node.Device.CreateCollateral()), TestContext.Current.CancellationToken);
+        var receipt = Path.Combine(_temp, "receipt.json");
+
+        var (exit, output, error) = Run("chat", node.BaseAddress.ToString(), "hi", "--model", "test-model", "--allow-simulated", "--offline", "--collateral", collateral, "--token", GatewayNode.Token, "--save-receipt", receipt);
+
+        Assert.True(exit == 0, output + error);
+        Assert.Contains("tok0 tok1 tok2 tok3", output, StringComparison.Ordinal);
+        Assert.Contains("VERIFIED: this answer was signed by the attested key", output, StringComparison.Ordinal);
+        var address = output.Split('\n').First(l => l.Contains("answers must be signed by", StringComparison.Ordinal)).Split(' ')[^1].Trim();
+
+        var (valid, text, _) = Run("receipt", "verify", receipt, "--attested-address", address);
+        Assert.True(valid == 0, text);
+        Assert.Contains("✔ receipt.attested-key", text, StringComparison.Ordinal);
+
+        await File.WriteAllTextAsync(receipt, (await File.ReadAllTextAsync(receipt, TestContext.Current.CancellationToken)).Replace("test-model", "evil-model", StringComparison.Ordinal), TestContext.Current.CancellationToken);
+        var (invalid, bad, _) = Run("receipt", "verify", receipt, "--attested-address", address);
+        Assert.Equal(1, invalid);
+        Assert.Contains("✘ receipt.signature", bad, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Chat_refuses_to_send_the_prompt_to_an_untrusted_node()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        var collateral = Path.Combine(_temp, "collateral");
+        Directory.CreateDirectory(collateral);
+        await File.WriteAllTextAsync(Path.Combine(collateral, "c.json"), PrivateMl.Collateral.CollateralJson.Serialize(node.Device.CreateCollateral()), TestContext.Current.CancellationToken);
+
+        var (exit, output, _) = Run("chat", node.BaseAddress.ToString(), "hi", "--offline", "--collateral", collateral, "--token", GatewayNode.Token);
+
+        Assert.Equal(1, exit);
+        Assert.Contains("✘ policy.simulated", output, StringComparison.Ordinal);
+        Assert.Contains("not sending the prompt", output, StringComparison.Ordinal);
+    }
+}

@@ -140,28 +140,9 @@ internal static class VerifyCommand
             return ExitCodes.UsageOrInput;
         }
 
-        NodeVerifierOptions options;
-        try
+        var options = await TryBuildOptionsAsync(request, error, cancellationToken);
+        if (options is null)
         {
-            options = new NodeVerifierOptions
-            {
-                Policy = request.Policy is null ? AttestationPolicy.Default : AttestationPolicy.Load(request.Policy.FullName),
-                AllowSimulated = request.AllowSimulated,
-                SimulatedRootCertificate = request.SimulatedRoot is null ? (ReadOnlyMemory<byte>?)null : ReadCertificate(request.SimulatedRoot),
-                ExpectedAppCompose = request.Compose is null ? (ReadOnlyMemory<byte>?)null : await File.ReadAllBytesAsync(request.Compose.FullName, cancellationToken),
-                RequireGpuEvidence = request.RequireGpu,
-                SigningAlgo = request.SigningAlgo,
-                ApiKey = request.Token,
-            };
-        }
-        catch (AttestationException e)
-        {
-            error.WriteLine($"error: {e.Message} [{e.Code}]");
-            return ExitCodes.UsageOrInput;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or System.Security.Cryptography.CryptographicException)
-        {
-            error.WriteLine($"error: {e.Message}");
             return ExitCodes.UsageOrInput;
         }
 
@@ -223,6 +204,37 @@ internal static class VerifyCommand
         }
 
         return result.Trusted ? ExitCodes.Accepted : ExitCodes.Rejected;
+    }
+
+    /// <summary>The verifier options a verify/chat request asks for, or null (after writing why) on bad input.</summary>
+    internal static async Task<NodeVerifierOptions?> TryBuildOptionsAsync(VerifyRequest request, TextWriter error, CancellationToken cancellationToken)
+    {
+        NodeVerifierOptions options;
+        try
+        {
+            options = new NodeVerifierOptions
+            {
+                Policy = request.Policy is null ? AttestationPolicy.Default : AttestationPolicy.Load(request.Policy.FullName),
+                AllowSimulated = request.AllowSimulated,
+                SimulatedRootCertificate = request.SimulatedRoot is null ? (ReadOnlyMemory<byte>?)null : ReadCertificate(request.SimulatedRoot),
+                ExpectedAppCompose = request.Compose is null ? (ReadOnlyMemory<byte>?)null : await File.ReadAllBytesAsync(request.Compose.FullName, cancellationToken),
+                RequireGpuEvidence = request.RequireGpu,
+                SigningAlgo = request.SigningAlgo,
+                ApiKey = request.Token,
+            };
+        }
+        catch (AttestationException e)
+        {
+            error.WriteLine($"error: {e.Message} [{e.Code}]");
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or System.Security.Cryptography.CryptographicException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return null;
+        }
+
+        return options;
     }
 
     internal static ICollateralSource CollateralSource(VerifyRequest request, HttpClient http)
