@@ -42,6 +42,9 @@ internal sealed record SeedDefects
     /// <summary>The node publishes a different app-compose.json than the one it measured.</summary>
     public bool PublishesOtherCompose { get; init; }
 
+    /// <summary>The nvidia_payload string to send (null: none).</summary>
+    public string? NvidiaPayload { get; init; }
+
     /// <summary>Answers with this HTTP status instead of a report.</summary>
     public int? HttpStatus { get; init; }
 
@@ -238,7 +241,15 @@ internal sealed class SeedNode : IAsyncDisposable
         w.WriteString("signing_algo", "ecdsa");
         w.WriteString("request_nonce", Convert.ToHexStringLower(nonce));
         w.WriteString("intel_quote", Convert.ToHexStringLower(quote));
-        w.WriteNull("nvidia_payload");
+        if (Defects.NvidiaPayload is { } payload)
+        {
+            w.WriteString("nvidia_payload", payload);
+        }
+        else
+        {
+            w.WriteNull("nvidia_payload");
+        }
+
         w.WritePropertyName("event_log");
         w.WriteStartArray();
         foreach (var e in events)
