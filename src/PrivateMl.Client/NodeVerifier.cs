@@ -451,9 +451,11 @@ public sealed class NodeVerifier
         return CheckResult.Skip(Name, $"MR_CONFIG_ID version {mrConfigId[0]} is not checked by this client");
     }
 
-    private NodeVerificationResult FetchFailed(Uri baseAddress, byte[] nonce, string why) =>
-        Untrusted(Options.Time.GetUtcNow(), nonce, ReadOnlyMemory<byte>.Empty, CheckResult.Fail(CheckNames.ReportFetch, ErrorCode.ReportUnavailable, why))
-        with { BaseAddress = baseAddress.ToString() };
+    private NodeVerificationResult FetchFailed(Uri baseAddress, byte[] nonce, string why)
+    {
+        var failed = Untrusted(Options.Time.GetUtcNow(), nonce, ReadOnlyMemory<byte>.Empty, CheckResult.Fail(CheckNames.ReportFetch, ErrorCode.ReportUnavailable, why));
+        return failed with { BaseAddress = baseAddress.ToString() };
+    }
 
     private static NodeVerificationResult Untrusted(DateTimeOffset now, ReadOnlyMemory<byte> nonce, ReadOnlyMemory<byte> reportJson, params CheckResult[] checks) => new()
     {

@@ -1,11 +1,11 @@
 using System.Globalization;
-using SHA256 = System.Security.Cryptography.SHA256;
 using System.Text;
 using System.Text.Json;
 using NBitcoin.Secp256k1;
 using NSec.Cryptography;
 using Org.BouncyCastle.Crypto.Digests;
 using PrivateMl.Attestation.Verification;
+using SHA256 = System.Security.Cryptography.SHA256;
 
 namespace PrivateMl.Client;
 

@@ -1,10 +1,10 @@
 using System.Security.Cryptography;
-using SHA256 = System.Security.Cryptography.SHA256;
 using System.Text;
 using System.Text.Json;
 using NBitcoin.Secp256k1;
 using NSec.Cryptography;
 using PrivateMl.Attestation.Verification;
+using SHA256 = System.Security.Cryptography.SHA256;
 
 namespace PrivateMl.Client.Tests;
 
