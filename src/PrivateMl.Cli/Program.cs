@@ -23,6 +23,9 @@ public static class Program
         root.Subcommands.Add(AgentCommand.Create());
         root.Subcommands.Add(SimulatorCommands.Create());
         root.Subcommands.Add(GpuCommands.Create());
+        root.Subcommands.Add(VerifyCommand.Create());
+        root.Subcommands.Add(ChatCommand.Create());
+        root.Subcommands.Add(ReceiptCommands.Create());
         return root;
     }
 }
