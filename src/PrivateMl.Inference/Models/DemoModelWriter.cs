@@ -9,8 +9,9 @@ namespace PrivateMl.Inference.Models;
 /// <remarks>
 /// Reproducing the weights elsewhere: one SplitMix64 stream, consumed tensor by tensor in file order, element by
 /// element in storage order; each value is <c>((next &gt;&gt; 40) / 2^23 - 1) * scale</c> with scale 1 for
-/// <c>token_embd</c>, <c>sqrt(3 / fan_in)</c> for the attention and feed-forward matrices and 0.5 for <c>output</c>.
-/// Norm weights are 1 and consume nothing.
+/// <c>token_embd</c>, <c>sqrt(3 / fan_in)</c> for the attention and feed-forward matrices and 0.5 for <c>output</c>,
+/// whose rows for byte tokens and for <c>&lt;unk&gt;</c>, <c>&lt;s&gt;</c>, <c>&lt;|im_start|&gt;</c> are then multiplied
+/// by 0.05. Norm weights are 1 and consume nothing.
 /// </remarks>
 public static class DemoModelWriter
 {
@@ -79,7 +80,21 @@ public static class DemoModelWriter
         }
 
         writer.AddTensor("output_norm.weight", [embd], Ones(embd));
-        writer.AddTensor("output.weight", [embd, vocab], Random(ref rng, embd * vocab, 0.5f));
+        var output = Random(ref rng, embd * vocab, 0.5f);
+        for (var t = 0; t < tokens.Count; t++)
+        {
+            // Damp the rows of byte tokens and non-ending control tokens so the untrained model mostly picks printable
+            // pieces (valid UTF-8) and can still end a turn with </s> or <|im_end|>.
+            if (types[t] == 6 || tokens[t] is "<unk>" or "<s>" or "<|im_start|>")
+            {
+                for (ulong e = 0; e < embd; e++)
+                {
+                    output[((ulong)t * embd) + e] *= 0.05f;
+                }
+            }
+        }
+
+        writer.AddTensor("output.weight", [embd, vocab], output);
         return writer.ToArray();
     }
 
