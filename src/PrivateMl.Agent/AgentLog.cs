@@ -1,0 +1,34 @@
+using Microsoft.Extensions.Logging;
+
+namespace PrivateMl.Agent;
+
+/// <summary>The agent's log messages (source-generated). Values are ids and hashes, never key material.</summary>
+internal static partial class AgentLog
+{
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Listening for the {Api} API on {Address}")]
+    public static partial void Listening(ILogger logger, string api, string address);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Removed stale socket file {Path}")]
+    public static partial void RemovedStaleSocket(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Measured boot identity into RTMR3: app_id {AppId}, compose_hash {ComposeHash}")]
+    public static partial void BootMeasured(ILogger logger, string appId, string composeHash);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Event log already holds a completed boot; app_id {AppId}")]
+    public static partial void IdentityFromLog(ILogger logger, string appId);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Debug, Message = "{Method} {Path} -> {Status}")]
+    public static partial void Request(ILogger logger, string method, string path, int status);
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Rejected {Method} {Path}: {Status} {Reason}")]
+    public static partial void Rejected(ILogger logger, string method, string path, int status, string reason);
+
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Error, Message = "Request {Path} failed inside the agent")]
+    public static partial void Failed(ILogger logger, string path, Exception exception);
+
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Information, Message = "Event {Name} measured into RTMR3 ({PayloadBytes} payload bytes)")]
+    public static partial void EventEmitted(ILogger logger, string name, int payloadBytes);
+
+    [LoggerMessage(EventId = 4009, Level = LogLevel.Warning, Message = "TDX device is SIMULATED ({Provider}): quotes from this agent prove nothing about hardware")]
+    public static partial void Simulated(ILogger logger, string provider);
+}

@@ -1,0 +1,67 @@
+namespace PrivateMl.Agent;
+
+/// <summary>
+/// Settings of the guest agent (<c>privateml agent</c>). Validated when the host starts
+/// (<see cref="Validate"/>): a bad value stops the agent instead of serving with a surprise.
+/// </summary>
+public sealed class AgentOptions
+{
+    public const string DefaultSocketPath = "/var/run/dstack.sock";
+    public const string DefaultTappdSocketPath = "/var/run/tappd.sock";
+
+    /// <summary>Unix socket of the DstackGuest API; null or empty to not listen there.</summary>
+    public string? SocketPath { get; set; } = DefaultSocketPath;
+
+    /// <summary>Unix socket of the legacy Tappd API; null or empty to not listen there.</summary>
+    public string? TappdSocketPath { get; set; } = DefaultTappdSocketPath;
+
+    /// <summary>Optional TCP listener (<c>http://127.0.0.1:8090</c>) serving both APIs (DstackGuest at <c>/</c>, Tappd at <c>/prpc/</c>).</summary>
+    public Uri? ListenUrl { get; set; }
+
+    /// <summary>Directory for the agent's state: key-provider roots, instance seed, default app-compose.json.</summary>
+    public string StateDirectory { get; set; } = "/var/lib/privateml/agent";
+
+    /// <summary>app-compose.json of the app; null to use (and create) <c>app-compose.json</c> in the state directory.</summary>
+    public string? AppComposePath { get; set; }
+
+    /// <summary>The <c>vm_config</c> string returned by GetQuote and Info (JSON text).</summary>
+    public string VmConfig { get; set; } = "{\"os_image_hash\":\"\",\"cpu_count\":1,\"memory_size\":2147483648}";
+
+    /// <summary>JSON-lines file of runtime (RTMR3) events; null keeps them in memory (right when RTMRs restart with the process, as in simulation).</summary>
+    public string? RuntimeEventLogPath { get; set; }
+
+    /// <summary>Largest request body accepted; larger ones get 413 and change nothing.</summary>
+    public int MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Version reported by <c>Version</c> (the dstack API level this agent implements).</summary>
+    public string ApiVersion { get; set; } = "0.5.8";
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first bad setting.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrEmpty(SocketPath) && string.IsNullOrEmpty(TappdSocketPath) && ListenUrl is null)
+        {
+            throw new ArgumentException("the agent needs at least one listener: a socket path, a tappd socket path or a listen URL");
+        }
+
+        if (ListenUrl is not null && (ListenUrl.Scheme != Uri.UriSchemeHttp || ListenUrl.Port <= 0 || ListenUrl.AbsolutePath != "/"))
+        {
+            throw new ArgumentException($"listen URL must be http://HOST:PORT (got {ListenUrl})");
+        }
+
+        if (!string.IsNullOrEmpty(SocketPath) && SocketPath == TappdSocketPath)
+        {
+            throw new ArgumentException("the dstack and tappd sockets must be different paths");
+        }
+
+        if (string.IsNullOrWhiteSpace(StateDirectory))
+        {
+            throw new ArgumentException("a state directory is required");
+        }
+
+        if (MaxRequestBodyBytes is < 1024 or > 64 * 1024 * 1024)
+        {
+            throw new ArgumentException("MaxRequestBodyBytes must be between 1 KiB and 64 MiB");
+        }
+    }
+}
