@@ -1,0 +1,195 @@
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using PrivateMl.Agent.Client;
+using PrivateMl.Gateway.Attestation;
+using PrivateMl.Gateway.Operations;
+using PrivateMl.Gateway.Proxy;
+using PrivateMl.Gateway.Receipts;
+using PrivateMl.Gateway.Signing;
+using PrivateMl.Inference;
+
+namespace PrivateMl.Gateway;
+
+/// <summary>The gateway's HTTP surface (the seed vllm-proxy's routes plus receipts, health and readiness).</summary>
+internal static class GatewayEndpoints
+{
+    public static void Map(WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<GatewayOptions>();
+        var auth = new BearerTokenAuth(options.Tokens);
+        var metrics = app.Services.GetRequiredService<GatewayMetrics>();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PrivateMl.Gateway");
+        if (!auth.Enabled)
+        {
+            GatewayLog.NoTokens(logger);
+        }
+
+        app.Use(async (context, next) =>
+        {
+            metrics.Request();
+            var path = context.Request.Path.Value ?? "/";
+            if (!options.PublicPaths.Contains(path) && !auth.IsAuthorized(context.Request.Headers.Authorization))
+            {
+                metrics.Rejected();
+                GatewayLog.Rejected(logger, path, 401, "missing or unknown bearer token");
+                context.Response.Headers.WWWAuthenticate = "Bearer";
+                await OpenAiErrors.WriteAsync(context, 401, "invalid or missing bearer token", "authentication_error", "invalid_api_key");
+                return;
+            }
+
+            await next(context);
+        });
+
+        var relay = app.Services.GetRequiredService<CompletionRelay>();
+        app.MapPost("/v1/chat/completions", context => relay.HandleAsync(context, "/v1/chat/completions"));
+        app.MapPost("/v1/completions", context => relay.HandleAsync(context, "/v1/completions"));
+        app.MapGet("/v1/models", PassThroughModelsAsync);
+        app.MapGet("/v1/metrics", MetricsAsync);
+        app.MapGet("/v1/signature/{chat_id}", SignatureAsync);
+        app.MapGet("/v1/receipt/{chat_id}", ReceiptAsync);
+        app.MapGet("/v1/attestation/report", ReportAsync);
+        app.MapGet("/health", (HttpContext context) => Json(context, 200, "{\"status\":\"ok\"}"));
+        app.MapGet("/ready", (HttpContext context) =>
+        {
+            var ready = context.RequestServices.GetRequiredService<SigningKeyHolder>().IsReady;
+            return Json(context, ready ? 200 : 503, ready ? "{\"status\":\"ready\"}" : "{\"status\":\"starting\"}");
+        });
+    }
+
+    private static Task Json(HttpContext context, int status, string json)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync(json, context.RequestAborted);
+    }
+
+    private static async Task PassThroughModelsAsync(HttpContext context)
+    {
+        var backend = context.RequestServices.GetRequiredService<IInferenceBackend>();
+        try
+        {
+            await using var response = await backend.SendAsync(new BackendRequest(HttpMethod.Get, "/v1/models", ReadOnlyMemory<byte>.Empty, null), context.RequestAborted);
+            context.Response.StatusCode = response.StatusCode;
+            context.Response.ContentType = response.ContentType ?? "application/json";
+            await response.Body.CopyToAsync(context.Response.Body, context.RequestAborted);
+        }
+        catch (BackendUnavailableException)
+        {
+            await OpenAiErrors.WriteAsync(context, 502, "the inference backend is unavailable", "upstream_error", "upstream_unavailable");
+        }
+        catch (IOException)
+        {
+            context.Abort();
+        }
+    }
+
+    private static async Task MetricsAsync(HttpContext context)
+    {
+        var text = new StringBuilder();
+        var backend = context.RequestServices.GetRequiredService<IInferenceBackend>();
+        try
+        {
+            await using var response = await backend.SendAsync(new BackendRequest(HttpMethod.Get, "/metrics", ReadOnlyMemory<byte>.Empty, null), context.RequestAborted);
+            if (response.StatusCode == 200)
+            {
+                using var reader = new StreamReader(response.Body, Encoding.UTF8);
+                var upstream = await reader.ReadToEndAsync(context.RequestAborted);
+                text.Append(upstream.Length > 4 * 1024 * 1024 ? upstream[..(4 * 1024 * 1024)] : upstream);
+                if (text.Length > 0 && text[^1] != '\n')
+                {
+                    text.Append('\n');
+                }
+            }
+        }
+        catch (Exception e) when (e is BackendUnavailableException or IOException or HttpRequestException)
+        {
+            text.Append("# upstream metrics unavailable\n");
+        }
+
+        context.RequestServices.GetRequiredService<GatewayMetrics>().WriteTo(text);
+        context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+        await context.Response.WriteAsync(text.ToString(), context.RequestAborted);
+    }
+
+    private static async Task SignatureAsync(HttpContext context, string chat_id)
+    {
+        var algo = context.Request.Query["signing_algo"].ToString();
+        algo = algo.Length == 0 ? GatewaySigningKeys.Ecdsa : algo.ToLowerInvariant();
+        if (algo is not (GatewaySigningKeys.Ecdsa or GatewaySigningKeys.Ed25519))
+        {
+            await OpenAiErrors.WriteAsync(context, 400, "signing_algo must be ecdsa or ed25519", "invalid_request_error", "invalid_signing_algo");
+            return;
+        }
+
+        var record = await context.RequestServices.GetRequiredService<ISignatureStore>().GetAsync(chat_id, context.RequestAborted);
+        if (record is null)
+        {
+            await OpenAiErrors.WriteAsync(context, 404, "no signature for this id", "not_found", "not_found");
+            return;
+        }
+
+        var buffer = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("text", record.Text);
+            w.WriteString("signature", algo == GatewaySigningKeys.Ecdsa ? record.SignatureEcdsa : record.SignatureEd25519);
+            w.WriteString("signing_address", algo == GatewaySigningKeys.Ecdsa ? record.SigningAddressEcdsa : record.SigningAddressEd25519);
+            w.WriteString("signing_algo", algo);
+            w.WriteEndObject();
+        }
+
+        context.Response.ContentType = "application/json";
+        await context.Response.Body.WriteAsync(buffer.ToArray(), context.RequestAborted);
+    }
+
+    private static async Task ReceiptAsync(HttpContext context, string chat_id)
+    {
+        var record = await context.RequestServices.GetRequiredService<ISignatureStore>().GetAsync(chat_id, context.RequestAborted);
+        if (record is null)
+        {
+            await OpenAiErrors.WriteAsync(context, 404, "no receipt for this id", "not_found", "not_found");
+            return;
+        }
+
+        await Json(context, 200, record.Receipt);
+    }
+
+    private static async Task ReportAsync(HttpContext context)
+    {
+        var builder = context.RequestServices.GetRequiredService<AttestationReportBuilder>();
+        var query = context.Request.Query;
+        var nonce = query.ContainsKey("nonce") ? query["nonce"].ToString() : null;
+        try
+        {
+            var (error, json) = await builder.BuildAsync(nonce, query["signing_algo"].ToString(), query["signing_address"].ToString(), context.RequestAborted);
+            switch (error)
+            {
+                case ReportError.InvalidNonce:
+                    await OpenAiErrors.WriteAsync(context, 400, "nonce must be 64 hex characters (32 bytes)", "invalid_request_error", "invalid_nonce");
+                    return;
+                case ReportError.InvalidSigningAlgo:
+                    await OpenAiErrors.WriteAsync(context, 400, "signing_algo must be ecdsa or ed25519", "invalid_request_error", "invalid_signing_algo");
+                    return;
+                case ReportError.UnknownSigningAddress:
+                    await OpenAiErrors.WriteAsync(context, 404, "this gateway does not sign with that address", "not_found", "signing_address_not_found");
+                    return;
+                case ReportError.NoAgent:
+                    await OpenAiErrors.WriteAsync(context, 503, "no guest agent is configured; attestation is unavailable", "server_error", "attestation_unavailable");
+                    return;
+            }
+
+            context.Response.ContentType = "application/json";
+            await context.Response.Body.WriteAsync(json!, context.RequestAborted);
+        }
+        catch (DstackAgentException e)
+        {
+            GatewayLog.AttestationFailed(context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("PrivateMl.Gateway"), e.Message);
+            await OpenAiErrors.WriteAsync(context, 503, "the guest agent could not produce a quote", "server_error", "attestation_unavailable");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using PrivateMl.Agent.Client;
+using PrivateMl.Gateway.Attestation;
+using PrivateMl.Gateway.Operations;
+using PrivateMl.Gateway.Proxy;
+using PrivateMl.Gateway.Receipts;
+using PrivateMl.Gateway.Signing;
+using PrivateMl.Inference;
+
+namespace PrivateMl.Gateway;
+
+/// <summary>
+/// Builds the attesting gateway as a web host. Typical use:
+/// <code>
+/// await using var app = GatewayHost.Build(options, backend, agentClient);
+/// await app.StartAsync(ct);   // keys are made (or derived through the agent) during start
+/// </code>
+/// Services registered in <c>configureServices</c> win over the defaults (TimeProvider.System, RandomNumberGenerator,
+/// the signature store, no <see cref="IGpuEvidenceSource"/>).
+/// </summary>
+public static class GatewayHost
+{
+    public static WebApplication Build(
+        GatewayOptions options,
+        IInferenceBackend backend,
+        IDstackAgentClient? agent,
+        Action<IServiceCollection>? configureServices = null,
+        Action<ILoggingBuilder>? configureLogging = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(backend);
+        options.Validate();
+        if (options.KeySource == SigningKeySource.Agent && agent is null)
+        {
+            throw new ArgumentException("agent-derived keys need an agent client", nameof(agent));
+        }
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        if (configureLogging is not null)
+        {
+            configureLogging(builder.Logging);
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        }
+
+        builder.WebHost.UseUrls([.. options.ListenUrls]);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + 1;
+            kestrel.Limits.MinResponseDataRate = null;
+        });
+
+        configureServices?.Invoke(builder.Services);
+        builder.Services.AddPrivateMlGateway(options, backend, agent);
+        var app = builder.Build();
+        GatewayEndpoints.Map(app);
+        return app;
+    }
+
+    /// <summary>The base addresses the started host listens on (ports resolved).</summary>
+    public static IReadOnlyList<Uri> Addresses(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var feature = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>();
+        return feature?.Addresses.Select(a => new Uri(a)).ToArray() ?? [];
+    }
+}
+
+/// <summary>DI registration of the gateway.</summary>
+public static class GatewayServiceCollectionExtensions
+{
+    public static IServiceCollection AddPrivateMlGateway(this IServiceCollection services, GatewayOptions options, IInferenceBackend backend, IDstackAgentClient? agent)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        services.AddSingleton(options);
+        services.AddSingleton(backend);
+        if (agent is not null)
+        {
+            services.TryAddSingleton(agent);
+        }
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(_ => RandomNumberGenerator.Create());
+        services.TryAddSingleton<ISignatureStore>(sp =>
+        {
+            var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("PrivateMl.Gateway");
+            if (!string.IsNullOrEmpty(options.RedisConnection))
+            {
+                GatewayLog.Store(logger, "redis");
+                return RedisSignatureStore.Connect(options);
+            }
+
+            GatewayLog.Store(logger, $"memory (ttl {options.SignatureTtl}, at most {options.MaxStoredSignatures})");
+            return new MemorySignatureStore(options, sp.GetRequiredService<TimeProvider>());
+        });
+        services.AddSingleton<SigningKeyHolder>();
+        services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton<CompletionRelay>();
+        services.AddSingleton(sp => new AttestationReportBuilder(
+            sp.GetRequiredService<SigningKeyHolder>(),
+            sp.GetService<IDstackAgentClient>(),
+            sp.GetService<IGpuEvidenceSource>(),
+            sp.GetRequiredService<GatewayMetrics>(),
+            sp.GetRequiredService<RandomNumberGenerator>()));
+        services.AddHostedService<GatewayStartup>();
+        return services;
+    }
+}
+
+/// <summary>Makes or derives the signing keys when the host starts; the host does not start without them.</summary>
+internal sealed class GatewayStartup(
+    GatewayOptions options,
+    SigningKeyHolder holder,
+    RandomNumberGenerator random,
+    ISignatureStore store,
+    ILogger<GatewayStartup> logger,
+    IDstackAgentClient? agent = null) : IHostedService, IAsyncDisposable
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _ = store;
+        var keys = options.KeySource == SigningKeySource.Agent
+            ? await GatewaySigningKeys.DeriveAsync(agent!, options.KeyPathPrefix, cancellationToken)
+            : GatewaySigningKeys.CreateRandom(random);
+        holder.Set(keys);
+        GatewayLog.KeysReady(logger, keys.Source, keys.EcdsaKey.Address, keys.Ed25519Key.Address);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public ValueTask DisposeAsync()
+    {
+        if (holder.IsReady)
+        {
+            holder.Keys.Dispose();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+}

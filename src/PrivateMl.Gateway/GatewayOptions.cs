@@ -1,0 +1,89 @@
+namespace PrivateMl.Gateway;
+
+/// <summary>Where the gateway's signing keys come from.</summary>
+public enum SigningKeySource
+{
+    /// <summary>Fresh random keys made in this process at start (they die with it).</summary>
+    Random = 1,
+
+    /// <summary>Keys derived by the guest agent's GetKey (stable across restarts of the same app).</summary>
+    Agent = 2,
+}
+
+/// <summary>Settings of the gateway, validated once by <see cref="Validate"/> when the host is built.</summary>
+public sealed class GatewayOptions
+{
+    /// <summary>URLs Kestrel listens on (<c>http://127.0.0.1:0</c> picks a free port).</summary>
+    public IReadOnlyList<string> ListenUrls { get; set; } = ["http://127.0.0.1:8000"];
+
+    /// <summary>Model name used in the signature store's keys (<c>{model}:chat:{id}</c>, as the seed proxy).</summary>
+    public string ModelName { get; set; } = "privateml";
+
+    /// <summary>Largest request body accepted; larger gets 413.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Most completion requests relayed at once; more get 429.</summary>
+    public int MaxConcurrentStreams { get; set; } = 1024;
+
+    /// <summary>Longest wait for the next bytes of an upstream body before the response is aborted.</summary>
+    public TimeSpan UpstreamIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Largest non-streaming response body kept aside to read its id and usage (the body is relayed regardless).</summary>
+    public int MaxObservedBodyBytes { get; set; } = 8 * 1024 * 1024;
+
+    /// <summary>How long signatures and receipts stay retrievable.</summary>
+    public TimeSpan SignatureTtl { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Most signatures kept in memory (the oldest go first); Redis is bounded by its own memory policy.</summary>
+    public int MaxStoredSignatures { get; set; } = 1_000_000;
+
+    /// <summary>StackExchange.Redis connection string; null keeps signatures in memory.</summary>
+    public string? RedisConnection { get; set; }
+
+    /// <summary>Accepted bearer tokens; empty turns authentication off.</summary>
+    public IReadOnlyList<string> Tokens { get; set; } = [];
+
+    /// <summary>Paths served without a token when tokens are configured.</summary>
+    public IReadOnlySet<string> PublicPaths { get; set; } = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "/v1/models", "/v1/metrics", "/health", "/ready",
+    };
+
+    public SigningKeySource KeySource { get; set; } = SigningKeySource.Random;
+
+    /// <summary>GetKey path prefix for <see cref="SigningKeySource.Agent"/> keys: <c>{prefix}/ecdsa-signing-key</c>, <c>{prefix}/ed25519-signing-key</c>.</summary>
+    public string KeyPathPrefix { get; set; } = "privateml-gateway";
+
+    public void Validate()
+    {
+        if (ListenUrls.Count == 0)
+        {
+            throw new ArgumentException("at least one listen URL is needed");
+        }
+
+        if (MaxRequestBodyBytes is < 1 or > int.MaxValue / 2)
+        {
+            throw new ArgumentException("MaxRequestBodyBytes must be between 1 and 1 GiB");
+        }
+
+        if (MaxConcurrentStreams < 1 || MaxStoredSignatures < 1 || MaxObservedBodyBytes < 1024)
+        {
+            throw new ArgumentException("MaxConcurrentStreams and MaxStoredSignatures must be positive, MaxObservedBodyBytes at least 1024");
+        }
+
+        if (SignatureTtl <= TimeSpan.Zero || UpstreamIdleTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("SignatureTtl and UpstreamIdleTimeout must be positive");
+        }
+
+        if (string.IsNullOrWhiteSpace(ModelName) || ModelName.Contains(' ', StringComparison.Ordinal))
+        {
+            throw new ArgumentException("ModelName must be a non-empty word");
+        }
+
+        if (Tokens.Any(string.IsNullOrEmpty))
+        {
+            throw new ArgumentException("bearer tokens must not be empty");
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using Microsoft.Extensions.Logging;
+
+namespace PrivateMl.Gateway.Operations;
+
+/// <summary>Gateway log messages. No prompt or completion text and no secrets ever reach a log.</summary>
+internal static partial class GatewayLog
+{
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Gateway keys ready ({Source}): ecdsa {EcdsaAddress}, ed25519 {Ed25519Key}")]
+    public static partial void KeysReady(ILogger logger, SigningKeySource source, string ecdsaAddress, string ed25519Key);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "No bearer tokens configured: every endpoint is open")]
+    public static partial void NoTokens(ILogger logger);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Upstream unreachable for {Path}: {Reason}")]
+    public static partial void UpstreamUnavailable(ILogger logger, string path, string reason);
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Information, Message = "Upstream answered {Status} for {Path}; relayed")]
+    public static partial void UpstreamStatus(ILogger logger, int status, string path);
+
+    [LoggerMessage(EventId = 5005, Level = LogLevel.Warning, Message = "Response {ReceiptId} aborted after {Bytes} bytes ({Reason}); no signature stored")]
+    public static partial void Aborted(ILogger logger, string receiptId, long bytes, string reason);
+
+    [LoggerMessage(EventId = 5006, Level = LogLevel.Debug, Message = "Response {ReceiptId} (chat {ChatId}) signed: {Bytes} bytes")]
+    public static partial void Signed(ILogger logger, string receiptId, string chatId, long bytes);
+
+    [LoggerMessage(EventId = 5007, Level = LogLevel.Error, Message = "Could not store the signature of {ReceiptId}")]
+    public static partial void StoreFailed(ILogger logger, string receiptId, Exception exception);
+
+    [LoggerMessage(EventId = 5008, Level = LogLevel.Warning, Message = "Attestation report failed: {Reason}")]
+    public static partial void AttestationFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 5009, Level = LogLevel.Information, Message = "Rejected {Path}: {Status} {Reason}")]
+    public static partial void Rejected(ILogger logger, string path, int status, string reason);
+
+    [LoggerMessage(EventId = 5010, Level = LogLevel.Information, Message = "Signatures kept in {Store}")]
+    public static partial void Store(ILogger logger, string store);
+}

@@ -1,0 +1,163 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PrivateMl.Gateway.Signing;
+
+namespace PrivateMl.Gateway.Receipts;
+
+/// <summary>
+/// A self-contained receipt for one response: canonical JSON (<see cref="CanonicalJson"/>) with the request and
+/// response hashes, the signed text and its EIP-191 signature, both signing keys, the report_data prefixes that bind
+/// those keys into an attestation quote, and an Ed25519 <c>signature</c> over the canonical document without it.
+/// </summary>
+public static class SignedReceipt
+{
+    public const string Version = "privateml-receipt/1";
+
+    /// <summary>Largest receipt <see cref="Verify"/> parses.</summary>
+    public const int MaxReceiptBytes = 64 * 1024;
+
+    internal static string Create(
+        GatewaySigningKeys keys,
+        string receiptId,
+        string? chatId,
+        string? model,
+        string endpoint,
+        DateTimeOffset receivedAt,
+        DateTimeOffset completedAt,
+        string requestSha256,
+        string responseSha256,
+        string signatureEcdsa)
+    {
+        var document = new JsonObject
+        {
+            ["version"] = Version,
+            ["receipt_id"] = receiptId,
+            ["chat_id"] = chatId,
+            ["model"] = model,
+            ["endpoint"] = endpoint,
+            ["received_at_ms"] = receivedAt.ToUnixTimeMilliseconds(),
+            ["completed_at_ms"] = completedAt.ToUnixTimeMilliseconds(),
+            ["request_sha256"] = requestSha256,
+            ["response_sha256"] = responseSha256,
+            ["signed_text"] = requestSha256 + ":" + responseSha256,
+            ["signature_ecdsa"] = signatureEcdsa,
+            ["signing_keys"] = new JsonObject
+            {
+                ["ecdsa_address"] = keys.EcdsaKey.Address,
+                ["ed25519_public_key"] = keys.Ed25519Key.Address,
+            },
+            ["report_data_prefix"] = new JsonObject
+            {
+                ["ecdsa"] = Convert.ToHexStringLower(keys.ReportDataPrefix(GatewaySigningKeys.Ecdsa)),
+                ["ed25519"] = Convert.ToHexStringLower(keys.ReportDataPrefix(GatewaySigningKeys.Ed25519)),
+            },
+        };
+        var signature = keys.Ed25519Key.Sign(CanonicalJson.Serialize(document));
+        document["signature"] = Convert.ToHexStringLower(signature);
+        return System.Text.Encoding.UTF8.GetString(CanonicalJson.Serialize(document));
+    }
+
+    /// <summary>
+    /// Verifies a receipt offline: its Ed25519 signature over the canonical document, that the signed text is
+    /// <c>request_sha256:response_sha256</c>, that the EIP-191 signature recovers the ECDSA address, and that the
+    /// report_data prefixes are the padded keys. With <paramref name="trustedEd25519PublicKey"/> (from a verified
+    /// attestation report) the receipt key must equal it; with <paramref name="requestBody"/> /
+    /// <paramref name="responseBody"/> the hashes must match those bytes.
+    /// </summary>
+    public static ReceiptVerification Verify(
+        string receiptJson,
+        string? trustedEd25519PublicKey = null,
+        ReadOnlySpan<byte> requestBody = default,
+        ReadOnlySpan<byte> responseBody = default,
+        bool checkBodies = false)
+    {
+        if (receiptJson.Length > MaxReceiptBytes)
+        {
+            return ReceiptVerification.Fail("the receipt is larger than allowed");
+        }
+
+        JsonObject document;
+        try
+        {
+            document = JsonNode.Parse(receiptJson) as JsonObject ?? throw new JsonException();
+        }
+        catch (JsonException)
+        {
+            return ReceiptVerification.Fail("the receipt is not a JSON object");
+        }
+
+        try
+        {
+            if (Str(document, "version") != Version)
+            {
+                return ReceiptVerification.Fail("unknown receipt version");
+            }
+
+            var signatureHex = Str(document, "signature");
+            document.Remove("signature");
+            var keys = document["signing_keys"] as JsonObject ?? throw new FormatException("signing_keys missing");
+            var edKeyHex = Str(keys, "ed25519_public_key");
+            var ecdsaAddress = Str(keys, "ecdsa_address");
+            if (trustedEd25519PublicKey is not null && !string.Equals(trustedEd25519PublicKey, edKeyHex, StringComparison.OrdinalIgnoreCase))
+            {
+                return ReceiptVerification.Fail("the receipt is signed by another Ed25519 key than the trusted one");
+            }
+
+            if (!Ed25519Signer.Verify(Convert.FromHexString(edKeyHex), CanonicalJson.Serialize(document), Convert.FromHexString(signatureHex)))
+            {
+                return ReceiptVerification.Fail("the Ed25519 signature does not verify");
+            }
+
+            var requestHash = Str(document, "request_sha256");
+            var responseHash = Str(document, "response_sha256");
+            var text = Str(document, "signed_text");
+            if (text != requestHash + ":" + responseHash)
+            {
+                return ReceiptVerification.Fail("signed_text is not request_sha256:response_sha256");
+            }
+
+            var recovered = EthereumSigner.RecoverAddress(text, Str(document, "signature_ecdsa"));
+            if (recovered is null || !string.Equals(recovered, ecdsaAddress, StringComparison.OrdinalIgnoreCase))
+            {
+                return ReceiptVerification.Fail("the ECDSA signature does not recover the ECDSA address");
+            }
+
+            var prefixes = document["report_data_prefix"] as JsonObject ?? throw new FormatException("report_data_prefix missing");
+            var expectedEcdsa = Convert.FromHexString(ecdsaAddress[2..]).Concat(new byte[12]).ToArray();
+            var expectedEd = Convert.FromHexString(edKeyHex);
+            if (!Convert.FromHexString(Str(prefixes, "ecdsa")).AsSpan().SequenceEqual(expectedEcdsa)
+                || !Convert.FromHexString(Str(prefixes, "ed25519")).AsSpan().SequenceEqual(expectedEd))
+            {
+                return ReceiptVerification.Fail("report_data_prefix does not bind the signing keys");
+            }
+
+            if (checkBodies)
+            {
+                if (Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(requestBody)) != requestHash)
+                {
+                    return ReceiptVerification.Fail("request_sha256 is not the hash of the request body");
+                }
+
+                if (Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(responseBody)) != responseHash)
+                {
+                    return ReceiptVerification.Fail("response_sha256 is not the hash of the response body");
+                }
+            }
+
+            return new ReceiptVerification(true, null, Str(document, "receipt_id"), ecdsaAddress, edKeyHex);
+        }
+        catch (Exception e) when (e is FormatException or InvalidOperationException or ArgumentException)
+        {
+            return ReceiptVerification.Fail("the receipt is malformed: " + e.Message);
+        }
+    }
+
+    private static string Str(JsonObject obj, string name) =>
+        obj[name] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : throw new FormatException($"'{name}' missing");
+}
+
+/// <summary>The outcome of <see cref="SignedReceipt.Verify"/>.</summary>
+public sealed record ReceiptVerification(bool Valid, string? Reason, string? ReceiptId, string? EcdsaAddress, string? Ed25519PublicKey)
+{
+    internal static ReceiptVerification Fail(string reason) => new(false, reason, null, null, null);
+}

@@ -1,0 +1,147 @@
+using System.Security.Cryptography;
+using System.Text;
+using NBitcoin.Secp256k1;
+using Org.BouncyCastle.Crypto.Digests;
+
+namespace PrivateMl.Gateway.Signing;
+
+/// <summary>
+/// secp256k1 key with Ethereum conventions: the address is the last 20 bytes of Keccak-256 of the uncompressed public
+/// key (shown EIP-55 checksummed, as the seed proxy's <c>account.address</c>), and messages are signed with EIP-191
+/// <c>personal_sign</c>: Keccak-256 of <c>"\x19Ethereum Signed Message:\n" + byte length + text</c>, signature
+/// <c>0x ‖ r ‖ s ‖ v</c> with v = recovery id + 27 (what <c>ethers.verifyMessage</c> recovers).
+/// </summary>
+internal sealed class EthereumSigner : IDisposable
+{
+    private readonly ECPrivKey _key;
+
+    public EthereumSigner(ReadOnlySpan<byte> privateKey)
+    {
+        if (privateKey.Length != 32 || !ECPrivKey.TryCreate(privateKey, out var key) || key is null)
+        {
+            throw new CryptographicException("not a valid secp256k1 private key");
+        }
+
+        _key = key;
+        var uncompressed = key.CreatePubKey().ToBytes(compressed: false);
+        AddressBytes = Keccak256(uncompressed.AsSpan(1))[12..];
+        Address = ChecksumAddress(AddressBytes);
+    }
+
+    /// <summary>The 20 address bytes (what the attestation report_data carries, padded to 32).</summary>
+    public byte[] AddressBytes { get; }
+
+    /// <summary>EIP-55 checksummed <c>0x</c> address.</summary>
+    public string Address { get; }
+
+    public static EthereumSigner CreateRandom(RandomNumberGenerator random)
+    {
+        var bytes = new byte[32];
+        try
+        {
+            while (true)
+            {
+                random.GetBytes(bytes);
+                if (ECPrivKey.TryCreate(bytes, out var probe))
+                {
+                    probe!.Dispose();
+                    return new EthereumSigner(bytes);
+                }
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(bytes);
+        }
+    }
+
+    /// <summary>EIP-191 personal_sign of <paramref name="text"/> (UTF-8), as <c>0x</c> + 130 lower-case hex.</summary>
+    public string PersonalSign(string text)
+    {
+        var digest = PersonalMessageDigest(Encoding.UTF8.GetBytes(text));
+        if (!_key.TrySignRecoverable(digest, out var signature) || signature is null)
+        {
+            throw new CryptographicException("secp256k1 signing failed");
+        }
+
+        Span<byte> output = stackalloc byte[65];
+        signature.WriteToSpanCompact(output[..64], out var recoveryId);
+        output[64] = (byte)(recoveryId + 27);
+        return "0x" + Convert.ToHexStringLower(output);
+    }
+
+    /// <summary>The address that signed <paramref name="text"/> with <paramref name="signatureHex"/>, or null when malformed.</summary>
+    public static string? RecoverAddress(string text, string signatureHex)
+    {
+        var hex = signatureHex.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? signatureHex[2..] : signatureHex;
+        if (hex.Length != 130)
+        {
+            return null;
+        }
+
+        byte[] bytes;
+        try
+        {
+            bytes = Convert.FromHexString(hex);
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+
+        var v = bytes[64] >= 27 ? bytes[64] - 27 : bytes[64];
+        if (v is < 0 or > 3 || !SecpRecoverableECDSASignature.TryCreateFromCompact(bytes.AsSpan(0, 64), v, out var signature) || signature is null)
+        {
+            return null;
+        }
+
+        var digest = PersonalMessageDigest(Encoding.UTF8.GetBytes(text));
+        if (!ECPubKey.TryRecover(Context.Instance, signature, digest, out var publicKey) || publicKey is null)
+        {
+            return null;
+        }
+
+        return ChecksumAddress(Keccak256(publicKey.ToBytes(compressed: false).AsSpan(1)).AsSpan(12));
+    }
+
+    public static byte[] PersonalMessageDigest(ReadOnlySpan<byte> message)
+    {
+        var prefix = Encoding.ASCII.GetBytes("\u0019Ethereum Signed Message:\n" + message.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var digest = new KeccakDigest(256);
+        digest.BlockUpdate(prefix);
+        digest.BlockUpdate(message);
+        var output = new byte[32];
+        digest.DoFinal(output);
+        return output;
+    }
+
+    public static byte[] Keccak256(ReadOnlySpan<byte> data)
+    {
+        var digest = new KeccakDigest(256);
+        digest.BlockUpdate(data);
+        var output = new byte[32];
+        digest.DoFinal(output);
+        return output;
+    }
+
+    /// <summary>EIP-55 mixed-case checksum encoding of a 20-byte address.</summary>
+    public static string ChecksumAddress(ReadOnlySpan<byte> address)
+    {
+        var lower = Convert.ToHexStringLower(address);
+        var hash = Keccak256(Encoding.ASCII.GetBytes(lower));
+        var chars = new char[42];
+        chars[0] = '0';
+        chars[1] = 'x';
+        for (var i = 0; i < lower.Length; i++)
+        {
+            var nibble = (hash[i / 2] >> (i % 2 == 0 ? 4 : 0)) & 0xF;
+            chars[i + 2] = char.IsAsciiLetter(lower[i]) && nibble >= 8 ? char.ToUpperInvariant(lower[i]) : lower[i];
+        }
+
+        return new string(chars);
+    }
+
+    public void Dispose() => _key.Dispose();
+
+    public override string ToString() => $"{nameof(EthereumSigner)}({Address})";
+}
