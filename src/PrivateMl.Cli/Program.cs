@@ -16,6 +16,7 @@ public static class Program
         root.Subcommands.Add(AgentCommand.Create());
         root.Subcommands.Add(SimulatorCommands.Create());
         root.Subcommands.Add(ModelCommands.Create());
+        root.Subcommands.Add(UpCommand.Create());
         return root;
     }
 }
