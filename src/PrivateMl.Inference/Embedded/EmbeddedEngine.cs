@@ -25,6 +25,7 @@ public sealed partial class EmbeddedEngine : IInferenceBackend, IAsyncDisposable
     private readonly SemaphoreSlim slots;
     private readonly CancellationTokenSource shutdown = new();
     private readonly ConcurrentDictionary<Task, bool> running = new();
+    private readonly ConcurrentBag<LLamaContext> idleContexts = [];
     private readonly bool hasTemplate;
     private readonly long created;
     private int admitted;
@@ -318,8 +319,22 @@ public sealed partial class EmbeddedEngine : IInferenceBackend, IAsyncDisposable
     /// <summary>The token loop: decode the prompt, then sample, detokenize, apply stop sequences, until a stop.</summary>
     private async Task<(string Finish, int Tokens)> GenerateAsync(Plan plan, Func<string, ValueTask<bool>> emit, CancellationToken cancellationToken)
     {
+        // Contexts (KV cache and buffers) are reused across requests: at most MaxConcurrency exist, one per slot.
+        var context = idleContexts.TryTake(out var idle) ? idle : weights.CreateContext(contextParams, options.Logger);
+        try
+        {
+            return await GenerateAsync(context, plan, emit, cancellationToken);
+        }
+        finally
+        {
+            context.NativeHandle.MemoryClear(data: true);
+            idleContexts.Add(context);
+        }
+    }
+
+    private async Task<(string Finish, int Tokens)> GenerateAsync(LLamaContext context, Plan plan, Func<string, ValueTask<bool>> emit, CancellationToken cancellationToken)
+    {
         var request = plan.Request;
-        using var context = weights.CreateContext(contextParams, options.Logger);
         var batch = new LLamaBatch();
         var (result, _, past) = await context.DecodeAsync(plan.PromptTokens.ToList(), LLamaSeqId.Zero, batch, 0, cancellationToken);
         if (result != DecodeResult.Ok)
@@ -462,6 +477,11 @@ public sealed partial class EmbeddedEngine : IInferenceBackend, IAsyncDisposable
         }
         catch (Exception e) when (e is OperationCanceledException or TimeoutException or InvalidOperationException)
         {
+        }
+
+        while (idleContexts.TryTake(out var context))
+        {
+            context.Dispose();
         }
 
         weights.Dispose();
