@@ -23,19 +23,22 @@ fi
 {
   dotnet "$work/bin/InferenceSideBySide.dll" --model "$model" --prompt "$prompt" --tokens "$tokens" --threads "$threads" --runs "$runs"
   (cd "$root/tests/interop/llama" && node greedy.mjs --model "$model" --prompt "$prompt" --tokens "$tokens" --threads "$threads" --runs "$runs") \
-    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);console.log(JSON.stringify({name:"node-llama-cpp",tokensPerSecond:r.tokensPerSecond}))})'
+    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);console.log(JSON.stringify({name:"node-llama-cpp",tokensPerSecond:r.tokensPerSecond,tokensPerCpuSecond:r.tokensPerCpuSecond}))})'
 } > "$work/results.jsonl"
 node - "$work/results.jsonl" "$model" "$tokens" "$threads" "$runs" <<'JS'
 const fs = require("fs");
 const [file, model, tokens, threads, runs] = process.argv.slice(2);
 const rows = fs.readFileSync(file, "utf8").trim().split("\n").map(l => JSON.parse(l));
 const median = a => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
-const node = median(rows.find(r => r.name === "node-llama-cpp").tokensPerSecond);
-const engine = median(rows.find(r => r.name === "embedded-engine").tokensPerSecond);
+const pick = (name, key) => median(rows.find(r => r.name === name)[key]);
 console.log(`model ${model}; ${tokens} greedy tokens; ${threads} thread(s); median of ${runs} runs after a warm-up`);
-console.log("way".padEnd(22) + "tokens/s".padStart(10) + "   vs node-llama-cpp   vs engine");
+console.log("tokens/s by wall clock, and per CPU-second used by the process (steadier on a shared machine)");
+console.log("way".padEnd(22) + "wall tok/s".padStart(12) + "  vs node".padStart(10) + "  cpu tok/s".padStart(12) + "  vs node".padStart(10) + "  vs engine (cpu)".padStart(18));
 for (const r of rows) {
-  const m = median(r.tokensPerSecond);
-  console.log(r.name.padEnd(22) + m.toFixed(1).padStart(10) + `   ${(100 * m / node).toFixed(1).padStart(6)} %        ${(100 * m / engine).toFixed(1).padStart(6)} %`);
+  const w = pick(r.name, "tokensPerSecond"), c = pick(r.name, "tokensPerCpuSecond");
+  const pct = (a, b) => `${(100 * a / b).toFixed(1)} %`;
+  console.log(r.name.padEnd(22) + w.toFixed(1).padStart(12) + pct(w, pick("node-llama-cpp", "tokensPerSecond")).padStart(10)
+    + c.toFixed(1).padStart(12) + pct(c, pick("node-llama-cpp", "tokensPerCpuSecond")).padStart(10)
+    + pct(c, pick("embedded-engine", "tokensPerCpuSecond")).padStart(18));
 }
 JS

@@ -76,22 +76,29 @@ static async Task<int> RawGreedy(LLamaWeights weights, ModelParams parameters, s
     return n;
 }
 
-static async Task<List<double>> Measure(int runs, Func<Task<int>> once)
+static async Task<(List<double> Wall, List<double> Cpu)> Measure(int runs, Func<Task<int>> once)
 {
     await once(); // warm-up
-    var rates = new List<double>();
+    var wall = new List<double>();
+    var cpu = new List<double>();
+    using var process = Process.GetCurrentProcess();
     for (var i = 0; i < runs; i++)
     {
+        process.Refresh();
+        var cpuStart = process.TotalProcessorTime;
         var watch = Stopwatch.StartNew();
         var n = await once();
-        rates.Add(n / watch.Elapsed.TotalSeconds);
+        var elapsed = watch.Elapsed;
+        process.Refresh();
+        wall.Add(n / elapsed.TotalSeconds);
+        cpu.Add(n / (process.TotalProcessorTime - cpuStart).TotalSeconds);
     }
 
-    return rates;
+    return (wall, cpu);
 }
 
-static void Report(string name, List<double> rates) =>
-    Console.WriteLine(JsonSerializer.Serialize(new { name, tokensPerSecond = rates }));
+static void Report(string name, (List<double> Wall, List<double> Cpu) rates) =>
+    Console.WriteLine(JsonSerializer.Serialize(new { name, tokensPerSecond = rates.Wall, tokensPerCpuSecond = rates.Cpu }));
 
 static int CompletionTokens(byte[] json)
 {

@@ -391,7 +391,8 @@ public sealed partial class EmbeddedEngine : IInferenceBackend, IAsyncDisposable
 
             batch.Clear();
             batch.Add(token, past++, LLamaSeqId.Zero, true);
-            var code = await context.DecodeAsync(batch, cancellationToken);
+            // Synchronous on purpose: one token's decode is short, and DecodeAsync would hop to the thread pool per token.
+            var code = context.Decode(batch);
             if (code != DecodeResult.Ok)
             {
                 throw new InvalidOperationException($"llama_decode failed: {code}");

@@ -40,14 +40,19 @@ const tokens = await generate();
 // lastTokens = the prompt, so the first piece keeps its leading space (a continuation, not the start of a text).
 const result = { prompt, tokens, text: model.detokenize(tokens, false, prompt) };
 if (runs > 0) {
-  const timings = [];
+  await generate(); // warm-up
+  const wall = [], cpu = [];
   for (let r = 0; r < runs; r++) {
+    const cpuStart = process.cpuUsage();
     const start = process.hrtime.bigint();
     const n = (await generate()).length;
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-    timings.push(n / seconds);
+    const used = process.cpuUsage(cpuStart);
+    wall.push(n / seconds);
+    cpu.push(n / ((used.user + used.system) / 1e6));
   }
-  result.tokensPerSecond = timings;
+  result.tokensPerSecond = wall;
+  result.tokensPerCpuSecond = cpu;
 }
 console.log(JSON.stringify(result));
 await context.dispose();
