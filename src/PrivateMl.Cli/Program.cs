@@ -15,6 +15,7 @@ public static class Program
         root.Subcommands.Add(CollateralCommands.Create());
         root.Subcommands.Add(AgentCommand.Create());
         root.Subcommands.Add(SimulatorCommands.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         return root;
     }
 }
