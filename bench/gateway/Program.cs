@@ -277,7 +277,7 @@ internal static class SigningCost
         using var keys = PrivateMl.Gateway.Signing.GatewaySigningKeys.CreateRandom(System.Security.Cryptography.RandomNumberGenerator.Create());
         var text = new string('a', 64) + ":" + new string('b', 64);
         var ecdsa = keys.EcdsaKey.PersonalSign(text);
-        Time("EIP-191 personal_sign (secp256k1, NBitcoin)", () => keys.EcdsaKey.PersonalSign(text));
+        Time("EIP-191 personal_sign (secp256k1, native libsecp256k1)", () => keys.EcdsaKey.PersonalSign(text));
         Time("Ed25519 sign (NSec)", () => keys.Ed25519Key.SignText(text));
         Time("receipt (canonical JSON + Ed25519)", () => PrivateMl.Gateway.Receipts.SignedReceipt.Create(
             keys, "pml-x", "chatcmpl-x", "model", "/v1/chat/completions", DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, new string('a', 64), new string('b', 64), ecdsa));
