@@ -19,8 +19,11 @@ namespace PrivateMl.Agent.Tests;
 /// </summary>
 internal sealed class AgentFixture : IAsyncDisposable
 {
-    private AgentFixture(string directory, AgentOptions options, WebApplication app, SimulatedTdxDevice simulator, CountingTdxDevice device)
+    private readonly bool _ownsDirectory;
+
+    private AgentFixture(string directory, bool ownsDirectory, AgentOptions options, WebApplication app, SimulatedTdxDevice simulator, CountingTdxDevice device)
     {
+        _ownsDirectory = ownsDirectory;
         Directory = directory;
         Options = options;
         App = app;
@@ -46,8 +49,10 @@ internal sealed class AgentFixture : IAsyncDisposable
 
     public HttpClient Tappd { get; }
 
+    /// <summary>Starts an agent; a <paramref name="directory"/> given by the caller is left in place on dispose.</summary>
     public static async Task<AgentFixture> StartAsync(Action<AgentOptions>? configure = null, string? directory = null)
     {
+        var ownsDirectory = directory is null;
         directory ??= System.IO.Directory.CreateTempSubdirectory("pml-agent-").FullName;
         var options = new AgentOptions
         {
@@ -67,7 +72,7 @@ internal sealed class AgentFixture : IAsyncDisposable
                 services => services.AddSingleton(RuntimeEventLog.Open(device, new RuntimeEventLogOptions { BootEvents = SimulatedBoot.BootEvents })),
                 logging => logging.SetMinimumLevel(LogLevel.Warning));
             await app.StartAsync(TestContext.Current.CancellationToken);
-            return new AgentFixture(directory, options, app, simulator, device);
+            return new AgentFixture(directory, ownsDirectory, options, app, simulator, device);
         }
         catch
         {
@@ -126,6 +131,11 @@ internal sealed class AgentFixture : IAsyncDisposable
         await App.StopAsync(CancellationToken.None);
         await App.DisposeAsync();
         Simulator.Dispose();
+        if (!_ownsDirectory)
+        {
+            return;
+        }
+
         try
         {
             System.IO.Directory.Delete(Directory, recursive: true);

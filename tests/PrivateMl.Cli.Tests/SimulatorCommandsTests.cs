@@ -51,7 +51,9 @@ public sealed class SimulatorCommandsTests : IDisposable
     {
         Assert.Equal(0, Run("simulator", "init", "--state", _state).Code);
 
-        var first = Convert.FromHexString(Run("simulator", "quote", "--state", _state, "-d", "01").Output.Trim());
+        var firstRun = Run("simulator", "quote", "--state", _state, "-d", "01");
+        Assert.Contains("SIMULATED", firstRun.Error, StringComparison.Ordinal);
+        var first = Convert.FromHexString(firstRun.Output.Trim());
         var second = Convert.FromHexString(Run("simulator", "quote", "--state", _state, "-d", "02").Output.Trim());
 
         Assert.Equal(first[700..764], second[700..764]); // attestation public key at 636 + 64

@@ -334,7 +334,15 @@ internal enum X509KeyUsageBits
 /// <summary>Small crypto helpers over the BCL.</summary>
 internal static class Crypto
 {
-    /// <summary>Imports an uncompressed P-256 point x‖y (64 bytes).</summary>
+    private const int KeyCacheCapacity = 1024;
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<PointKey, ECDsa> KeyCache = new();
+
+    /// <summary>
+    /// Returns the P-256 public key for an uncompressed point x‖y (64 bytes). Importing a key through OpenSSL 3 costs
+    /// several signature verifications, so imported keys are shared process-wide by their exact bytes (a pure
+    /// memo: every signature is still verified). Callers must not dispose the result.
+    /// </summary>
     public static ECDsa ImportP256(ReadOnlySpan<byte> xy)
     {
         if (xy.Length != 64)
@@ -342,12 +350,43 @@ internal static class Crypto
             throw new CryptographicException("a P-256 public key is 64 bytes");
         }
 
-        return ECDsa.Create(new ECParameters
+        var id = System.Runtime.InteropServices.MemoryMarshal.Read<PointKey>(xy);
+        if (KeyCache.TryGetValue(id, out var cached))
         {
-            Curve = ECCurve.NamedCurves.nistP256,
-            Q = new ECPoint { X = xy[..32].ToArray(), Y = xy[32..].ToArray() },
-        });
+            return cached;
+        }
+
+        Span<byte> spki = stackalloc byte[SpkiPrefix.Length + 64];
+        SpkiPrefix.CopyTo(spki);
+        xy.CopyTo(spki[SpkiPrefix.Length..]);
+        var key = ECDsa.Create();
+        try
+        {
+            key.ImportSubjectPublicKeyInfo(spki, out _);
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
+
+        if (KeyCache.Count >= KeyCacheCapacity)
+        {
+            KeyCache.Clear();
+        }
+
+        return KeyCache.GetOrAdd(id, key);
     }
+
+    /// <summary>SubjectPublicKeyInfo DER for an uncompressed P-256 point, up to the 0x04 point prefix.</summary>
+    private static ReadOnlySpan<byte> SpkiPrefix =>
+    [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+        0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+    ];
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private readonly record struct PointKey(ulong A, ulong B, ulong C, ulong D, ulong E, ulong F, ulong G, ulong H);
 
     /// <summary>Verifies an r‖s (IEEE P1363) ECDSA P-256 signature over SHA-256 of <paramref name="data"/>.</summary>
     public static bool VerifyP1363(ECDsa key, ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature)

@@ -592,13 +592,10 @@ public sealed partial class DcapVerifier
             return CheckResult.Fail(Name, ErrorCode.AttestationKeyInvalid, "the attestation key is not a point on P-256");
         }
 
-        using (key)
-        {
-            var signed = quote.Bytes.Length >= quote.SignedLength ? quote.Bytes[..quote.SignedLength] : quote.GetSignedRegion();
-            return Crypto.VerifyP1363(key, signed.Span, quote.Signature.QuoteSignature.Span)
-                ? CheckResult.Pass(Name, $"header and report body ({quote.SignedLength} bytes) are signed by the attestation key")
-                : CheckResult.Fail(Name, ErrorCode.QuoteSignatureInvalid, "the quote signature does not verify under the attestation key");
-        }
+        var signed = quote.Bytes.Length >= quote.SignedLength ? quote.Bytes[..quote.SignedLength] : quote.GetSignedRegion();
+        return Crypto.VerifyP1363(key, signed.Span, quote.Signature.QuoteSignature.Span)
+            ? CheckResult.Pass(Name, $"header and report body ({quote.SignedLength} bytes) are signed by the attestation key")
+            : CheckResult.Fail(Name, ErrorCode.QuoteSignatureInvalid, "the quote signature does not verify under the attestation key");
     }
 
     private static CheckResult CheckTcbInfoPlatform(PckExtensions? pck, TcbInfo? info)

@@ -32,12 +32,14 @@ public sealed record TcbComponentShortfall(TcbComponentKind Kind, int Index, str
 {
     public override string ToString() => Kind switch
     {
-        TcbComponentKind.SgxComponent => $"SGX TCB component {Index + 1} ({Name}) is {Actual}, needs {Required}",
-        TcbComponentKind.TdxComponent => $"TEE_TCB_SVN[{Index}] ({Name}) is {Actual}, needs {Required}",
+        TcbComponentKind.SgxComponent => $"SGX TCB component {Index + 1}{Label} is {Actual}, needs {Required}",
+        TcbComponentKind.TdxComponent => $"TEE_TCB_SVN[{Index}]{Label} is {Actual}, needs {Required}",
         TcbComponentKind.PceSvn => $"PCESVN is {Actual}, needs {Required}",
         TcbComponentKind.TdxModuleSvn => $"TDX module SVN is {Actual}, needs {Required}",
         _ => $"QE ISVSVN is {Actual}, needs {Required}",
     };
+
+    private string Label => Name.StartsWith("SGX component", StringComparison.Ordinal) || Name.StartsWith("TDX component", StringComparison.Ordinal) ? string.Empty : $" ({Name})";
 }
 
 /// <summary>The TCB level (platform, TDX module or QE) a quote matched.</summary>

@@ -19,9 +19,6 @@ internal static class AgentCommand
     /// <summary>Where the detector looks (tests point it at an empty directory).</summary>
     internal static TdxDevicePaths DevicePaths { get; set; } = TdxDevicePaths.Default;
 
-    /// <summary>Set when the agent is serving (tests wait on it).</summary>
-    internal static Action<WebApplication>? Started { get; set; }
-
     public static Command Create()
     {
         var simulate = new Option<bool>("--simulate") { Description = "Use the software TDX (SIMULATED quotes; never trusted by default policies)" };
@@ -110,7 +107,8 @@ internal static class AgentCommand
                         device, new RuntimeEventLogOptions { LogFilePath = RuntimeEventLog.DefaultLogFilePath, BootEvents = bootEvents })));
                 }
             }
-            catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or ArgumentException)
+            catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or ArgumentException
+                or PrivateMl.Attestation.Verification.AttestationException or System.Security.Cryptography.CryptographicException)
             {
                 ownedDevice?.Dispose();
                 error.WriteLine($"error: {e.Message}");
@@ -125,7 +123,8 @@ internal static class AgentCommand
                     {
                         await app.StartAsync(cancellationToken);
                     }
-                    catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException)
+                    catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException
+                        or PrivateMl.Attestation.Verification.AttestationException or System.Security.Cryptography.CryptographicException)
                     {
                         error.WriteLine($"error: the agent could not start: {e.Message}");
                         return ExitCodes.UsageOrInput;
@@ -133,7 +132,6 @@ internal static class AgentCommand
 
                     output.WriteLine($"privateml agent serving{(simulated ? " (SIMULATED)" : "")}: "
                         + string.Join(", ", new[] { options.SocketPath, options.TappdSocketPath, options.ListenUrl?.ToString() }.Where(s => !string.IsNullOrEmpty(s))));
-                    Started?.Invoke(app);
                     try
                     {
                         await Task.Delay(Timeout.Infinite, cancellationToken);

@@ -108,6 +108,7 @@ internal static class SimulatorCommands
                 else
                 {
                     parseResult.InvocationConfiguration.Output.WriteLine(Convert.ToHexStringLower(quote));
+                    error.WriteLine($"note: SIMULATED quote ({quote.Length} bytes), signed under {device.Platform.Pki.RootCertificate.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, false)}");
                 }
             }
 
@@ -241,7 +242,8 @@ internal static class SimulatorCommands
             device = SimulatedTdxDevice.OpenOrCreate(directory, TimeProvider.System);
             return true;
         }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or CryptographicException or KeyNotFoundException or JsonException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or FormatException or CryptographicException
+            or KeyNotFoundException or JsonException or ArgumentException or InvalidOperationException)
         {
             error.WriteLine($"error: simulator state in {directory} is unreadable: {ex.Message}");
             return false;
@@ -253,6 +255,7 @@ internal static class SimulatorCommands
         if (file is null)
         {
             parseResult.InvocationConfiguration.Output.WriteLine(text);
+            parseResult.InvocationConfiguration.Error.WriteLine($"note: {what} printed above");
             return;
         }
 

@@ -148,12 +148,12 @@ public sealed class SimulatedPki : IDisposable
         return builder.ToString();
     }
 
-    /// <summary>Signs with the PCK leaf key: ECDSA P-256 over SHA-256, 64-byte r‖s.</summary>
-    internal byte[] SignWithPckKey(ReadOnlySpan<byte> data) =>
+    /// <summary>Signs with the PCK leaf key: ECDSA P-256 over SHA-256, 64-byte r‖s (e.g. a hand-made QE report).</summary>
+    public byte[] SignWithPckKey(ReadOnlySpan<byte> data) =>
         _pckKey.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
 
-    /// <summary>Signs with the TCB Signing key: ECDSA P-256 over SHA-256, 64-byte r‖s.</summary>
-    internal byte[] SignWithTcbSigningKey(ReadOnlySpan<byte> data) =>
+    /// <summary>Signs with the TCB Signing key: ECDSA P-256 over SHA-256, 64-byte r‖s (e.g. hand-edited TCB info JSON).</summary>
+    public byte[] SignWithTcbSigningKey(ReadOnlySpan<byte> data) =>
         _tcbSigningKey.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
 
     /// <summary>Writes keys (PKCS#8 PEM), certificates (PEM) and the platform description, every file mode 0600.</summary>

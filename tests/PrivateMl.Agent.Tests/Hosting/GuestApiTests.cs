@@ -65,6 +65,27 @@ public sealed class GuestApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GetQuote_LikeDstacksRustClients_QueryJsonWithoutContentType()
+    {
+        using var content = new ByteArrayContent("{\"report_data\":\"0x0badf00d\"}"u8.ToArray());
+        using var response = await _agent.Dstack.PostAsync("/GetQuote?json", content, TestContext.Current.CancellationToken);
+        var (status, body) = await ReadAsync(response);
+        Assert.Equal(200, status);
+        Assert.StartsWith("0badf00d00", body.GetProperty("report_data").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Info_TcbInfo_IsSerdePrettyPrinted()
+    {
+        var (_, info) = await _agent.PostAsync("/Info", "{}");
+        var tcbInfo = info.GetProperty("tcb_info").GetString()!;
+        Assert.StartsWith("{\n  \"app_compose\": \"", tcbInfo, StringComparison.Ordinal);
+        Assert.Contains("\n  \"event_log\": [\n    {\n      \"imr\": 0,", tcbInfo, StringComparison.Ordinal);
+        Assert.EndsWith("\"\n}", tcbInfo, StringComparison.Ordinal);
+        Assert.DoesNotContain("\r", tcbInfo, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task GetQuote_ByGetQueryString()
     {
         using var response = await _agent.Dstack.GetAsync("/GetQuote?report_data=0xabcd", TestContext.Current.CancellationToken);

@@ -20,9 +20,13 @@ public sealed class SocketFileTests
         }
 
         Assert.True(File.Exists(path));
-        await using var agent = await StartAsync(directory: directory);
-        var (status, _) = await agent.PostAsync("/Version", "{}");
-        Assert.Equal(200, status);
+        await using (var agent = await StartAsync(directory: directory))
+        {
+            var (status, _) = await agent.PostAsync("/Version", "{}");
+            Assert.Equal(200, status);
+        }
+
+        Directory.Delete(directory, recursive: true);
     }
 
     [Fact]

@@ -110,6 +110,40 @@ public sealed class SimulatedPccsEndpointsTests : IAsyncLifetime
         Assert.Equal(expected, response.StatusCode);
     }
 
+    [Fact]
+    public async Task Collateral_assembled_from_the_routes_verifies_a_quote_under_the_simulated_root()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var tcb = await _client!.GetAsync($"/tdx/certification/v4/tcb?fmspc={Fmspc}", ct);
+        using var qe = await _client.GetAsync("/tdx/certification/v4/qe/identity", ct);
+        using var pckCrl = await _client.GetAsync("/sgx/certification/v4/pckcrl?ca=platform&encoding=der", ct);
+        var (tcbInfo, tcbSignature) = Split(await tcb.Content.ReadAsStringAsync(ct), "tcbInfo");
+        var (qeIdentity, qeSignature) = Split(await qe.Content.ReadAsStringAsync(ct), "enclaveIdentity");
+        var collateral = new PrivateMl.Attestation.Tdx.Collateral.DcapCollateral
+        {
+            PckCrlIssuerChain = Uri.UnescapeDataString(pckCrl.Headers.GetValues("SGX-PCK-CRL-Issuer-Chain").Single()),
+            RootCaCrl = Convert.FromHexString(await _client.GetStringAsync("/sgx/certification/v4/rootcacrl", ct)),
+            PckCrl = await pckCrl.Content.ReadAsByteArrayAsync(ct),
+            TcbInfoIssuerChain = Uri.UnescapeDataString(tcb.Headers.GetValues("TCB-Info-Issuer-Chain").Single()),
+            TcbInfo = tcbInfo,
+            TcbInfoSignature = tcbSignature,
+            QeIdentityIssuerChain = Uri.UnescapeDataString(qe.Headers.GetValues("SGX-Enclave-Identity-Issuer-Chain").Single()),
+            QeIdentity = qeIdentity,
+            QeIdentitySignature = qeSignature,
+        };
+        var quote = _platform.CreateQuote(Simulators.ReportData(42), new byte[48]);
+        var verifier = new PrivateMl.Attestation.Tdx.DcapVerifier(new PrivateMl.Attestation.Tdx.DcapVerifierOptions
+        {
+            TrustedRootCertificate = _platform.Pki.RootCertificate.RawData,
+            AllowSimulated = true,
+        });
+
+        var result = verifier.Verify(quote, collateral, Simulators.Now);
+
+        Assert.True(result.Accepted, string.Join("\n", result.Checks.Select(c => $"{c.Name}: {c.Outcome} {c.Code} {c.Detail}")));
+        Assert.True(result.IsSimulated);
+    }
+
     private static (string Raw, byte[] Signature) Split(string body, string member)
     {
         using var document = JsonDocument.Parse(body);
