@@ -9,7 +9,7 @@ namespace PrivateMl.Cli.Commands;
 /// <summary>
 /// <c>privateml serve --upstream URL [--agent-socket PATH | --no-agent] [--listen URL]... [--redis CONN] [--tokens FILE]
 /// [--keys random|agent] [--model NAME] [--max-body BYTES] [--max-streams N] [--signature-ttl SECONDS]
-/// [--max-signatures N] [--upstream-timeout SECONDS] [--public PATH]...</c>: the attesting OpenAI-compatible gateway in
+/// [--max-signatures N] [--upstream-timeout SECONDS] [--public PATH]... [--peer URL]...</c>: the attesting OpenAI-compatible gateway in
 /// front of an upstream server (vLLM). Serves until stopped (Ctrl+C / SIGTERM).
 /// </summary>
 internal static class ServeCommand
@@ -42,11 +42,12 @@ internal static class ServeCommand
         var ttl = new Option<int>("--signature-ttl") { Description = "Seconds signatures and receipts stay retrievable", DefaultValueFactory = _ => 86400 };
         var maxSignatures = new Option<int>("--max-signatures") { Description = "Most signatures kept in memory", DefaultValueFactory = _ => 1_000_000 };
         var upstreamTimeout = new Option<int>("--upstream-timeout") { Description = "Seconds to wait for upstream headers, and between upstream body reads", DefaultValueFactory = _ => 300 };
+        var peers = new Option<string[]>("--peer") { Description = "Another gateway whose report is merged into all_attestations (repeatable; its token from PRIVATEML_PEER_TOKEN)" };
         var publicPaths = new Option<string[]>("--public") { Description = "Paths served without a token (repeatable; default /v1/models /v1/metrics /health /ready)" };
 
         var command = new Command("serve", "Run the attesting OpenAI-compatible gateway in front of an upstream inference server")
         {
-            upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths,
+            upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths, peers,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -94,6 +95,18 @@ internal static class ServeCommand
                 options.PublicPaths = new HashSet<string>(paths, StringComparer.Ordinal);
             }
 
+            foreach (var peer in parseResult.GetValue(peers) ?? [])
+            {
+                if (!Uri.TryCreate(peer, UriKind.Absolute, out var peerUri) || peerUri.Scheme is not ("http" or "https"))
+                {
+                    error.WriteLine($"error: --peer must be an http(s) URL, got '{peer}'");
+                    return ExitCodes.UsageOrInput;
+                }
+
+                options.Peers = [.. options.Peers, peerUri];
+            }
+
+            options.PeerToken = Environment.GetEnvironmentVariable("PRIVATEML_PEER_TOKEN");
             var withoutAgent = parseResult.GetValue(noAgent);
             if (withoutAgent && options.KeySource == SigningKeySource.Agent)
             {
