@@ -26,6 +26,7 @@ internal sealed class CompletionRelay(
     ISignatureStore store,
     GatewayMetrics metrics,
     TimeProvider time,
+    RandomNumberGenerator random,
     ILogger<CompletionRelay> logger)
 {
     private const int CopyBufferBytes = 16 * 1024;
@@ -187,7 +188,9 @@ internal sealed class CompletionRelay(
     private async Task RelaySuccessAsync(HttpContext context, string path, byte[] body, string requestHash, DateTimeOffset receivedAt, BackendResponse upstream)
     {
         var stream = upstream.IsEventStream;
-        var receiptId = "pml-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        Span<byte> idBytes = stackalloc byte[16];
+        random.GetBytes(idBytes);
+        var receiptId = "pml-" + Convert.ToHexStringLower(idBytes);
         var response = context.Response;
         response.StatusCode = upstream.StatusCode;
         response.ContentType = upstream.ContentType ?? "application/json";
