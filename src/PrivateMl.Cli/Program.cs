@@ -25,6 +25,7 @@ public static class Program
         root.Subcommands.Add(GpuCommands.Create());
         root.Subcommands.Add(ModelCommands.Create());
         root.Subcommands.Add(UpCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         return root;
     }
 }
