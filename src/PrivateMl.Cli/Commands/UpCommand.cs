@@ -149,6 +149,9 @@ internal static class UpCommand
                     output.WriteLine();
                     output.WriteLine("verify this node:");
                     output.WriteLine($"  privateml verify {url} --allow-simulated --collateral {collateralDirectory}");
+                    output.WriteLine("or check the TDX quote alone (fresh nonce, simulated root trusted explicitly):");
+                    output.WriteLine($"  curl -s \"{url}/v1/attestation/report?nonce=$(openssl rand -hex 32)\" | jq -r .intel_quote > quote.hex");
+                    output.WriteLine($"  privateml quote verify quote.hex --collateral {Path.Combine(collateralDirectory, "collateral.json")} --allow-simulated --trust-root {Path.Combine(collateralDirectory, "simulated-root.pem")}");
                     output.WriteLine("try it:");
                     output.WriteLine($"  curl -s {url}/v1/chat/completions -H 'content-type: application/json' -d '{{\"model\":\"{engine.ModelId}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}],\"max_tokens\":32}}'");
                     output.WriteLine("Ctrl-C stops the node.");
