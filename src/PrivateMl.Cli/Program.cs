@@ -26,6 +26,9 @@ public static class Program
         root.Subcommands.Add(VerifyCommand.Create());
         root.Subcommands.Add(ChatCommand.Create());
         root.Subcommands.Add(ReceiptCommands.Create());
+        root.Subcommands.Add(ModelCommands.Create());
+        root.Subcommands.Add(UpCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         return root;
     }
 }

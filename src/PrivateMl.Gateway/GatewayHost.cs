@@ -58,7 +58,7 @@ public static class GatewayHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + 1;
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + CompletionRelay.OversizeDrainBytes + 1;
             kestrel.Limits.MinResponseDataRate = null;
         });
 
@@ -113,7 +113,10 @@ public static class GatewayServiceCollectionExtensions
             sp.GetService<IDstackAgentClient>(),
             sp.GetService<IGpuEvidenceSource>(),
             sp.GetRequiredService<GatewayMetrics>(),
-            sp.GetRequiredService<RandomNumberGenerator>()));
+            sp.GetRequiredService<RandomNumberGenerator>(),
+            options.Peers.Count == 0 ? null : new PeerReports(
+                new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2) }) { Timeout = Timeout.InfiniteTimeSpan },
+                options)));
         services.AddHostedService<GatewayStartup>();
         return services;
     }

@@ -49,6 +49,15 @@ public sealed class GatewayOptions
         "/v1/models", "/v1/metrics", "/health", "/ready",
     };
 
+    /// <summary>Other gateways whose reports (over the same nonce) are merged into <c>all_attestations</c>.</summary>
+    public IReadOnlyList<Uri> Peers { get; set; } = [];
+
+    /// <summary>Bearer token sent to peers (null sends none).</summary>
+    public string? PeerToken { get; set; }
+
+    /// <summary>Time allowed for one peer's report.</summary>
+    public TimeSpan PeerTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     public SigningKeySource KeySource { get; set; } = SigningKeySource.Random;
 
     /// <summary>GetKey path prefix for <see cref="SigningKeySource.Agent"/> keys: <c>{prefix}/ecdsa-signing-key</c>, <c>{prefix}/ed25519-signing-key</c>.</summary>

@@ -27,7 +27,8 @@ internal sealed class AttestationReportBuilder(
     IDstackAgentClient? agent,
     IGpuEvidenceSource? gpu,
     GatewayMetrics metrics,
-    RandomNumberGenerator random)
+    RandomNumberGenerator random,
+    PeerReports? peers = null)
 {
     public const string GpuUnavailable = "GPU evidence is unavailable: no GPU evidence source is configured on this gateway";
 
@@ -88,9 +89,11 @@ internal sealed class AttestationReportBuilder(
         var quoteTask = agent.GetQuoteAsync(reportData, cancellationToken);
         var infoTask = agent.InfoAsync(cancellationToken);
         var gpuTask = gpu is null ? Task.FromResult<string?>(null) : gpu.GetEvidenceAsync(nonce, cancellationToken);
+        var peerTask = peers is null ? Task.FromResult(PeerReports.Empty) : peers.FetchAsync(nonce, algo, cancellationToken);
         var quote = await quoteTask;
         var info = await infoTask;
         var nvidia = await gpuTask;
+        var (peerAttestations, peerErrors) = await peerTask;
 
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
@@ -102,7 +105,23 @@ internal sealed class AttestationReportBuilder(
             w.WriteStartObject();
             WriteReport(w, signingAddress, algo, nonce, reportData, quote, info, nvidia);
             w.WriteEndObject();
+            foreach (var peer in peerAttestations)
+            {
+                peer.WriteTo(w);
+            }
+
             w.WriteEndArray();
+            if (peerErrors.Count > 0)
+            {
+                w.WriteStartArray("peer_errors");
+                foreach (var error in peerErrors)
+                {
+                    w.WriteStringValue(error);
+                }
+
+                w.WriteEndArray();
+            }
+
             w.WriteEndObject();
         }
 

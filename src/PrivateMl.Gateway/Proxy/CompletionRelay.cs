@@ -26,6 +26,7 @@ internal sealed class CompletionRelay(
     ISignatureStore store,
     GatewayMetrics metrics,
     TimeProvider time,
+    RandomNumberGenerator random,
     ILogger<CompletionRelay> logger)
 {
     private const int CopyBufferBytes = 16 * 1024;
@@ -59,31 +60,43 @@ internal sealed class CompletionRelay(
         }
     }
 
+    /// <summary>How much of an oversized body is read and dropped before the 413, so the client sees the answer instead of a reset.</summary>
+    internal const int OversizeDrainBytes = 1024 * 1024;
+
     private async Task<byte[]?> ReadBodyAsync(HttpContext context)
     {
         var limit = options.MaxRequestBodyBytes;
-        if (context.Request.ContentLength > limit)
-        {
-            metrics.Rejected();
-            await OpenAiErrors.WriteAsync(context, 413, $"the request body is larger than {limit} bytes", "invalid_request_error", "request_too_large");
-            return null;
-        }
-
-        var buffer = new MemoryStream(context.Request.ContentLength is { } n ? (int)n : 4096);
+        var declared = context.Request.ContentLength;
+        var buffer = new MemoryStream(declared is { } n && n <= limit ? (int)n : 4096);
         var chunk = ArrayPool<byte>.Shared.Rent(CopyBufferBytes);
+        long total = 0;
         try
         {
+            if (declared > limit + OversizeDrainBytes)
+            {
+                await RejectOversizeAsync(context, limit);
+                return null;
+            }
+
             int read;
             while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
             {
-                if (buffer.Length + read > limit)
+                total += read;
+                if (total > limit + OversizeDrainBytes)
                 {
-                    metrics.Rejected();
-                    await OpenAiErrors.WriteAsync(context, 413, $"the request body is larger than {limit} bytes", "invalid_request_error", "request_too_large");
-                    return null;
+                    break;
                 }
 
-                buffer.Write(chunk, 0, read);
+                if (total <= limit)
+                {
+                    buffer.Write(chunk, 0, read);
+                }
+            }
+
+            if (total > limit)
+            {
+                await RejectOversizeAsync(context, limit);
+                return null;
             }
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or Microsoft.AspNetCore.Http.BadHttpRequestException)
@@ -102,6 +115,13 @@ internal sealed class CompletionRelay(
         }
 
         return buffer.ToArray();
+    }
+
+    private async Task RejectOversizeAsync(HttpContext context, long limit)
+    {
+        metrics.Rejected();
+        context.Response.Headers.Connection = "close";
+        await OpenAiErrors.WriteAsync(context, 413, $"the request body is larger than {limit} bytes", "invalid_request_error", "request_too_large");
     }
 
     private async Task RelayAsync(HttpContext context, string path, byte[] body, DateTimeOffset receivedAt)
@@ -168,7 +188,9 @@ internal sealed class CompletionRelay(
     private async Task RelaySuccessAsync(HttpContext context, string path, byte[] body, string requestHash, DateTimeOffset receivedAt, BackendResponse upstream)
     {
         var stream = upstream.IsEventStream;
-        var receiptId = "pml-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        Span<byte> idBytes = stackalloc byte[16];
+        random.GetBytes(idBytes);
+        var receiptId = "pml-" + Convert.ToHexStringLower(idBytes);
         var response = context.Response;
         response.StatusCode = upstream.StatusCode;
         response.ContentType = upstream.ContentType ?? "application/json";

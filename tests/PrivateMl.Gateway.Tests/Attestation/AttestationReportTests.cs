@@ -95,3 +95,33 @@ public sealed class AttestationReportTests : IAsyncLifetime
         Assert.Equal(address, again.GetProperty("signing_address").GetString());
     }
 }
+
+/// <summary>Peers: one report lists every node's attestation over the caller's nonce.</summary>
+public sealed class PeerReportTests
+{
+    [Fact]
+    public async Task Report_MergesPeerAttestations_OverTheSameNonce_AndNamesFailedPeers()
+    {
+        await using var node = await GatewayFixture.StartAsync();
+        var peer = node.Client.BaseAddress!;
+        var (_, front, _) = await node.StartGatewayAsync(o =>
+        {
+            o.Peers = [peer, new Uri("http://127.0.0.1:1/")];
+            o.PeerToken = GatewayFixture.Token;
+        });
+        var nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+
+        var (status, report) = await GatewayFixture.GetJsonAsync(front, $"/v1/attestation/report?nonce={nonce}");
+        var (_, peerReport) = await node.GetJsonAsync("/v1/attestation/report");
+
+        Assert.Equal(200, status);
+        var all = report.GetProperty("all_attestations");
+        Assert.Equal(2, all.GetArrayLength());
+        Assert.Equal(report.GetProperty("signing_address").GetString(), all[0].GetProperty("signing_address").GetString());
+        Assert.Equal(peerReport.GetProperty("signing_address").GetString(), all[1].GetProperty("signing_address").GetString());
+        Assert.All(all.EnumerateArray(), a => Assert.Equal(nonce, a.GetProperty("request_nonce").GetString()));
+        var quote = TdxQuote.Parse(Convert.FromHexString(all[1].GetProperty("intel_quote").GetString()!));
+        Assert.Equal(Convert.FromHexString(nonce), quote.ReportData[32..].ToArray());
+        Assert.Single(report.GetProperty("peer_errors").EnumerateArray());
+    }
+}

@@ -15,8 +15,12 @@ public sealed class LimitTests
         var big = GatewayFixture.ChatBody("test-model", false, new string('x', 2048));
 
         var exchange = await node.PostAsync("/v1/chat/completions", big);
+        using var chunked = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StreamContent(new MemoryStream(big)) };
+        chunked.Headers.TransferEncodingChunked = true;
+        using var streamed = await node.Client.SendAsync(chunked, TestContext.Current.CancellationToken);
 
         Assert.Equal(413, exchange.Status);
+        Assert.Equal(413, (int)streamed.StatusCode);
         Assert.Empty(node.Upstream.Received);
         Assert.Equal(200, (await node.PostAsync("/v1/chat/completions", GatewayFixture.ChatBody("test-model", false))).Status);
     }

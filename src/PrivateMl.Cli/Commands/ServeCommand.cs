@@ -1,0 +1,160 @@
+using System.CommandLine;
+using Microsoft.AspNetCore.Builder;
+using PrivateMl.Agent.Client;
+using PrivateMl.Gateway;
+using PrivateMl.Inference.Upstream;
+
+namespace PrivateMl.Cli.Commands;
+
+/// <summary>
+/// <c>privateml serve --upstream URL [--agent-socket PATH | --no-agent] [--listen URL]... [--redis CONN] [--tokens FILE]
+/// [--keys random|agent] [--model NAME] [--max-body BYTES] [--max-streams N] [--signature-ttl SECONDS]
+/// [--max-signatures N] [--upstream-timeout SECONDS] [--public PATH]... [--peer URL]...</c>: the attesting OpenAI-compatible gateway in
+/// front of an upstream server (vLLM). Serves until stopped (Ctrl+C / SIGTERM).
+/// </summary>
+internal static class ServeCommand
+{
+    /// <summary>Set when the gateway is serving (tests wait on it).</summary>
+    internal static Action<WebApplication>? Started { get; set; }
+
+    public static Command Create()
+    {
+        var upstream = new Option<string>("--upstream") { Description = "Base URL of the OpenAI-compatible upstream, e.g. http://127.0.0.1:8000", Required = true };
+        var agentSocket = new Option<string>("--agent-socket")
+        {
+            Description = "Unix socket of the guest agent (quotes, keys)",
+            DefaultValueFactory = _ => DstackAgentClient.DefaultSocketPath,
+        };
+        var noAgent = new Option<bool>("--no-agent") { Description = "Run without a guest agent: no attestation reports (503), random keys only" };
+        var listen = new Option<string[]>("--listen")
+        {
+            Description = "URL to listen on (repeatable)",
+            DefaultValueFactory = _ => ["http://127.0.0.1:8080"],
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var redis = new Option<string?>("--redis") { Description = "StackExchange.Redis connection string; signatures shared by a fleet and kept across restarts" };
+        var tokens = new Option<FileInfo?>("--tokens") { Description = "File with one bearer token per line (# comments); without it every endpoint is open" };
+        var keys = new Option<string>("--keys") { Description = "Signing keys: random (made at start) or agent (derived through GetKey)", DefaultValueFactory = _ => "random" };
+        keys.AcceptOnlyFromAmong("random", "agent");
+        var model = new Option<string>("--model") { Description = "Model name used in signature store keys", DefaultValueFactory = _ => "privateml" };
+        var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes", DefaultValueFactory = _ => 4 * 1024 * 1024 };
+        var maxStreams = new Option<int>("--max-streams") { Description = "Most completions relayed at once (more get 429)", DefaultValueFactory = _ => 1024 };
+        var ttl = new Option<int>("--signature-ttl") { Description = "Seconds signatures and receipts stay retrievable", DefaultValueFactory = _ => 86400 };
+        var maxSignatures = new Option<int>("--max-signatures") { Description = "Most signatures kept in memory", DefaultValueFactory = _ => 1_000_000 };
+        var upstreamTimeout = new Option<int>("--upstream-timeout") { Description = "Seconds to wait for upstream headers, and between upstream body reads", DefaultValueFactory = _ => 300 };
+        var peers = new Option<string[]>("--peer") { Description = "Another gateway whose report is merged into all_attestations (repeatable; its token from PRIVATEML_PEER_TOKEN)" };
+        var publicPaths = new Option<string[]>("--public") { Description = "Paths served without a token (repeatable; default /v1/models /v1/metrics /health /ready)" };
+
+        var command = new Command("serve", "Run the attesting OpenAI-compatible gateway in front of an upstream inference server")
+        {
+            upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths, peers,
+        };
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var error = parseResult.InvocationConfiguration.Error;
+            var output = parseResult.InvocationConfiguration.Output;
+            if (!Uri.TryCreate(parseResult.GetValue(upstream), UriKind.Absolute, out var upstreamUri) || upstreamUri.Scheme is not ("http" or "https"))
+            {
+                error.WriteLine($"error: --upstream must be an http(s) URL, got '{parseResult.GetValue(upstream)}'");
+                return ExitCodes.UsageOrInput;
+            }
+
+            var tokenList = new List<string>();
+            if (parseResult.GetValue(tokens) is { } tokenFile)
+            {
+                if (!tokenFile.Exists)
+                {
+                    error.WriteLine($"error: --tokens {tokenFile.FullName} does not exist");
+                    return ExitCodes.UsageOrInput;
+                }
+
+                tokenList.AddRange(File.ReadAllLines(tokenFile.FullName).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')));
+                if (tokenList.Count == 0)
+                {
+                    error.WriteLine($"error: --tokens {tokenFile.FullName} holds no token");
+                    return ExitCodes.UsageOrInput;
+                }
+            }
+
+            var timeout = TimeSpan.FromSeconds(Math.Max(1, parseResult.GetValue(upstreamTimeout)));
+            var options = new GatewayOptions
+            {
+                ListenUrls = parseResult.GetValue(listen) ?? ["http://127.0.0.1:8080"],
+                RedisConnection = parseResult.GetValue(redis),
+                Tokens = tokenList,
+                KeySource = parseResult.GetValue(keys) == "agent" ? SigningKeySource.Agent : SigningKeySource.Random,
+                ModelName = parseResult.GetValue(model)!,
+                MaxRequestBodyBytes = parseResult.GetValue(maxBody),
+                MaxConcurrentStreams = parseResult.GetValue(maxStreams),
+                SignatureTtl = TimeSpan.FromSeconds(parseResult.GetValue(ttl)),
+                MaxStoredSignatures = parseResult.GetValue(maxSignatures),
+                UpstreamIdleTimeout = timeout,
+            };
+            if (parseResult.GetValue(publicPaths) is { Length: > 0 } paths)
+            {
+                options.PublicPaths = new HashSet<string>(paths, StringComparer.Ordinal);
+            }
+
+            foreach (var peer in parseResult.GetValue(peers) ?? [])
+            {
+                if (!Uri.TryCreate(peer, UriKind.Absolute, out var peerUri) || peerUri.Scheme is not ("http" or "https"))
+                {
+                    error.WriteLine($"error: --peer must be an http(s) URL, got '{peer}'");
+                    return ExitCodes.UsageOrInput;
+                }
+
+                options.Peers = [.. options.Peers, peerUri];
+            }
+
+            options.PeerToken = Environment.GetEnvironmentVariable("PRIVATEML_PEER_TOKEN");
+            var withoutAgent = parseResult.GetValue(noAgent);
+            if (withoutAgent && options.KeySource == SigningKeySource.Agent)
+            {
+                error.WriteLine("error: --keys agent needs the guest agent (drop --no-agent)");
+                return ExitCodes.UsageOrInput;
+            }
+
+            using var agent = withoutAgent ? null : new DstackAgentClient(parseResult.GetValue(agentSocket));
+            using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstreamUri, ResponseHeadersTimeout = timeout });
+            WebApplication app;
+            try
+            {
+                app = GatewayHost.Build(options, backend, agent);
+            }
+            catch (ArgumentException e)
+            {
+                error.WriteLine($"error: {e.Message}");
+                return ExitCodes.UsageOrInput;
+            }
+
+            await using (app)
+            {
+                try
+                {
+                    await app.StartAsync(cancellationToken);
+                }
+                catch (Exception e) when (e is IOException or InvalidOperationException or DstackAgentException or UnauthorizedAccessException)
+                {
+                    error.WriteLine($"error: the gateway could not start: {e.Message}");
+                    return ExitCodes.UsageOrInput;
+                }
+
+                output.WriteLine($"privateml gateway serving on {string.Join(", ", GatewayHost.Addresses(app))} → {upstreamUri}"
+                    + (tokenList.Count == 0 ? " (no tokens: open to anyone who can reach it)" : ""));
+                Started?.Invoke(app);
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                await app.StopAsync(CancellationToken.None);
+            }
+
+            return ExitCodes.Accepted;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,72 @@
+using System.CommandLine;
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Builder;
+using PrivateMl.Cli.Commands;
+using PrivateMl.Gateway;
+
+namespace PrivateMl.Cli.Tests;
+
+public sealed class ServeCommandTests
+{
+    [Theory]
+    [InlineData("ftp://example")]
+    [InlineData("not a url")]
+    public void Rejects_ANonHttpUpstream_WithExit2(string upstream)
+    {
+        var error = new StringWriter();
+
+        var code = Program.BuildRoot().Parse(["serve", "--upstream", upstream, "--no-agent"]).Invoke(new InvocationConfiguration { Output = new StringWriter(), Error = error });
+
+        Assert.Equal(ExitCodes.UsageOrInput, code);
+        Assert.Contains("--upstream", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Rejects_AgentKeysWithoutAnAgent()
+    {
+        var error = new StringWriter();
+
+        var code = Program.BuildRoot().Parse(["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--keys", "agent"])
+            .Invoke(new InvocationConfiguration { Output = new StringWriter(), Error = error });
+
+        Assert.Equal(ExitCodes.UsageOrInput, code);
+    }
+
+    [Fact]
+    public async Task Serves_WithTokensFromAFile_AndRelaysUpstreamFailureAs502()
+    {
+        var tokens = Path.GetTempFileName();
+        await File.WriteAllLinesAsync(tokens, ["# operators", "secret-token"], TestContext.Current.CancellationToken);
+        var started = new TaskCompletionSource<WebApplication>(TaskCreationOptions.RunContinuationsAsynchronously);
+        ServeCommand.Started = started.SetResult;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        var output = new StringWriter();
+        try
+        {
+            var run = Program.BuildRoot()
+                .Parse(["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--listen", "http://127.0.0.1:0", "--tokens", tokens])
+                .InvokeAsync(new InvocationConfiguration { Output = output, Error = new StringWriter() }, cts.Token);
+            var app = await started.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+            using var client = new HttpClient { BaseAddress = GatewayHost.Addresses(app)[0] };
+
+            using var health = await client.GetAsync("/health", TestContext.Current.CancellationToken);
+            using var anonymous = await client.PostAsync("/v1/chat/completions", new StringContent("{}"), TestContext.Current.CancellationToken);
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "secret-token");
+            using var relayed = await client.PostAsync("/v1/chat/completions", new StringContent("{\"model\":\"m\"}"), TestContext.Current.CancellationToken);
+            using var report = await client.GetAsync("/v1/attestation/report", TestContext.Current.CancellationToken);
+
+            Assert.Equal(200, (int)health.StatusCode);
+            Assert.Equal(401, (int)anonymous.StatusCode);
+            Assert.Equal(502, (int)relayed.StatusCode);
+            Assert.Equal(503, (int)report.StatusCode);
+            await cts.CancelAsync();
+            Assert.Equal(ExitCodes.Accepted, await run);
+            Assert.Contains("privateml gateway serving on", output.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            ServeCommand.Started = null;
+            File.Delete(tokens);
+        }
+    }
+}
