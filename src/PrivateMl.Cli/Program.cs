@@ -5,7 +5,14 @@ namespace PrivateMl.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+    public static int Main(string[] args) => Invoke(BuildRoot().Parse(args));
+
+    /// <summary>Runs a parsed command line; a parse error (missing argument, unknown option) exits 2, not 1 ("rejected").</summary>
+    public static int Invoke(ParseResult parse, InvocationConfiguration? configuration = null)
+    {
+        var exit = parse.Invoke(configuration);
+        return parse.Errors.Count > 0 ? ExitCodes.UsageOrInput : exit;
+    }
 
     /// <summary>Each concern contributes its own commands from its own file under Commands/.</summary>
     public static RootCommand BuildRoot()
@@ -16,6 +23,7 @@ public static class Program
         root.Subcommands.Add(AgentCommand.Create());
         root.Subcommands.Add(SimulatorCommands.Create());
         root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(GpuCommands.Create());
         return root;
     }
 }

@@ -7,7 +7,7 @@ namespace PrivateMl.Attestation.Tdx;
 public sealed partial class DcapVerifier
 {
     /// <summary>Per-call TCB state filled by the TCB checks.</summary>
-    private sealed class TcbEvaluation
+    internal sealed class TcbEvaluation
     {
         public TdxModuleIdentity? ModuleIdentity { get; set; }
 
@@ -30,6 +30,10 @@ public sealed partial class DcapVerifier
         public DateTimeOffset? EarliestDate { get; set; }
 
         public bool Failed { get; set; }
+
+        public TcbStatus? Current { get; set; }
+
+        public bool RelaunchAdvised { get; set; }
     }
 
     private static CheckResult CheckTdxModuleIdentity(TdxQuote? quote, TcbInfo? info, TcbEvaluation tcb)
@@ -105,44 +109,8 @@ public sealed partial class DcapVerifier
         }
 
         var teeTcbSvn = quote.TdReport?.TeeTcbSvn.Span.ToArray();
-        var tdxStart = quote.TdReport is { } td && td.TdxModuleMajorVersion > 0 ? 2 : 0;
 
-        List<TcbComponentShortfall> ShortfallsAgainst(TcbInfoLevel level)
-        {
-            var list = new List<TcbComponentShortfall>();
-            for (var i = 0; i < 16; i++)
-            {
-                if (pck.TcbComponents[i] < level.SgxComponents[i])
-                {
-                    list.Add(new TcbComponentShortfall(TcbComponentKind.SgxComponent, i, NameOr(level.SgxComponentNames[i], $"SGX component {i + 1}"), pck.TcbComponents[i], level.SgxComponents[i]));
-                }
-            }
-
-            if (pck.PceSvn < level.PceSvn)
-            {
-                list.Add(new TcbComponentShortfall(TcbComponentKind.PceSvn, 0, "PCESVN", pck.PceSvn, level.PceSvn));
-            }
-
-            if (teeTcbSvn is not null)
-            {
-                if (level.TdxComponents is null)
-                {
-                    list.Add(new TcbComponentShortfall(TcbComponentKind.TdxComponent, 0, "tdxtcbcomponents missing from this level", 0, 0));
-                }
-                else
-                {
-                    for (var i = tdxStart; i < 16; i++)
-                    {
-                        if (teeTcbSvn[i] < level.TdxComponents[i])
-                        {
-                            list.Add(new TcbComponentShortfall(TcbComponentKind.TdxComponent, i, NameOr(level.TdxComponentNames![i], $"TDX component {i}"), teeTcbSvn[i], level.TdxComponents[i]));
-                        }
-                    }
-                }
-            }
-
-            return list;
-        }
+        List<TcbComponentShortfall> ShortfallsAgainst(TcbInfoLevel level) => Shortfalls(pck, level, teeTcbSvn);
 
         // The level to aim for: the first UpToDate one, or the highest when the TCB info lists no UpToDate level.
         var firstUpToDate = Math.Max(0, Array.FindIndex(info.Levels, l => l.Status == TcbStatus.UpToDate));
@@ -264,19 +232,7 @@ public sealed partial class DcapVerifier
             return CheckResult.Skip(Name, "no complete TCB evaluation");
         }
 
-        var status = tcb.Platform.Status;
-        foreach (var component in new[] { tcb.Module?.Status, tcb.Qe.Status })
-        {
-            status = component switch
-            {
-                TcbStatus.Revoked => TcbStatus.Revoked,
-                TcbStatus.OutOfDate or TcbStatus.OutOfDateConfigurationNeeded when status is TcbStatus.UpToDate or TcbStatus.SWHardeningNeeded => TcbStatus.OutOfDate,
-                TcbStatus.OutOfDate or TcbStatus.OutOfDateConfigurationNeeded when status is TcbStatus.ConfigurationNeeded or TcbStatus.ConfigurationAndSWHardeningNeeded => TcbStatus.OutOfDateConfigurationNeeded,
-                { } other when other > status && status != TcbStatus.Revoked => other,
-                _ => status,
-            };
-        }
-
+        var status = Converge(tcb.Platform.Status, tcb.Module?.Status, tcb.Qe.Status);
         var advisories = new List<string>();
         foreach (var id in tcb.Platform.AdvisoryIds.Concat(tcb.Qe.AdvisoryIds).Concat(tcb.Module?.AdvisoryIds ?? []))
         {
@@ -296,6 +252,114 @@ public sealed partial class DcapVerifier
         }
 
         return CheckResult.Pass(Name, $"{status}{Advisories(advisories)} (platform {tcb.Platform.Status}, QE {tcb.Qe.Status}{(tcb.Module is { } mod ? $", TDX module {mod.Status}" : string.Empty)}); acceptance is the policy's decision");
+    }
+
+    /// <summary>
+    /// What falls short of one platform level: the 16 SGX components and PCESVN from the PCK certificate, and for TDX
+    /// the TEE_TCB_SVN bytes from index 2 (module version &gt; 0) or 0.
+    /// </summary>
+    private static List<TcbComponentShortfall> Shortfalls(PckExtensions pck, TcbInfoLevel level, byte[]? teeTcbSvn)
+    {
+        var tdxStart = teeTcbSvn is not null && teeTcbSvn[1] > 0 ? 2 : 0;
+        var list = new List<TcbComponentShortfall>();
+        for (var i = 0; i < 16; i++)
+        {
+            if (pck.TcbComponents[i] < level.SgxComponents[i])
+            {
+                list.Add(new TcbComponentShortfall(TcbComponentKind.SgxComponent, i, NameOr(level.SgxComponentNames[i], $"SGX component {i + 1}"), pck.TcbComponents[i], level.SgxComponents[i]));
+            }
+        }
+
+        if (pck.PceSvn < level.PceSvn)
+        {
+            list.Add(new TcbComponentShortfall(TcbComponentKind.PceSvn, 0, "PCESVN", pck.PceSvn, level.PceSvn));
+        }
+
+        if (teeTcbSvn is null)
+        {
+            return list;
+        }
+
+        if (level.TdxComponents is null)
+        {
+            list.Add(new TcbComponentShortfall(TcbComponentKind.TdxComponent, 0, "tdxtcbcomponents missing from this level", 0, 0));
+            return list;
+        }
+
+        for (var i = tdxStart; i < 16; i++)
+        {
+            if (teeTcbSvn[i] < level.TdxComponents[i])
+            {
+                list.Add(new TcbComponentShortfall(TcbComponentKind.TdxComponent, i, NameOr(level.TdxComponentNames![i], $"TDX component {i}"), teeTcbSvn[i], level.TdxComponents[i]));
+            }
+        }
+
+        return list;
+    }
+
+    private static TcbStatus Converge(TcbStatus platform, TcbStatus? module, TcbStatus qe)
+    {
+        var status = platform;
+        foreach (var component in new[] { module, qe })
+        {
+            status = component switch
+            {
+                TcbStatus.Revoked => TcbStatus.Revoked,
+                TcbStatus.OutOfDate or TcbStatus.OutOfDateConfigurationNeeded when status is TcbStatus.UpToDate or TcbStatus.SWHardeningNeeded => TcbStatus.OutOfDate,
+                TcbStatus.OutOfDate or TcbStatus.OutOfDateConfigurationNeeded when status is TcbStatus.ConfigurationNeeded or TcbStatus.ConfigurationAndSWHardeningNeeded => TcbStatus.OutOfDateConfigurationNeeded,
+                { } other when other > status && status != TcbStatus.Revoked => other,
+                _ => status,
+            };
+        }
+
+        return status;
+    }
+
+    /// <summary>
+    /// TD 1.5: the same evaluation with TEE_TCB_SVN2 (the TCB after TD-preserving updates). A TD launched on an
+    /// OutOfDate TCB whose current TCB is no longer OutOfDate should be relaunched (Intel's TDRelaunchAdvised).
+    /// </summary>
+    internal static CheckResult CheckTdRelaunch(TdxQuote? quote, PckExtensions? pck, TcbInfo? info, TcbEvaluation tcb)
+    {
+        const string Name = CheckNames.TdRelaunch;
+        if (quote?.TdReport?.TeeTcbSvn2 is not { } svn2Memory)
+        {
+            return CheckResult.Skip(Name, quote is null ? "no parsed quote" : "no TEE_TCB_SVN2 (not a TD 1.5 report)");
+        }
+
+        if (tcb.Merged is not { } launch || pck is null || info is null || tcb.Qe is null)
+        {
+            return CheckResult.Skip(Name, "the launch TCB was not evaluated");
+        }
+
+        var svn2 = svn2Memory.ToArray();
+        var level = Array.FindIndex(info.Levels, l => Shortfalls(pck, l, svn2).Count == 0);
+        if (level < 0 || info.Levels[level].Status is not { } platform)
+        {
+            return CheckResult.Fail(Name, ErrorCode.TcbLevelNotFound, $"TEE_TCB_SVN2 {Convert.ToHexStringLower(svn2)} matches no TCB level although TEE_TCB_SVN does");
+        }
+
+        TcbStatus? module = null;
+        if (svn2[1] > 0)
+        {
+            var id = $"TDX_{svn2[1]:X2}";
+            var identity = Array.Find(info.TdxModuleIdentities, m => string.Equals(m.Id, id, StringComparison.OrdinalIgnoreCase));
+            var moduleLevel = identity is null ? null : Array.Find(identity.Levels, l => svn2[0] >= l.IsvSvn);
+            if (moduleLevel?.Status is not { } moduleStatus)
+            {
+                return CheckResult.Fail(Name, ErrorCode.TcbLevelNotFound, $"TEE_TCB_SVN2 names module {id} SVN {svn2[0]}, which no module identity level covers");
+            }
+
+            module = moduleStatus;
+        }
+
+        var current = Converge(platform, module, tcb.Qe.Status);
+        tcb.Current = current;
+        tcb.RelaunchAdvised = launch is TcbStatus.OutOfDate or TcbStatus.OutOfDateConfigurationNeeded
+            && current is TcbStatus.UpToDate or TcbStatus.SWHardeningNeeded or TcbStatus.ConfigurationNeeded or TcbStatus.ConfigurationAndSWHardeningNeeded;
+        return CheckResult.Pass(Name, tcb.RelaunchAdvised
+            ? $"current TCB (TEE_TCB_SVN2) is {current} but the TD was launched on {launch}: relaunch advised"
+            : $"current TCB (TEE_TCB_SVN2) is {current}; launched on {launch}: no relaunch needed");
     }
 
     private static string Advisories(IReadOnlyList<string> ids) => ids.Count == 0 ? string.Empty : $" [{string.Join(", ", ids)}]";

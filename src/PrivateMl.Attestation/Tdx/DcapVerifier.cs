@@ -42,6 +42,7 @@ public sealed partial class DcapVerifier
         public const string TdxModuleTcbLevel = "tcb.tdx-module-level";
         public const string QeTcbLevel = "tcb.qe-level";
         public const string TcbStatus = "tcb.status";
+        public const string TdRelaunch = "tcb.td-relaunch";
 
         /// <summary>All names in order.</summary>
         public static IReadOnlyList<string> All { get; } =
@@ -49,7 +50,7 @@ public sealed partial class DcapVerifier
             QuoteFormat, TrustAnchor, RootCaCrl, TcbInfoIssuerChain, TcbInfoSignature, TcbInfoValidity, TcbInfoType,
             QeIdentityIssuerChain, QeIdentitySignature, QeIdentityValidity, QeIdentityType, PckCrl, PckChain, PckRevocation,
             PckExtension, QeReportSignature, QeReportBinding, QeIdentityMatch, QuoteSignature, TcbInfoPlatform,
-            TdxModuleIdentity, PlatformTcbLevel, TdxModuleTcbLevel, QeTcbLevel, TcbStatus,
+            TdxModuleIdentity, PlatformTcbLevel, TdxModuleTcbLevel, QeTcbLevel, TcbStatus, TdRelaunch,
         ];
     }
 
@@ -100,7 +101,8 @@ public sealed partial class DcapVerifier
     /// trusted root, names, signatures, CA flags, validity); PCK revocation (root CA CRL and PCK CRL); PCK SGX
     /// extension; QE report signature by the PCK key; QE report_data = SHA-256(attestation key ‖ QE auth data) ‖ 0³²;
     /// QE report against the QE identity; quote signature by the attestation key; FMSPC and PCE-ID against the TCB
-    /// info; TDX module identity; platform TCB level; TDX module TCB level; QE TCB level; merged status (Revoked fails).
+    /// info; TDX module identity; platform TCB level; TDX module TCB level; QE TCB level; merged status (Revoked fails);
+    /// for TD 1.5 reports, the current TCB from TEE_TCB_SVN2 and whether a relaunch is advised.
     /// </summary>
     public QuoteVerificationResult Verify(ReadOnlySpan<byte> quote, DcapCollateral collateral, DateTimeOffset now)
     {
@@ -192,6 +194,7 @@ public sealed partial class DcapVerifier
         checks.Add(CheckTdxModuleTcbLevel(quote, tcb));
         checks.Add(CheckQeTcbLevel(quote, facts.QeIdentity, tcb));
         checks.Add(CheckMergedStatus(tcb));
+        checks.Add(CheckTdRelaunch(quote, pck, facts.TcbInfo, tcb));
 
         return new QuoteVerificationResult
         {
@@ -210,6 +213,8 @@ public sealed partial class DcapVerifier
             TdxModuleTcbLevel = tcb.Module,
             QeTcbLevel = tcb.Qe,
             TcbDate = tcb.EarliestDate,
+            CurrentTcbStatus = tcb.Current,
+            TdRelaunchAdvised = tcb.RelaunchAdvised,
             Shortfalls = tcb.Shortfalls,
             ShortfallsToUpToDate = tcb.ShortfallsToUpToDate,
             TcbEvaluationDataNumber = facts.TcbInfo?.TcbEvaluationDataNumber,

@@ -99,6 +99,15 @@ public sealed record QuoteVerificationResult
 
     public TcbLevelMatch? QeTcbLevel { get; init; }
 
+    /// <summary>TD 1.5 only: the merged status evaluated with TEE_TCB_SVN2 (the TCB after TD-preserving updates).</summary>
+    public TcbStatus? CurrentTcbStatus { get; init; }
+
+    /// <summary>
+    /// TD 1.5 only: the TD was launched on an OutOfDate TCB but its current TCB is not OutOfDate (Intel's
+    /// TDRelaunchAdvised); <see cref="Status"/> stays the launch status.
+    /// </summary>
+    public bool TdRelaunchAdvised { get; init; }
+
     /// <summary>The earliest tcbDate among the matched levels.</summary>
     public DateTimeOffset? TcbDate { get; init; }
 

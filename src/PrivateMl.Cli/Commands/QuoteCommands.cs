@@ -2,27 +2,16 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using PrivateMl.Attestation.Policy;
 using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
 using PrivateMl.Attestation.Verification;
 
 namespace PrivateMl.Cli.Commands;
 
-/// <summary>
-/// Evaluates a policy against a verification result and returns the policy's own checks (a rejection is a failed
-/// check). <paramref name="policyPath"/> is the <c>--policy</c> file, or null for the default policy.
-/// </summary>
-internal delegate IReadOnlyList<CheckResult> QuotePolicyEvaluator(QuoteVerificationResult result, string? policyPath);
-
 /// <summary><c>privateml quote show FILE [--json]</c> and <c>privateml quote verify FILE --collateral FILE [--at TIME] [--policy FILE] [--json]</c>.</summary>
 internal static class QuoteCommands
 {
-    /// <summary>
-    /// The policy step. Unset, <c>--policy</c> is refused (exit 2) and the built-in rule applies: only an UpToDate
-    /// TCB status is accepted. Set it to the Attestation/Policy evaluator to take over both.
-    /// </summary>
-    public static QuotePolicyEvaluator? PolicyEvaluator { get; set; }
-
     public static Command Create()
     {
         var command = new Command("quote", "Parse and verify Intel DCAP quotes");
@@ -47,16 +36,21 @@ internal static class QuoteCommands
         var at = new Option<string>("--at") { Description = "Verification time: unix seconds or ISO-8601 (default: now)" };
         var policy = new Option<FileInfo>("--policy") { Description = "Policy JSON file" };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of text" };
+        var allowSimulated = new Option<bool>("--allow-simulated") { Description = "Trust the root given by --trust-root (e.g. the simulator's); results say SIMULATED" };
+        var trustRoot = new Option<FileInfo>("--trust-root") { Description = "Root certificate (DER or PEM) to trust instead of Intel's; needs --allow-simulated" };
         var verify = new Command("verify", "Verify a quote offline against DCAP collateral (exit 0 accepted, 1 rejected, 2 usage or input error)")
         {
-            file, collateral, at, policy, json,
+            file, collateral, at, policy, json, allowSimulated, trustRoot,
         };
         verify.SetAction(parse => Verify(
-            parse.GetValue(file)!,
-            parse.GetValue(collateral),
-            parse.GetValue(at),
-            parse.GetValue(policy),
-            parse.GetValue(json),
+            new VerifyArguments(
+                parse.GetValue(file)!,
+                parse.GetValue(collateral),
+                parse.GetValue(at),
+                parse.GetValue(policy),
+                parse.GetValue(json),
+                parse.GetValue(allowSimulated),
+                parse.GetValue(trustRoot)),
             parse.InvocationConfiguration.Output,
             parse.InvocationConfiguration.Error));
         return verify;
@@ -81,8 +75,18 @@ internal static class QuoteCommands
         return ExitCodes.Accepted;
     }
 
-    internal static int Verify(FileInfo file, FileInfo? collateralFile, string? at, FileInfo? policyFile, bool json, TextWriter output, TextWriter error)
+    internal sealed record VerifyArguments(
+        FileInfo File,
+        FileInfo? Collateral,
+        string? At,
+        FileInfo? Policy,
+        bool Json,
+        bool AllowSimulated = false,
+        FileInfo? TrustRoot = null);
+
+    internal static int Verify(VerifyArguments arguments, TextWriter output, TextWriter error)
     {
+        var (file, collateralFile, at, policyFile, json, allowSimulated, trustRootFile) = arguments;
         if (collateralFile is null)
         {
             error.WriteLine("error: --collateral FILE is required");
@@ -95,9 +99,9 @@ internal static class QuoteCommands
             return ExitCodes.UsageOrInput;
         }
 
-        if (policyFile is not null && PolicyEvaluator is null)
+        if ((trustRootFile is null) != !allowSimulated)
         {
-            error.WriteLine("error: --policy is not available in this build (no policy evaluator is registered)");
+            error.WriteLine("error: --allow-simulated and --trust-root FILE go together (trusting another root is explicit)");
             return ExitCodes.UsageOrInput;
         }
 
@@ -118,11 +122,28 @@ internal static class QuoteCommands
             return ExitCodes.UsageOrInput;
         }
 
-        var result = new DcapVerifier().Verify(quoteBytes, collateral, now);
+        var verifierOptions = new DcapVerifierOptions();
+        if (trustRootFile is not null)
+        {
+            if (!TryReadRoot(trustRootFile, error, out var rootDer))
+            {
+                return ExitCodes.UsageOrInput;
+            }
+
+            verifierOptions = verifierOptions with { TrustedRootCertificate = rootDer, AllowSimulated = true };
+        }
+
+        var result = new DcapVerifier(verifierOptions).Verify(quoteBytes, collateral, now);
         IReadOnlyList<CheckResult> policyChecks;
         try
         {
-            policyChecks = PolicyEvaluator is { } evaluator ? evaluator(result, policyFile?.FullName) : DefaultPolicy(result);
+            var policy = policyFile is null ? AttestationPolicy.Default : AttestationPolicy.Load(policyFile.FullName);
+            if (allowSimulated)
+            {
+                policy = policy with { AllowSimulated = true };
+            }
+
+            policyChecks = PolicyEvaluator.Evaluate(policy, result).Checks;
         }
         catch (Exception ex) when (ex is AttestationException or IOException or JsonException or UnauthorizedAccessException)
         {
@@ -143,23 +164,23 @@ internal static class QuoteCommands
         return accepted ? ExitCodes.Accepted : ExitCodes.Rejected;
     }
 
-    /// <summary>Without a policy evaluator: accept only an UpToDate TCB (fail closed).</summary>
-    internal static IReadOnlyList<CheckResult> DefaultPolicy(QuoteVerificationResult result)
+    private static bool TryReadRoot(FileInfo file, TextWriter error, out byte[] der)
     {
-        const string Name = "policy.tcb-status";
-        if (result.Status is not { } status)
+        der = [];
+        try
         {
-            return [CheckResult.Skip(Name, "no TCB status to judge")];
+            var bytes = File.ReadAllBytes(file.FullName);
+            var text = Encoding.ASCII.GetString(bytes);
+            der = text.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal)
+                ? System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(text).RawData
+                : bytes;
+            return true;
         }
-
-        if (status == TcbStatus.UpToDate)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
         {
-            return [CheckResult.Pass(Name, "UpToDate is accepted by the default policy")];
+            error.WriteLine($"error: cannot read the root certificate {file.FullName}: {ex.Message}");
+            return false;
         }
-
-        var advisories = result.AdvisoryIds.Count > 0 ? $" (advisories {string.Join(", ", result.AdvisoryIds)})" : string.Empty;
-        var needs = result.ShortfallsToUpToDate.Count > 0 ? "; to improve: " + string.Join("; ", result.ShortfallsToUpToDate) : string.Empty;
-        return [CheckResult.Fail(Name, ErrorCode.TcbStatusNotAccepted, $"TCB status {status}{advisories} is not accepted by the default policy (UpToDate only){needs}")];
     }
 
     internal static bool TryParseTime(string? text, out DateTimeOffset time)
@@ -406,6 +427,8 @@ internal static class QuoteJson
         Nullable(w, "platform_tcb_status", r.PlatformTcbStatus?.ToString());
         Nullable(w, "tdx_module_tcb_status", r.TdxModuleTcbStatus?.ToString());
         Nullable(w, "qe_tcb_status", r.QeTcbStatus?.ToString());
+        Nullable(w, "current_tcb_status", r.CurrentTcbStatus?.ToString());
+        w.WriteBoolean("td_relaunch_advised", r.TdRelaunchAdvised);
         w.WriteStartArray("advisory_ids");
         foreach (var id in r.AdvisoryIds)
         {
