@@ -22,8 +22,13 @@ public static class Program
         root.Subcommands.Add(CollateralCommands.Create());
         root.Subcommands.Add(AgentCommand.Create());
         root.Subcommands.Add(SimulatorCommands.Create());
-        root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(GpuCommands.Create());
+        root.Subcommands.Add(VerifyCommand.Create());
+        root.Subcommands.Add(ChatCommand.Create());
+        root.Subcommands.Add(ReceiptCommands.Create());
+        root.Subcommands.Add(ModelCommands.Create());
+        root.Subcommands.Add(UpCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         return root;
     }
 }

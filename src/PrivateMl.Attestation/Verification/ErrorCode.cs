@@ -108,4 +108,18 @@ public enum ErrorCode
     NrasSubmodDigestMismatch = 728,
     NrasResultNegative = 729,
     GpuCountMismatch = 730,
+
+    // Client: node reports, bindings, app identity, signed responses (8xx)
+    ReportUnavailable = 800,
+    ReportMalformed = 801,
+    NonceMismatch = 802,
+    SigningKeyNotBound = 803,
+    ComposeHashMismatch = 804,
+    AppIdentityMissing = 805,
+    MrConfigIdMismatch = 806,
+    ResponseSignatureInvalid = 807,
+    ResponseHashMismatch = 808,
+    ReceiptInvalid = 809,
+    SignerNotAttested = 810,
+    GpuEvidenceMissing = 811,
 }

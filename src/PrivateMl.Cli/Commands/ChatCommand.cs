@@ -1,0 +1,127 @@
+using System.CommandLine;
+using PrivateMl.Attestation.Verification;
+using PrivateMl.Client;
+
+namespace PrivateMl.Cli.Commands;
+
+/// <summary>
+/// <c>privateml chat URL [PROMPT]</c>: attests the node first (as <c>privateml verify</c>), then streams an answer,
+/// fetches its signature and receipt and checks them against the key attested in this run. Exit codes: 0 verified
+/// answer, 1 node not trusted or answer unsigned/tampered, 2 usage or input error.
+/// </summary>
+internal static class ChatCommand
+{
+    public static Command Create()
+    {
+        var url = new Argument<string>("URL") { Description = "Base URL of the node (its gateway)" };
+        var prompt = new Argument<string?>("PROMPT") { Description = "The question (default: read from standard input)", Arity = ArgumentArity.ZeroOrOne };
+        var model = new Option<string>("--model") { Description = "Model name sent in the request", DefaultValueFactory = _ => "default" };
+        var noStream = new Option<bool>("--no-stream") { Description = "Ask for one JSON answer instead of a stream" };
+        var collateral = new Option<string>("--collateral") { Description = "Collateral directory or bundle; with --pccs it is a cache" };
+        var pccs = new Option<string>("--pccs") { Description = "PCCS or Intel PCS base URL (default: Intel PCS)" };
+        var offline = new Option<bool>("--offline") { Description = "Never fetch collateral over the network (needs --collateral)" };
+        var allowSimulated = new Option<bool>("--allow-simulated") { Description = "Accept a simulated node (the result says SIMULATED)" };
+        var policy = new Option<FileInfo>("--policy") { Description = "Policy JSON file" };
+        var compose = new Option<FileInfo>("--compose") { Description = "The app-compose.json the node must run" };
+        var token = new Option<string>("--token") { Description = "Bearer token for the node (default: $PRIVATEML_API_KEY)" };
+        var algo = new Option<string>("--signing-algo") { Description = "ecdsa (default) or ed25519", DefaultValueFactory = _ => "ecdsa" };
+        var saveReceipt = new Option<FileInfo>("--save-receipt") { Description = "Write the answer's receipt to FILE (check it later with privateml receipt verify)" };
+        var command = new Command("chat", "Ask an attested node a question and verify the signed answer end to end (exit 0 verified, 1 not, 2 usage error)")
+        {
+            url, prompt, model, noStream, collateral, pccs, offline, allowSimulated, policy, compose, token, algo, saveReceipt,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var request = new VerifyRequest
+            {
+                UrlText = parse.GetValue(url),
+                Collateral = parse.GetValue(collateral),
+                PccsText = parse.GetValue(pccs),
+                Offline = parse.GetValue(offline),
+                AllowSimulated = parse.GetValue(allowSimulated),
+                Policy = parse.GetValue(policy),
+                Compose = parse.GetValue(compose),
+                Token = parse.GetValue(token) ?? Environment.GetEnvironmentVariable("PRIVATEML_API_KEY"),
+                SigningAlgo = parse.GetValue(algo) ?? "ecdsa",
+            };
+            var question = parse.GetValue(prompt) ?? await Console.In.ReadToEndAsync(cancellationToken);
+            return await RunAsync(request, question, parse.GetValue(model) ?? "default", !parse.GetValue(noStream), parse.GetValue(saveReceipt), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
+        });
+        return command;
+    }
+
+    internal static async Task<int> RunAsync(VerifyRequest request, string prompt, string model, bool stream, FileInfo? saveReceipt, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        if (request.Url is not { } baseAddress || (baseAddress.Scheme != Uri.UriSchemeHttp && baseAddress.Scheme != Uri.UriSchemeHttps))
+        {
+            error.WriteLine($"error: {request.UrlText} is not an http(s) URL");
+            return ExitCodes.UsageOrInput;
+        }
+
+        if (request.Offline && (request.Collateral is null || request.Pccs is not null))
+        {
+            error.WriteLine("error: --offline needs --collateral DIR and no --pccs");
+            return ExitCodes.UsageOrInput;
+        }
+
+        if (request.SigningAlgo is not ("ecdsa" or "ed25519"))
+        {
+            error.WriteLine("error: --signing-algo must be ecdsa or ed25519");
+            return ExitCodes.UsageOrInput;
+        }
+
+        var options = await VerifyCommand.TryBuildOptionsAsync(request, error, cancellationToken);
+        if (options is null)
+        {
+            return ExitCodes.UsageOrInput;
+        }
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        var attestation = await new NodeVerifier(http, options with { Collateral = VerifyCommand.CollateralSource(request, http) }).VerifyAsync(baseAddress, cancellationToken);
+        if (!attestation.Trusted)
+        {
+            VerifyCommand.WriteText(attestation, fromBundle: false, output);
+            output.WriteLine("not sending the prompt: the node is not trusted");
+            return ExitCodes.Rejected;
+        }
+
+        output.WriteLine($"✔ node attested{(attestation.IsSimulated ? " (SIMULATED)" : string.Empty)}: answers must be signed by {attestation.SigningAddress}");
+        var chat = new VerifiedChat(http, baseAddress, request.Token);
+        ChatVerification answer;
+        try
+        {
+            answer = await chat.SendAsync(VerifiedChat.RequestBody(model, prompt, stream), attestation.SigningAddress!, request.SigningAlgo, delta => output.Write(delta), cancellationToken);
+        }
+        catch (HttpRequestException e)
+        {
+            error.WriteLine($"error: the node did not answer: {e.Message}");
+            return ExitCodes.Rejected;
+        }
+
+        output.WriteLine();
+        foreach (var c in answer.Checks)
+        {
+            output.WriteLine(c.Outcome switch
+            {
+                CheckOutcome.Passed => $"✔ {c.Name}: {c.Detail}",
+                CheckOutcome.Failed => $"✘ {c.Name}: {c.Detail} [{c.Code}]",
+                _ => $"– {c.Name}: {c.Detail}",
+            });
+        }
+
+        if (saveReceipt is not null && answer.ReceiptJson is not null)
+        {
+            await File.WriteAllTextAsync(saveReceipt.FullName, answer.ReceiptJson, cancellationToken);
+            output.WriteLine($"receipt written to {saveReceipt.FullName}");
+        }
+
+        var unsigned = answer.Checks.Any(c => c.Detail.StartsWith("UNSIGNED", StringComparison.Ordinal));
+        var tampered = answer.Checks.Any(c => c.Outcome == CheckOutcome.Failed && c.Detail.StartsWith("TAMPERED", StringComparison.Ordinal));
+        output.WriteLine(answer.Verified
+            ? $"VERIFIED: this answer was signed by the attested key {attestation.SigningAddress} over exactly the bytes received"
+            : unsigned ? "UNSIGNED: the node did not sign this answer; do not trust it"
+            : tampered ? "TAMPERED: the bytes received are not the bytes the node signed"
+            : "NOT VERIFIED: see the failed checks above");
+        return answer.Verified ? ExitCodes.Accepted : ExitCodes.Rejected;
+    }
+}

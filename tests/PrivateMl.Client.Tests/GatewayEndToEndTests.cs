@@ -1,0 +1,149 @@
+using PrivateMl.Attestation.Verification;
+using PrivateMl.Client.Tests.Support;
+
+namespace PrivateMl.Client.Tests;
+
+/// <summary>The client against our own node (simulated agent + attesting gateway), as after <c>privateml up</c>.</summary>
+public sealed class GatewayEndToEndTests
+{
+    [Fact]
+    public async Task Allow_simulated_passes_every_check_against_our_gateway()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        using var http = new HttpClient();
+
+        var result = await new NodeVerifier(http, node.Options()).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+
+        Assert.True(result.Trusted, NodeVerifierTests.Describe(result));
+        Assert.True(result.IsSimulated);
+        Assert.Empty(result.Failures);
+        Assert.Equal(CheckOutcome.Passed, result.Find(NodeVerifier.CheckNames.SigningKeyBinding)!.Outcome);
+        Assert.Equal(CheckOutcome.Passed, result.Find(NodeVerifier.CheckNames.EventLogRtmr3)!.Outcome);
+        Assert.Equal(CheckOutcome.Passed, result.Find(NodeVerifier.CheckNames.PublishedCompose)!.Outcome);
+    }
+
+    [Fact]
+    public async Task Strict_verification_of_our_gateway_fails_only_on_the_simulated_root()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        using var http = new HttpClient();
+
+        var result = await new NodeVerifier(http, node.Options(allowSimulated: false)).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+
+        Assert.False(result.Trusted);
+        Assert.Equal("policy.simulated", Assert.Single(result.Failures).Name);
+    }
+
+    [Theory]
+    [InlineData(true, "ecdsa")]
+    [InlineData(false, "ecdsa")]
+    [InlineData(true, "ed25519")]
+    public async Task Chat_verifies_its_own_answer_end_to_end(bool stream, string algo)
+    {
+        await using var node = await GatewayNode.StartAsync();
+        using var http = new HttpClient();
+        var attested = await new NodeVerifier(http, node.Options() with { SigningAlgo = algo }).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+        Assert.True(attested.Trusted, NodeVerifierTests.Describe(attested));
+        var deltas = new List<string>();
+
+        var answer = await new VerifiedChat(http, node.BaseAddress, GatewayNode.Token)
+            .SendAsync(VerifiedChat.RequestBody("test-model", "hi", stream), attested.SigningAddress!, algo, deltas.Add, TestContext.Current.CancellationToken);
+
+        Assert.True(answer.Verified, string.Join("\n", answer.Checks.Select(c => $"{c.Outcome} {c.Name}: {c.Detail}")));
+        Assert.Equal(stream ? "tok0 tok1 tok2 tok3 " : "hello there", answer.Content);
+        Assert.Equal(answer.Content, string.Concat(deltas));
+        Assert.Contains(answer.Checks, c => c.Name == ReceiptVerifier.ResponseCheck && c.Outcome == CheckOutcome.Passed);
+        Assert.Contains(answer.Checks, c => c.Name == ReceiptVerifier.AttestedKeyCheck && c.Outcome == CheckOutcome.Passed);
+    }
+
+    [Fact]
+    public async Task A_tampered_stream_is_reported_as_tampered()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        using var http = new HttpClient();
+        var attested = await new NodeVerifier(http, node.Options()).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+        using var tampering = new HttpClient(new TamperingHandler());
+
+        var answer = await new VerifiedChat(tampering, node.BaseAddress, GatewayNode.Token)
+            .SendAsync(VerifiedChat.RequestBody("test-model", "hi", stream: true), attested.SigningAddress!, "ecdsa", null, TestContext.Current.CancellationToken);
+
+        Assert.False(answer.Verified);
+        var failure = Assert.Single(answer.Checks, c => c.Name == SignedResponseVerifier.ResponseHashCheck);
+        Assert.Equal(ErrorCode.ResponseHashMismatch, failure.Code);
+        Assert.StartsWith("TAMPERED", failure.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_saved_receipt_verifies_offline_and_a_modified_one_does_not()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        using var http = new HttpClient();
+        var attested = await new NodeVerifier(http, node.Options()).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+        var answer = await new VerifiedChat(http, node.BaseAddress, GatewayNode.Token)
+            .SendAsync(VerifiedChat.RequestBody("test-model", "hi", stream: false), attested.SigningAddress!, "ecdsa", null, TestContext.Current.CancellationToken);
+        var receipt = System.Text.Encoding.UTF8.GetBytes(answer.ReceiptJson!);
+
+        var good = ReceiptVerifier.Verify(receipt, attested.SigningAddress);
+        var modified = ReceiptVerifier.Verify(System.Text.Encoding.UTF8.GetBytes(answer.ReceiptJson!.Replace("test-model", "other-model", StringComparison.Ordinal)), attested.SigningAddress);
+
+        Assert.DoesNotContain(good, c => c.Outcome == CheckOutcome.Failed);
+        Assert.Equal(ErrorCode.ReceiptInvalid, Assert.Single(modified, c => c.Outcome == CheckOutcome.Failed).Code);
+    }
+}
+
+/// <summary><c>privateml chat</c> and <c>privateml receipt verify</c> against our simulated node.</summary>
+public sealed class ChatCommandTests : IDisposable
+{
+    private readonly string _temp = Directory.CreateTempSubdirectory("privateml-chat-").FullName;
+
+    public void Dispose() => Directory.Delete(_temp, recursive: true);
+
+    private static (int Exit, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var exit = PrivateMl.Cli.Program.BuildRoot().Parse(args).Invoke(new System.CommandLine.InvocationConfiguration { Output = output, Error = error });
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public async Task Chat_streams_a_verified_answer_and_its_receipt_verifies_offline()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        var collateral = Path.Combine(_temp, "collateral");
+        Directory.CreateDirectory(collateral);
+        await File.WriteAllTextAsync(Path.Combine(collateral, "c.json"), PrivateMl.Collateral.CollateralJson.Serialize(node.Device.CreateCollateral()), TestContext.Current.CancellationToken);
+        var receipt = Path.Combine(_temp, "receipt.json");
+
+        var (exit, output, error) = Run("chat", node.BaseAddress.ToString(), "hi", "--model", "test-model", "--allow-simulated", "--offline", "--collateral", collateral, "--token", GatewayNode.Token, "--save-receipt", receipt);
+
+        Assert.True(exit == 0, output + error);
+        Assert.Contains("tok0 tok1 tok2 tok3", output, StringComparison.Ordinal);
+        Assert.Contains("VERIFIED: this answer was signed by the attested key", output, StringComparison.Ordinal);
+        var address = output.Split('\n').First(l => l.Contains("answers must be signed by", StringComparison.Ordinal)).Split(' ')[^1].Trim();
+
+        var (valid, text, _) = Run("receipt", "verify", receipt, "--attested-address", address);
+        Assert.True(valid == 0, text);
+        Assert.Contains("✔ receipt.attested-key", text, StringComparison.Ordinal);
+
+        await File.WriteAllTextAsync(receipt, (await File.ReadAllTextAsync(receipt, TestContext.Current.CancellationToken)).Replace("test-model", "evil-model", StringComparison.Ordinal), TestContext.Current.CancellationToken);
+        var (invalid, bad, _) = Run("receipt", "verify", receipt, "--attested-address", address);
+        Assert.Equal(1, invalid);
+        Assert.Contains("✘ receipt.signature", bad, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Chat_refuses_to_send_the_prompt_to_an_untrusted_node()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        var collateral = Path.Combine(_temp, "collateral");
+        Directory.CreateDirectory(collateral);
+        await File.WriteAllTextAsync(Path.Combine(collateral, "c.json"), PrivateMl.Collateral.CollateralJson.Serialize(node.Device.CreateCollateral()), TestContext.Current.CancellationToken);
+
+        var (exit, output, _) = Run("chat", node.BaseAddress.ToString(), "hi", "--offline", "--collateral", collateral, "--token", GatewayNode.Token);
+
+        Assert.Equal(1, exit);
+        Assert.Contains("✘ policy.simulated", output, StringComparison.Ordinal);
+        Assert.Contains("not sending the prompt", output, StringComparison.Ordinal);
+    }
+}
