@@ -14,6 +14,7 @@ using PrivateMl.Gateway.Proxy;
 using PrivateMl.Gateway.Receipts;
 using PrivateMl.Gateway.Signing;
 using PrivateMl.Inference;
+using PrivateMl.Tee.Gpu;
 
 namespace PrivateMl.Gateway;
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway;
 using PrivateMl.Inference.Upstream;
@@ -9,7 +10,7 @@ namespace PrivateMl.Cli.Commands;
 /// <summary>
 /// <c>privateml serve --upstream URL [--agent-socket PATH | --no-agent] [--listen URL]... [--redis CONN] [--tokens FILE]
 /// [--keys random|agent] [--model NAME] [--max-body BYTES] [--max-streams N] [--signature-ttl SECONDS]
-/// [--max-signatures N] [--upstream-timeout SECONDS] [--public PATH]... [--peer URL]...</c>: the attesting OpenAI-compatible gateway in
+/// [--max-signatures N] [--upstream-timeout SECONDS] [--public PATH]... [--peer URL]... [--gpu none|nvml|simulated]</c>: the attesting OpenAI-compatible gateway in
 /// front of an upstream server (vLLM). Serves until stopped (Ctrl+C / SIGTERM).
 /// </summary>
 internal static class ServeCommand
@@ -43,11 +44,17 @@ internal static class ServeCommand
         var maxSignatures = new Option<int>("--max-signatures") { Description = "Most signatures kept in memory", DefaultValueFactory = _ => 1_000_000 };
         var upstreamTimeout = new Option<int>("--upstream-timeout") { Description = "Seconds to wait for upstream headers, and between upstream body reads", DefaultValueFactory = _ => 300 };
         var peers = new Option<string[]>("--peer") { Description = "Another gateway whose report is merged into all_attestations (repeatable; its token from PRIVATEML_PEER_TOKEN)" };
+        var gpu = new Option<string>("--gpu")
+        {
+            Description = "GPU evidence in reports: none, nvml (this machine's GPUs) or simulated (SIMULATED evidence)",
+            DefaultValueFactory = _ => "none",
+        };
+        gpu.AcceptOnlyFromAmong("none", "nvml", "simulated");
         var publicPaths = new Option<string[]>("--public") { Description = "Paths served without a token (repeatable; default /v1/models /v1/metrics /health /ready)" };
 
         var command = new Command("serve", "Run the attesting OpenAI-compatible gateway in front of an upstream inference server")
         {
-            upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths, peers,
+            upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths, peers, gpu,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -116,10 +123,28 @@ internal static class ServeCommand
 
             using var agent = withoutAgent ? null : new DstackAgentClient(parseResult.GetValue(agentSocket));
             using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstreamUri, ResponseHeadersTimeout = timeout });
+            using var simulatedGpu = parseResult.GetValue(gpu) == "simulated" ? new PrivateMl.Tee.Simulator.Gpu.SimulatedGpuEvidenceSource() : null;
+            PrivateMl.Tee.Gpu.IGpuEvidenceSource? gpuSource = parseResult.GetValue(gpu) switch
+            {
+                "nvml" => new PrivateMl.Tee.Gpu.NvmlGpuEvidenceSource(),
+                "simulated" => simulatedGpu,
+                _ => null,
+            };
+            if (simulatedGpu is not null)
+            {
+                error.WriteLine("WARNING: SIMULATED GPU — GPU evidence in reports is signed by the simulator and proves nothing about hardware.");
+            }
+
             WebApplication app;
             try
             {
-                app = GatewayHost.Build(options, backend, agent);
+                app = GatewayHost.Build(options, backend, agent, services =>
+                {
+                    if (gpuSource is not null)
+                    {
+                        services.AddSingleton(gpuSource);
+                    }
+                });
             }
             catch (ArgumentException e)
             {

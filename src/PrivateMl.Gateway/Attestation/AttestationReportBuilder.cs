@@ -4,6 +4,7 @@ using System.Text.Json;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Signing;
+using PrivateMl.Tee.Gpu;
 
 namespace PrivateMl.Gateway.Attestation;
 
@@ -31,6 +32,25 @@ internal sealed class AttestationReportBuilder(
     PeerReports? peers = null)
 {
     public const string GpuUnavailable = "GPU evidence is unavailable: no GPU evidence source is configured on this gateway";
+
+    /// <summary>The payload JSON, or null and the reason in words (no source, or the source failed). Never faked.</summary>
+    private async Task<(string? Payload, string? Unavailable)> GpuEvidenceAsync(byte[] nonce, CancellationToken cancellationToken)
+    {
+        if (gpu is null)
+        {
+            return (null, GpuUnavailable);
+        }
+
+        try
+        {
+            var payload = await gpu.GetEvidenceAsync(nonce, cancellationToken);
+            return (payload.ToJson(), null);
+        }
+        catch (GpuDeviceException e)
+        {
+            return (null, $"GPU evidence is unavailable: {gpu.Name}: {e.Error}: {e.Message}");
+        }
+    }
 
     public static bool TryParseNonce(string? text, out byte[] nonce)
     {
@@ -88,22 +108,22 @@ internal sealed class AttestationReportBuilder(
         nonce.CopyTo(reportData, 32);
         var quoteTask = agent.GetQuoteAsync(reportData, cancellationToken);
         var infoTask = agent.InfoAsync(cancellationToken);
-        var gpuTask = gpu is null ? Task.FromResult<string?>(null) : gpu.GetEvidenceAsync(nonce, cancellationToken);
+        var gpuTask = GpuEvidenceAsync(nonce, cancellationToken);
         var peerTask = peers is null ? Task.FromResult(PeerReports.Empty) : peers.FetchAsync(nonce, algo, cancellationToken);
         var quote = await quoteTask;
         var info = await infoTask;
-        var nvidia = await gpuTask;
+        var (nvidia, gpuUnavailable) = await gpuTask;
         var (peerAttestations, peerErrors) = await peerTask;
 
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartObject();
-            WriteReport(w, signingAddress, algo, nonce, reportData, quote, info, nvidia);
+            WriteReport(w, signingAddress, algo, nonce, reportData, quote, info, nvidia, gpuUnavailable);
             w.WritePropertyName("all_attestations");
             w.WriteStartArray();
             w.WriteStartObject();
-            WriteReport(w, signingAddress, algo, nonce, reportData, quote, info, nvidia);
+            WriteReport(w, signingAddress, algo, nonce, reportData, quote, info, nvidia, gpuUnavailable);
             w.WriteEndObject();
             foreach (var peer in peerAttestations)
             {
@@ -129,7 +149,7 @@ internal sealed class AttestationReportBuilder(
         return (ReportError.None, buffer.ToArray());
     }
 
-    private static void WriteReport(Utf8JsonWriter w, string address, string algo, byte[] nonce, byte[] reportData, DstackQuote quote, string info, string? nvidia)
+    private static void WriteReport(Utf8JsonWriter w, string address, string algo, byte[] nonce, byte[] reportData, DstackQuote quote, string info, string? nvidia, string? gpuUnavailable)
     {
         w.WriteString("signing_address", address);
         w.WriteString("signing_algo", algo);
@@ -138,7 +158,7 @@ internal sealed class AttestationReportBuilder(
         if (nvidia is null)
         {
             w.WriteNull("nvidia_payload");
-            w.WriteString("nvidia_payload_unavailable", GpuUnavailable);
+            w.WriteString("nvidia_payload_unavailable", gpuUnavailable ?? GpuUnavailable);
         }
         else
         {

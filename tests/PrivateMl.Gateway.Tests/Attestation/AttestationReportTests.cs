@@ -125,3 +125,26 @@ public sealed class PeerReportTests
         Assert.Single(report.GetProperty("peer_errors").EnumerateArray());
     }
 }
+
+/// <summary>With a GPU evidence source (the simulator's), the report carries its evidence over the same nonce.</summary>
+public sealed class GpuEvidenceReportTests
+{
+    [Fact]
+    public async Task Report_CarriesGpuEvidence_OverTheQuoteNonce()
+    {
+        using var gpus = new PrivateMl.Tee.Simulator.Gpu.SimulatedGpuEvidenceSource(gpuCount: 2);
+        await using var node = await GatewayFixture.StartAsync(services: s =>
+            Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton<PrivateMl.Tee.Gpu.IGpuEvidenceSource>(s, gpus));
+        var nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+
+        var (status, report) = await node.GetJsonAsync($"/v1/attestation/report?nonce={nonce}");
+
+        Assert.Equal(200, status);
+        var json = report.GetProperty("nvidia_payload").GetString()!;
+        Assert.StartsWith("{\"nonce\": ", json, StringComparison.Ordinal);
+        var payload = PrivateMl.Attestation.Nvidia.GpuEvidencePayload.Parse(json);
+        Assert.Equal(nonce, payload.Nonce);
+        Assert.Equal(2, payload.Items.Count);
+        Assert.False(report.TryGetProperty("nvidia_payload_unavailable", out _));
+    }
+}
