@@ -9,7 +9,7 @@ namespace PrivateMl.Cli.Tests;
 
 /// <summary>
 /// Issue 6's first acceptance item, end to end and as a user meets it: the README's first command
-/// (<c>privateml up</c>) runs as a child process of the built CLI; the unmodified npm <c>openai</c> client chats with it
+/// (<c>dotnet run --project src/PrivateMl.Cli -- up</c>) runs as a child process of the built CLI; the unmodified npm <c>openai</c> client chats with it
 /// (tests/interop/gateway/up-chat.js), streaming and not, and ethers/tweetnacl check each answer's signature against
 /// the addresses <c>up</c> printed; the verify command <c>up</c> printed accepts the node, and rejects it without
 /// <c>--allow-simulated</c>; SIGTERM stops it with exit 0 and removes its agent socket. Skipped when node or the
@@ -37,9 +37,17 @@ public sealed partial class UpCommandTests
             Assert.Skip(reason);
         }
 
+        // The README's first command, run from the built CLI, on a free port and a fresh state directory.
+        var readme = await File.ReadAllLinesAsync(Path.Combine(SharedTestData.RepositoryRoot, "README.md"), TestContext.Current.CancellationToken);
+        const string DotnetRun = "dotnet run --project src/PrivateMl.Cli -- ";
+        var first = readme.FirstOrDefault(line => line.StartsWith(DotnetRun, StringComparison.Ordinal));
+        Assert.NotNull(first);
+        Assert.Equal(DotnetRun + "up", first);
+        string[] readmeArgs = [.. first[DotnetRun.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries)];
+
         var ct = TestContext.Current.CancellationToken;
         var state = Directory.CreateTempSubdirectory("pml-up-");
-        using var up = Start(Cli(["up", "--port", "0", "--state", state.FullName]));
+        using var up = Start(Cli([.. readmeArgs, "--port", "0", "--state", state.FullName]));
         var output = new StringBuilder();
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         up.OutputDataReceived += (_, e) =>
