@@ -56,9 +56,22 @@ internal static class HeadlessChromium
             }
 
             using var process = Process.Start(start)!;
-            var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-            var dom = await process.StandardOutput.ReadToEndAsync(cancellationToken);
-            await process.WaitForExitAsync(cancellationToken);
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            limit.CancelAfter(TimeSpan.FromMinutes(2)); // a hung browser must not hang the test run
+            string dom;
+            Task<string> stderr;
+            try
+            {
+                stderr = process.StandardError.ReadToEndAsync(limit.Token);
+                dom = await process.StandardOutput.ReadToEndAsync(limit.Token);
+                await process.WaitForExitAsync(limit.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                throw;
+            }
+
             Assert.True(process.ExitCode == 0, $"chromium exited {process.ExitCode}: {await stderr}");
             Assert.True(File.Exists(screenshot), $"chromium wrote no screenshot: {await stderr}");
             return dom;
