@@ -16,16 +16,45 @@ public static class NodeReportHtml
         ArgumentNullException.ThrowIfNull(result);
         var s = new StringBuilder();
         var verdict = result.Trusted ? (result.IsSimulated ? "TRUSTED (SIMULATED)" : "TRUSTED") : "NOT TRUSTED";
-        s.Append("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>privateml verify: ").Append(E(verdict)).Append("</title><style>")
+        s.Append("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">")
+            .Append("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">")
+            .Append("<title>privateml verify: ").Append(E(verdict)).Append("</title><style>")
             .Append("body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}")
             .Append(".verdict{font-size:1.6em;padding:.6em 1em;border-radius:.4em;color:#fff}")
             .Append(".trusted{background:#1a7f37}.untrusted{background:#cf222e}.simulated{background:#9a6700}")
             .Append("table{border-collapse:collapse;width:100%;margin-top:1em}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}")
             .Append("tr.passed td.o{color:#1a7f37}tr.failed td.o{color:#cf222e;font-weight:bold}tr.skipped td.o{color:#6e7781}")
             .Append("code{font-size:.85em;word-break:break-all}")
+            .Append("#failures{color:#cf222e;font-weight:bold}#checks td:nth-child(2){white-space:nowrap}")
+            .Append("#simulated{border:2px solid #9a6700;color:#9a6700;padding:.4em 1em;border-radius:.4em;font-weight:bold}")
             .Append("</style></head><body>");
         var cls = !result.Trusted ? "untrusted" : result.IsSimulated ? "simulated" : "trusted";
         s.Append("<div id=\"verdict\" class=\"verdict ").Append(cls).Append("\" data-trusted=\"").Append(result.Trusted ? "true" : "false").Append("\">").Append(E(verdict)).Append("</div>");
+        var failed = result.Checks.Count(c => c.Outcome == CheckOutcome.Failed);
+        var passed = result.Checks.Count(c => c.Outcome == CheckOutcome.Passed);
+        s.Append("<p id=\"summary\">").Append(passed).Append(" passed, ").Append(failed).Append(" failed, ")
+            .Append(result.Checks.Count - passed - failed).Append(" not checked");
+        if (result.FirstFailure is { } first)
+        {
+            s.Append("; first failure: <code>").Append(E(first.Name)).Append("</code>");
+        }
+
+        s.Append("</p>");
+        if (failed > 0)
+        {
+            s.Append("<ul id=\"failures\">");
+            foreach (var c in result.Failures)
+            {
+                s.Append("<li data-check=\"").Append(E(c.Name)).Append("\">✘ <code>").Append(E(c.Name)).Append("</code>: ").Append(E(c.Detail)).Append("</li>");
+            }
+
+            s.Append("</ul>");
+        }
+
+        if (result.IsSimulated)
+        {
+            s.Append("<p id=\"simulated\">SIMULATED evidence: signed by a simulated root, not by Intel. It proves nothing about real hardware.</p>");
+        }
         s.Append("<h2>Evidence</h2><table id=\"evidence\">");
         Row(s, "Node", result.BaseAddress ?? "(saved evidence)");
         Row(s, "Verified at", result.VerifiedAt.ToString("u", System.Globalization.CultureInfo.InvariantCulture));
