@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using NSec.Cryptography;
 using PrivateMl.Attestation.Verification;
+using static PrivateMl.Client.SignatureEncoding;
 using SHA256 = System.Security.Cryptography.SHA256;
 
 namespace PrivateMl.Client;
@@ -67,7 +68,7 @@ public static class ReceiptVerifier
             var receiptId = Str(document, "receipt_id");
             checks.Add(CheckResult.Pass(FormatCheck, $"receipt {receiptId} for {(document["model"] is JsonValue m && m.GetValueKind() == JsonValueKind.String ? m.GetValue<string>() : "?")} at {(document["endpoint"] as JsonValue)?.ToString() ?? "?"}"));
 
-            var signed = Hex(edKey, 32, out var pub) && Hex(signatureHex, 64, out var sig) && VerifyEd25519(pub, Canonical(unsigned), sig);
+            var signed = TryHex(edKey, 32, out var pub) && TryHex(signatureHex, 64, out var sig) && VerifyEd25519(pub, Canonical(unsigned), sig);
             checks.Add(signed
                 ? CheckResult.Pass(SignatureCheck, $"the Ed25519 signature over the canonical receipt verifies under {edKey}")
                 : CheckResult.Fail(SignatureCheck, ErrorCode.ReceiptInvalid, "TAMPERED or forged: the Ed25519 signature does not verify over the receipt as it is"));
@@ -85,7 +86,7 @@ public static class ReceiptVerifier
                 : CheckResult.Fail(EcdsaCheck, ErrorCode.ResponseSignatureInvalid, $"the EIP-191 signature recovers {recovered ?? "nothing"}, not {ecdsaAddress}"));
 
             var prefixes = document["report_data_prefix"] as JsonObject ?? throw new FormatException("report_data_prefix is missing");
-            var ecdsaBytes = Hex(ecdsaAddress, 20, out var a) ? a : [];
+            var ecdsaBytes = TryHex(ecdsaAddress, 20, out var a) ? a : [];
             var wantEcdsa = Convert.ToHexStringLower([.. ecdsaBytes, .. new byte[32 - Math.Min(32, ecdsaBytes.Length)]]);
             var bound = ecdsaBytes.Length == 20
                 && string.Equals(Str(prefixes, "ecdsa"), wantEcdsa, StringComparison.OrdinalIgnoreCase)
@@ -202,27 +203,6 @@ public static class ReceiptVerifier
             ? CheckResult.Pass(name, $"the receipt's hash is SHA-256 of the {what}")
             : CheckResult.Fail(name, ErrorCode.ResponseHashMismatch, $"TAMPERED: the {what} hash to {actual}, the receipt says {signedHash}");
     }
-
-    private static bool VerifyEd25519(byte[] publicKey, byte[] data, byte[] signature)
-    {
-        var algorithm = SignatureAlgorithm.Ed25519;
-        return PublicKey.TryImport(algorithm, publicKey, KeyBlobFormat.RawPublicKey, out var key) && key is not null && algorithm.Verify(key, data, signature);
-    }
-
-    private static bool Hex(string text, int length, out byte[] bytes)
-    {
-        var t = Strip0x(text);
-        bytes = [];
-        if (t.Length != length * 2 || !t.All(char.IsAsciiHexDigit))
-        {
-            return false;
-        }
-
-        bytes = Convert.FromHexString(t);
-        return true;
-    }
-
-    private static string Strip0x(string s) => s.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? s[2..] : s;
 
     private static string Str(JsonObject obj, string name) =>
         obj[name] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : throw new FormatException($"'{name}' is missing");

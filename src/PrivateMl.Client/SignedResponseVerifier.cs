@@ -5,6 +5,7 @@ using NBitcoin.Secp256k1;
 using NSec.Cryptography;
 using Org.BouncyCastle.Crypto.Digests;
 using PrivateMl.Attestation.Verification;
+using static PrivateMl.Client.SignatureEncoding;
 using SHA256 = System.Security.Cryptography.SHA256;
 
 namespace PrivateMl.Client;
@@ -145,27 +146,6 @@ public static class SignedResponseVerifier
         digest.DoFinal(hash);
         return "0x" + Convert.ToHexStringLower(hash.AsSpan(12));
     }
-
-    private static bool VerifyEd25519(byte[] publicKey, byte[] data, byte[] signature)
-    {
-        var algorithm = SignatureAlgorithm.Ed25519;
-        return PublicKey.TryImport(algorithm, publicKey, KeyBlobFormat.RawPublicKey, out var key) && key is not null && algorithm.Verify(key, data, signature);
-    }
-
-    private static bool TryHex(string text, int length, out byte[] bytes)
-    {
-        var t = Strip0x(text);
-        bytes = [];
-        if (t.Length != length * 2 || !t.All(char.IsAsciiHexDigit))
-        {
-            return false;
-        }
-
-        bytes = Convert.FromHexString(t);
-        return true;
-    }
-
-    private static string Strip0x(string s) => s.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? s[2..] : s;
 
     private static string? Str(JsonElement root, string name) =>
         root.ValueKind == JsonValueKind.Object && root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
