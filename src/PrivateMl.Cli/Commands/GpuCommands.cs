@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using PrivateMl.Attestation.Nvidia;
 using PrivateMl.Attestation.Verification;
+using PrivateMl.Collateral.Nvidia;
 using PrivateMl.Tee.Gpu;
 using PrivateMl.Tee.Simulator.Gpu;
 
@@ -146,6 +147,8 @@ internal static class GpuCommands
         var payloadArg = new Argument<FileInfo>("PAYLOAD") { Description = "GPU evidence payload JSON file (or a NEAR/dstack attestation report with an nvidia_payload field)" };
         var nonceOption = new Option<string>("--nonce") { Description = "The expected 32-byte nonce as 64 hex digits", Required = true };
         var rimDir = new Option<DirectoryInfo?>("--rim") { Description = "Directory of RIMs named <RIM ID>.xml or .swidtag; measurements are compared when given" };
+        var rimService = new Option<string?>("--rim-service") { Description = $"Fetch RIMs missing from --rim from this RIM service (NVIDIA's is {RimServiceSource.DefaultBaseAddress})" };
+        var rimCache = new Option<DirectoryInfo?>("--rim-cache") { Description = "Cache RIMs fetched with --rim-service in this directory (exact bytes; signatures are still checked each time)" };
         var offline = new Option<bool>("--offline") { Description = "Verify offline: OCSP reported as not checked, RIMs only from --rim" };
         var allowSimulated = new Option<bool>("--allow-simulated") { Description = "Accept evidence from the SIMULATED GPU root (never for production)" };
         var allowExpiredRims = new Option<bool>("--allow-expired-rims") { Description = "Accept RIMs whose signer certificates have expired (authenticity still checked)" };
@@ -155,7 +158,7 @@ internal static class GpuCommands
         var at = new Option<string?>("--at") { Description = "Verify at this instant (ISO 8601) instead of now" };
         var cmd = new Command("verify", "Verify GPU evidence locally: nonce, chain to NVIDIA's root, SPDM signature, FWID, opaque data, RIMs")
         {
-            payloadArg, nonceOption, rimDir, offline, allowSimulated, allowExpiredRims, gpuCount, nras, jwks, at,
+            payloadArg, nonceOption, rimDir, rimService, rimCache, offline, allowSimulated, allowExpiredRims, gpuCount, nras, jwks, at,
         };
         cmd.SetAction(parse =>
         {
@@ -174,20 +177,64 @@ internal static class GpuCommands
                 return ExitCodes.UsageOrInput;
             }
 
+            Uri? rimServiceUri = null;
+            if (parse.GetValue(rimService) is { } serviceText
+                && (!Uri.TryCreate(serviceText, UriKind.Absolute, out rimServiceUri) || (rimServiceUri.Scheme != Uri.UriSchemeHttps && rimServiceUri.Scheme != Uri.UriSchemeHttp)))
+            {
+                Console.Error.WriteLine($"gpu verify: --rim-service must be an absolute http(s) URL, got '{serviceText}'");
+                return ExitCodes.UsageOrInput;
+            }
+
+            if (rimServiceUri is not null && parse.GetValue(offline))
+            {
+                Console.Error.WriteLine("gpu verify: --rim-service cannot be combined with --offline");
+                return ExitCodes.UsageOrInput;
+            }
+
+            if (parse.GetValue(rimCache) is not null && rimServiceUri is null)
+            {
+                Console.Error.WriteLine("gpu verify: --rim-cache needs --rim-service");
+                return ExitCodes.UsageOrInput;
+            }
+
             if (!parse.GetValue(offline))
             {
-                Console.Error.WriteLine("note: online OCSP and RIM-service retrieval are not implemented; verifying offline (OCSP not checked, RIMs from --rim only)");
+                Console.Error.WriteLine(rimServiceUri is null
+                    ? "note: online OCSP and RIM-service retrieval are not used; verifying offline (OCSP not checked, RIMs from --rim only; see --rim-service)"
+                    : "note: online OCSP is not implemented (OCSP not checked); RIMs come from " + (parse.GetValue(rimDir) is null ? string.Empty : "--rim, then ") + rimServiceUri);
             }
 
             var options = new GpuVerifierOptions
             {
                 AllowSimulated = parse.GetValue(allowSimulated),
                 AllowExpiredRimSigners = parse.GetValue(allowExpiredRims),
-                RequireRims = parse.GetValue(rimDir) is not null,
+                RequireRims = parse.GetValue(rimDir) is not null || rimServiceUri is not null,
                 ExpectedGpuCount = parse.GetValue(gpuCount),
             };
             IRimSource? rims = parse.GetValue(rimDir) is { } dir ? new DirectoryRimSource(dir.FullName) : null;
-            var result = new GpuEvidenceVerifier(options).Verify(json, nonce, now, rims);
+            using var http = rimServiceUri is null ? null : new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            if (http is not null)
+            {
+                IRimSource service = new RimServiceSource(http, rimServiceUri);
+                if (parse.GetValue(rimCache) is { } cacheDir)
+                {
+                    service = new CachingRimSource(service, cacheDir.FullName, TimeSpan.FromDays(30));
+                }
+
+                rims = rims is null ? service : new FirstRimSource(rims, service);
+            }
+
+            GpuPayloadVerificationResult result;
+            try
+            {
+                result = new GpuEvidenceVerifier(options).Verify(json, nonce, now, rims);
+            }
+            catch (AttestationException e)
+            {
+                Console.Error.WriteLine($"gpu verify: RIM retrieval failed ({e.Code}): {e.Message}; not accepted");
+                return ExitCodes.Rejected;
+            }
+
             PrintResult(result, Console.Out);
             var accepted = result.Accepted;
 
@@ -264,6 +311,12 @@ internal static class GpuCommands
         {
             w.WriteLine($"  nvml: {c}");
         }
+    }
+
+    /// <summary>The first source that knows the RIM.</summary>
+    private sealed class FirstRimSource(IRimSource first, IRimSource second) : IRimSource
+    {
+        public byte[]? Find(string rimId) => first.Find(rimId) ?? second.Find(rimId);
     }
 
     /// <summary>A directory of RIM files named <c>&lt;id&gt;.xml</c> or <c>&lt;id&gt;.swidtag</c> (NVIDIA's offline layout).</summary>
