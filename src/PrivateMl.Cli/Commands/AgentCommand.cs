@@ -35,10 +35,11 @@ internal static class AgentCommand
         };
         var listen = new Option<string?>("--listen") { Description = "Also serve both APIs over TCP, e.g. http://127.0.0.1:8090" };
         var appCompose = new Option<FileInfo?>("--app-compose") { Description = "app-compose.json whose SHA-256 is measured as compose_hash (default: one in the state directory)" };
+        var kms = KmsCommands.UrlOption("--kms", "Get app keys from this KMS over RA-TLS (key provider kms), e.g. https://127.0.0.1:8000");
 
         var command = new Command("agent", "Run the dstack-compatible guest agent (DstackGuest on dstack.sock, Tappd on tappd.sock)")
         {
-            simulate, state, socket, tappdSocket, listen, appCompose,
+            simulate, state, socket, tappdSocket, listen, appCompose, kms,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -51,6 +52,7 @@ internal static class AgentCommand
                 TappdSocketPath = parseResult.GetValue(tappdSocket),
                 StateDirectory = parseResult.GetValue(state) ?? (simulated ? ".privateml-agent" : "/var/lib/privateml/agent"),
                 AppComposePath = parseResult.GetValue(appCompose)?.FullName,
+                KmsUrl = parseResult.GetValue(kms),
             };
             if (parseResult.GetValue(listen) is { } url)
             {
@@ -123,7 +125,7 @@ internal static class AgentCommand
                     {
                         await app.StartAsync(cancellationToken);
                     }
-                    catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException
+                    catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or PrivateMl.Agent.Keys.KmsClientException
                         or PrivateMl.Attestation.Verification.AttestationException or System.Security.Cryptography.CryptographicException)
                     {
                         error.WriteLine($"error: the agent could not start: {e.Message}");
