@@ -51,7 +51,7 @@ public sealed class KmsKeyProviderTests
     [Fact]
     public async Task Agent_FailsToStart_WhenTheKmsRefuses()
     {
-        await using var bed = await KmsTestbed.StartAsync(new Policy.KmsPolicy { AppIds = [] });
+        await using var bed = await KmsTestbed.StartAsync(new PrivateMl.Kms.Policy.KmsPolicy { AppIds = [] });
         var options = new AgentOptions
         {
             SocketPath = null,

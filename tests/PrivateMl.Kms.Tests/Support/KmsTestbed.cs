@@ -60,18 +60,22 @@ internal sealed class KmsTestbed : IAsyncDisposable
 
     public X509Certificate2 RootCa { get; private set; } = null!;
 
+    public HttpClient? Webhook { get; private set; }
+
     /// <summary>Starts a KMS; <paramref name="shareWith"/> reuses another testbed's directory and simulator (a second KMS).</summary>
     public static async Task<KmsTestbed> StartAsync(
         KmsPolicy? policy = null,
         SimulatedCollateralOptions? collateral = null,
         KmsTestbed? shareWith = null,
         string stateName = "kms",
-        bool onboardOnly = false)
+        bool onboardOnly = false,
+        HttpClient? webhook = null)
     {
         var directory = shareWith?.Directory ?? System.IO.Directory.CreateTempSubdirectory("privateml-kms-").FullName;
         var bed = new KmsTestbed(directory, shareWith is null, shareWith?.Clock ?? new ManualClock(DateTimeOffset.UtcNow));
         bed.StateDirectory = Path.Combine(directory, stateName);
         bed.KmsTd = await SimulatedKmsTd.OpenAsync(bed.SimulatorDirectory, bed.Clock);
+        bed.Webhook = webhook;
         bed.Options = new KmsOptions
         {
             StateDirectory = bed.StateDirectory,
@@ -94,7 +98,7 @@ internal sealed class KmsTestbed : IAsyncDisposable
 
     public async Task StartServerAsync(SimulatedCollateralOptions? collateral = null)
     {
-        App = await KmsHost.BuildAsync(Options, Trust(collateral), Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
+        App = await KmsHost.BuildAsync(Options, Trust(collateral), Clock, Webhook, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
         await App.StartAsync();
         Url = new Uri(App.Urls.Single());
         using var client = new KmsClient(Url);
