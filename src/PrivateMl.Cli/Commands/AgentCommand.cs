@@ -35,10 +35,12 @@ internal static class AgentCommand
         };
         var listen = new Option<string?>("--listen") { Description = "Also serve both APIs over TCP, e.g. http://127.0.0.1:8090" };
         var appCompose = new Option<FileInfo?>("--app-compose") { Description = "app-compose.json whose SHA-256 is measured as compose_hash (default: one in the state directory)" };
+        var encryptedEnv = new Option<string?>("--encrypted-env") { Description = "dstack .encrypted-env to open at start with the app's env key (only names in allowed_envs are kept)" };
+        var decryptedEnvDir = new Option<string?>("--decrypted-env-dir") { Description = "Where .decrypted-env and .decrypted-env.json are written (default: next to --encrypted-env)" };
 
         var command = new Command("agent", "Run the dstack-compatible guest agent (DstackGuest on dstack.sock, Tappd on tappd.sock)")
         {
-            simulate, state, socket, tappdSocket, listen, appCompose,
+            simulate, state, socket, tappdSocket, listen, appCompose, encryptedEnv, decryptedEnvDir,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -51,6 +53,8 @@ internal static class AgentCommand
                 TappdSocketPath = parseResult.GetValue(tappdSocket),
                 StateDirectory = parseResult.GetValue(state) ?? (simulated ? ".privateml-agent" : "/var/lib/privateml/agent"),
                 AppComposePath = parseResult.GetValue(appCompose)?.FullName,
+                EncryptedEnvPath = parseResult.GetValue(encryptedEnv),
+                DecryptedEnvDirectory = parseResult.GetValue(decryptedEnvDir),
             };
             if (parseResult.GetValue(listen) is { } url)
             {
