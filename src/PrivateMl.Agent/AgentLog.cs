@@ -31,4 +31,10 @@ internal static partial class AgentLog
 
     [LoggerMessage(EventId = 4009, Level = LogLevel.Warning, Message = "TDX device is SIMULATED ({Provider}): quotes from this agent prove nothing about hardware")]
     public static partial void Simulated(ILogger logger, string provider);
+
+    [LoggerMessage(EventId = 4050, Level = LogLevel.Information, Message = "Opened the encrypted env: {Count} variables written to {Directory}")]
+    public static partial void EnvDecrypted(ILogger logger, int count, string directory);
+
+    [LoggerMessage(EventId = 4051, Level = LogLevel.Warning, Message = "Encrypted env variables not in allowed_envs were dropped: {Names}")]
+    public static partial void EnvDropped(ILogger logger, string names);
 }

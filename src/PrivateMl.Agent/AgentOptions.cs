@@ -24,6 +24,15 @@ public sealed class AgentOptions
     /// <summary>app-compose.json of the app; null to use (and create) <c>app-compose.json</c> in the state directory.</summary>
     public string? AppComposePath { get; set; }
 
+    /// <summary>
+    /// dstack's <c>.encrypted-env</c> (raw blob or hex) to open at start with the app's env key; null for none. An
+    /// absent or empty file means no encrypted env, as in dstack.
+    /// </summary>
+    public string? EncryptedEnvPath { get; set; }
+
+    /// <summary>Where <c>.decrypted-env</c> and <c>.decrypted-env.json</c> go (mode 0600); null for the directory of <see cref="EncryptedEnvPath"/>, as in dstack.</summary>
+    public string? DecryptedEnvDirectory { get; set; }
+
     /// <summary>The <c>vm_config</c> string returned by GetQuote and Info (JSON text).</summary>
     public string VmConfig { get; set; } = "{\"os_image_hash\":\"\",\"cpu_count\":1,\"memory_size\":2147483648}";
 

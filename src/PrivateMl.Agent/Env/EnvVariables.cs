@@ -75,13 +75,21 @@ public static class EnvVariables
     {
         ArgumentNullException.ThrowIfNull(allowedEnvs);
         var allowed = allowedEnvs as ISet<string> ?? new HashSet<string>(allowedEnvs, StringComparer.Ordinal);
+        return Parse(plaintext, allowed.Contains);
+    }
+
+    /// <summary>As <see cref="Parse(ReadOnlySpan{byte}, IReadOnlyCollection{string})"/> with every name allowed (inspection tools; the agent always filters).</summary>
+    public static EnvParseResult ParseAll(ReadOnlySpan<byte> plaintext) => Parse(plaintext, static _ => true);
+
+    private static EnvParseResult Parse(ReadOnlySpan<byte> plaintext, Func<string, bool> isAllowed)
+    {
         var items = ReadItems(plaintext);
         var kept = new SortedDictionary<string, string>(StringComparer.Ordinal);
         var dropped = new List<string>();
         long total = 0;
         foreach (var (key, value) in items)
         {
-            if (!allowed.Contains(key))
+            if (!isAllowed(key))
             {
                 dropped.Add(key);
                 continue;

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using PrivateMl.Agent.Env;
 using PrivateMl.Agent.Keys;
 using PrivateMl.Attestation.EventLog;
 using PrivateMl.Attestation.Tdx;
@@ -63,6 +64,9 @@ public sealed class AgentRuntime : IAsyncDisposable
     public string AppName { get; private set; } = "";
 
     public AppKeys AppKeys => _appKeys ?? throw new InvalidOperationException("the agent has not booted");
+
+    /// <summary>The encrypted env opened at boot (allowed names only, sorted); empty when there was none.</summary>
+    public IReadOnlyList<EnvVariable> DecryptedEnv { get; private set; } = [];
 
     /// <summary>Runs the boot sequence once (identity into RTMR3, app keys); later calls await the same task.</summary>
     public Task EnsureBootedAsync() => _boot.Value;
@@ -149,6 +153,20 @@ public sealed class AgentRuntime : IAsyncDisposable
         }
 
         _appKeys = await _keyProvider.GetAppKeysAsync(new AppKeyRequest(appId, instanceId));
+        if (_options.EncryptedEnvPath is { } encryptedEnv)
+        {
+            var outputDirectory = _options.DecryptedEnvDirectory ?? Path.GetDirectoryName(Path.GetFullPath(encryptedEnv))!;
+            var opened = EncryptedEnvSetup.Run(encryptedEnv, outputDirectory, _appKeys.EnvCryptKey, composeBytes);
+            if (opened is not null)
+            {
+                DecryptedEnv = opened.Variables;
+                AgentLog.EnvDecrypted(_logger, opened.Variables.Count, outputDirectory);
+                if (opened.Dropped.Count > 0)
+                {
+                    AgentLog.EnvDropped(_logger, string.Join(", ", opened.Dropped.Distinct()));
+                }
+            }
+        }
     }
 
     private byte[] InstanceSeed()

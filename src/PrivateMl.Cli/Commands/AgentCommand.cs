@@ -36,10 +36,12 @@ internal static class AgentCommand
         var listen = new Option<string?>("--listen") { Description = "Also serve both APIs over TCP, e.g. http://127.0.0.1:8090" };
         var appCompose = new Option<FileInfo?>("--app-compose") { Description = "app-compose.json whose SHA-256 is measured as compose_hash (default: one in the state directory)" };
         var kms = KmsCommands.UrlOption("--kms", "Get app keys from this KMS over RA-TLS (key provider kms), e.g. https://127.0.0.1:8000");
+        var encryptedEnv = new Option<string?>("--encrypted-env") { Description = "dstack .encrypted-env to open at start with the app's env key (only names in allowed_envs are kept)" };
+        var decryptedEnvDir = new Option<string?>("--decrypted-env-dir") { Description = "Where .decrypted-env and .decrypted-env.json are written (default: next to --encrypted-env)" };
 
         var command = new Command("agent", "Run the dstack-compatible guest agent (DstackGuest on dstack.sock, Tappd on tappd.sock)")
         {
-            simulate, state, socket, tappdSocket, listen, appCompose, kms,
+            simulate, state, socket, tappdSocket, listen, appCompose, kms, encryptedEnv, decryptedEnvDir,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -53,6 +55,8 @@ internal static class AgentCommand
                 StateDirectory = parseResult.GetValue(state) ?? (simulated ? ".privateml-agent" : "/var/lib/privateml/agent"),
                 AppComposePath = parseResult.GetValue(appCompose)?.FullName,
                 KmsUrl = parseResult.GetValue(kms),
+                EncryptedEnvPath = parseResult.GetValue(encryptedEnv),
+                DecryptedEnvDirectory = parseResult.GetValue(decryptedEnvDir),
             };
             if (parseResult.GetValue(listen) is { } url)
             {

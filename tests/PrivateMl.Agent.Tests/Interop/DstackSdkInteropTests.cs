@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
@@ -7,7 +6,6 @@ using PrivateMl.Agent.Keys;
 using PrivateMl.Attestation.EventLog;
 using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Verification;
-using PrivateMl.Testing;
 
 namespace PrivateMl.Agent.Tests.Interop;
 
@@ -21,8 +19,7 @@ public sealed class DstackSdkInteropTests
     [Fact]
     public async Task UnmodifiedDstackSdk_AllCallsSucceed_QuoteVerifies_AndReplayMatches()
     {
-        var interop = Path.Combine(SharedTestData.RepositoryRoot, "tests", "interop");
-        RequireNodeModules(interop);
+        NodeInterop.RequireNodeModules();
 
         var directory = Directory.CreateTempSubdirectory("pml-interop-").FullName;
         var options = new AgentOptions
@@ -37,7 +34,12 @@ public sealed class DstackSdkInteropTests
             await app.StartAsync(TestContext.Current.CancellationToken);
             var reportData = RandomNumberGenerator.GetBytes(48);
 
-            var (exitCode, stdout, stderr) = await RunNodeAsync(interop, options, reportData);
+            var (exitCode, stdout, stderr) = await NodeInterop.RunAsync("dstack-sdk.js", new Dictionary<string, string?>
+            {
+                ["DSTACK_SIMULATOR_ENDPOINT"] = options.SocketPath,
+                ["TAPPD_SIMULATOR_ENDPOINT"] = options.TappdSocketPath,
+                ["REPORT_DATA"] = Convert.ToHexStringLower(reportData),
+            });
             Assert.True(stdout.Length > 0, $"node printed nothing; stderr: {stderr}");
             using var document = JsonDocument.Parse(stdout);
             var results = document.RootElement;
@@ -93,73 +95,6 @@ public sealed class DstackSdkInteropTests
             await app.DisposeAsync();
             simulator.Dispose();
             Directory.Delete(directory, recursive: true);
-        }
-    }
-
-    private static void RequireNodeModules(string interop)
-    {
-        var sdk = Path.Combine(interop, "node_modules", "@phala", "dstack-sdk", "package.json");
-        if (File.Exists(sdk))
-        {
-            return;
-        }
-
-        var reason = $"{Path.Combine(interop, "node_modules")} lacks @phala/dstack-sdk; run 'npm install' in tests/interop";
-        if (Environment.GetEnvironmentVariable(SharedTestData.RequireVariable) == "1")
-        {
-            Assert.Fail(reason + $" ({SharedTestData.RequireVariable}=1 requires the interop test to run)");
-        }
-
-        Assert.Skip(reason);
-    }
-
-    private static async Task<(int ExitCode, string Stdout, string Stderr)> RunNodeAsync(string interop, AgentOptions options, byte[] reportData)
-    {
-        var start = new ProcessStartInfo("node", ["dstack-sdk.js"])
-        {
-            WorkingDirectory = interop,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.Environment["DSTACK_SIMULATOR_ENDPOINT"] = options.SocketPath;
-        start.Environment["TAPPD_SIMULATOR_ENDPOINT"] = options.TappdSocketPath;
-        start.Environment["REPORT_DATA"] = Convert.ToHexStringLower(reportData);
-
-        Process process;
-        try
-        {
-            process = Process.Start(start) ?? throw new InvalidOperationException("node did not start");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            var reason = $"node is not installed: {e.Message}";
-            if (Environment.GetEnvironmentVariable(SharedTestData.RequireVariable) == "1")
-            {
-                Assert.Fail(reason);
-            }
-
-            Assert.Skip(reason);
-            throw;
-        }
-
-        using (process)
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-            timeout.CancelAfter(TimeSpan.FromMinutes(2));
-            var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
-            var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                throw;
-            }
-
-            return (process.ExitCode, await stdout, await stderr);
         }
     }
 }
