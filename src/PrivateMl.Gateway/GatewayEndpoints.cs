@@ -116,7 +116,7 @@ internal static class GatewayEndpoints
             text.Append("# upstream metrics unavailable\n");
         }
 
-        context.RequestServices.GetRequiredService<GatewayMetrics>().WriteTo(text);
+        context.RequestServices.GetRequiredService<PrometheusTextExporter>().WriteTo(text);
         context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
         await context.Response.WriteAsync(text.ToString(), context.RequestAborted);
     }
