@@ -133,6 +133,9 @@ internal sealed class TestOcspResponder : IAsyncDisposable
 
     public ConcurrentQueue<byte[]> Requests { get; } = new();
 
+    /// <summary>Exceptions the handler threw (answered 500): a test that expects answers checks this is empty.</summary>
+    public ConcurrentQueue<string> Errors { get; } = new();
+
     public static async Task<TestOcspResponder> StartAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -140,7 +143,18 @@ internal sealed class TestOcspResponder : IAsyncDisposable
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
         var app = builder.Build();
         var responder = new TestOcspResponder(app);
-        app.MapPost("/", responder.HandleAsync);
+        app.MapPost("/", async context =>
+        {
+            try
+            {
+                await responder.HandleAsync(context);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                responder.Errors.Enqueue(e.ToString());
+                context.Response.StatusCode = 500;
+            }
+        });
         await app.StartAsync(TestContext.Current.CancellationToken);
         responder.Url = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single() + "/");
         return responder;
