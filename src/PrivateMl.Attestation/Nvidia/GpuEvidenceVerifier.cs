@@ -79,7 +79,8 @@ public sealed record GpuPayloadVerificationResult
 /// Offline verification of NVIDIA GPU evidence: a pure function of the payload, the expected nonce, RIMs and time.
 /// Per GPU, in order: evidence format, architecture, nonce, certificate chain to NVIDIA's device identity root
 /// (embedded), ECDSA P-384 signature over the SPDM transcript, trailing bytes, opaque data, FWID (leaf certificate vs
-/// report), OCSP (verified answers fetched online for certificates 1..n−2, else Skipped: not checked), driver and VBIOS RIMs (XML signature, chain to the CoRIM
+/// report), OCSP (verified answers fetched online for certificates 1..n−2, else Skipped: not checked), driver and VBIOS RIMs
+/// (NVSwitch: the switch BIOS RIM) (XML signature, chain to the CoRIM
 /// root, signer validity, version), measurement comparison. Thread-safe.
 /// </summary>
 public sealed class GpuEvidenceVerifier
@@ -100,6 +101,7 @@ public sealed class GpuEvidenceVerifier
         public const string Ocsp = "cert-chain.ocsp";
         public const string DriverRim = "rim.driver";
         public const string VbiosRim = "rim.vbios";
+        public const string SwitchRim = "rim.switch";
         public const string Measurements = "measurements";
     }
 
@@ -329,9 +331,25 @@ public sealed class GpuEvidenceVerifier
                 }
             }
         }
+        else if (opaque is not null)
+        {
+            // NVSwitch: one RIM, the switch BIOS's, covers every active index.
+            using var switchRim = LoadRim(CheckNames.SwitchRim, opaque.SwitchBiosRimId, opaque.VbiosVersion, rims, now, checks);
+            if (switchRim is null)
+            {
+                checks.Add(Options.RequireRims
+                    ? CheckResult.Fail(CheckNames.Measurements, ErrorCode.RimNotFound, "no usable switch BIOS RIM; measurements not compared")
+                    : CheckResult.Skip(CheckNames.Measurements, "no switch BIOS RIM supplied; measurements not compared"));
+            }
+            else
+            {
+                comparison = RimComparison.Compare(report, driver: null, vbios: switchRim, nvdec0Status: null);
+                checks.Add(MeasurementCheck(comparison, both: true));
+            }
+        }
         else
         {
-            checks.Add(CheckResult.Skip(CheckNames.Measurements, arch == GpuArchitecture.Ls10 ? "NVSwitch RIM comparison is not implemented" : "needs the opaque data"));
+            checks.Add(CheckResult.Skip(CheckNames.Measurements, "needs the opaque data"));
         }
 
         return new GpuVerificationResult
