@@ -1,14 +1,8 @@
 using System.Collections.Concurrent;
-using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Org.BouncyCastle.Asn1;
 using Org.BouncyCastle.Asn1.Ocsp;
 using Org.BouncyCastle.Asn1.X509;
@@ -16,6 +10,7 @@ using Org.BouncyCastle.Crypto;
 using Org.BouncyCastle.Crypto.Operators;
 using Org.BouncyCastle.Ocsp;
 using Org.BouncyCastle.Security;
+using PrivateMl.Collateral.Tests.Fakes;
 using BcX509Certificate = Org.BouncyCastle.X509.X509Certificate;
 
 namespace PrivateMl.Collateral.Tests.Nvidia;
@@ -138,25 +133,20 @@ internal sealed class TestOcspResponder : IAsyncDisposable
 
     public static async Task<TestOcspResponder> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        var app = builder.Build();
-        var responder = new TestOcspResponder(app);
-        app.MapPost("/", async context =>
+        TestOcspResponder? responder = null;
+        var (app, address) = await LoopbackHost.StartAsync(async context =>
         {
             try
             {
-                await responder.HandleAsync(context);
+                await responder!.HandleAsync(context);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                responder.Errors.Enqueue(e.ToString());
+                responder!.Errors.Enqueue(e.ToString());
                 context.Response.StatusCode = 500;
             }
         });
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        responder.Url = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single() + "/");
+        responder = new TestOcspResponder(app) { Url = address };
         return responder;
     }
 
