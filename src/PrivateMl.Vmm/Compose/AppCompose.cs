@@ -132,13 +132,21 @@ public sealed class AppCompose
     /// The 48-byte MRCONFIGID dstack-vmm passes to QEMU (dstack.md §8.5): V1 <c>01 ‖ compose_hash ‖ 0×15</c> without a
     /// key_provider_id, else V2 <c>02 ‖ Keccak-256(compose_hash ‖ app_id ‖ kind ‖ key_provider_id) ‖ 0×15</c>.
     /// </summary>
-    public byte[] MrConfigId(ReadOnlySpan<byte> appId)
+    public byte[] MrConfigId(ReadOnlySpan<byte> appId) => ComputeMrConfigId(ComposeHash, appId, KeyProvider, KeyProviderId);
+
+    /// <summary>mr_config_id from its parts (dstack.md §8.5); <paramref name="appId"/> is only used for V2.</summary>
+    public static byte[] ComputeMrConfigId(ReadOnlySpan<byte> composeHash, ReadOnlySpan<byte> appId, KeyProviderKind keyProvider, ReadOnlySpan<byte> keyProviderId)
     {
+        if (composeHash.Length != 32)
+        {
+            throw VmmException.Invalid("compose hash must be 32 bytes");
+        }
+
         var id = new byte[48];
-        if (KeyProviderId.Length == 0)
+        if (keyProviderId.IsEmpty)
         {
             id[0] = 1;
-            ComposeHash.CopyTo(id, 1);
+            composeHash.CopyTo(id.AsSpan(1));
             return id;
         }
 
@@ -148,10 +156,10 @@ public sealed class AppCompose
         }
 
         var keccak = new KeccakDigest(256);
-        keccak.BlockUpdate(ComposeHash);
+        keccak.BlockUpdate(composeHash);
         keccak.BlockUpdate(appId);
-        keccak.Update((byte)KeyProvider);
-        keccak.BlockUpdate(KeyProviderId);
+        keccak.Update((byte)keyProvider);
+        keccak.BlockUpdate(keyProviderId);
         id[0] = 2;
         keccak.DoFinal(id, 1);
         return id;
@@ -203,7 +211,7 @@ public sealed class AppCompose
 }
 
 /// <summary>Hex as dstack's JSON takes it: optional <c>0x</c>, even length, either case.</summary>
-internal static class Hex
+public static class Hex
 {
     public static byte[] Decode(string text, string what, VmmErrorCode code = VmmErrorCode.InvalidArgument)
     {

@@ -5,7 +5,7 @@ namespace PrivateMl.Vmm.Compose;
 /// without <c>=</c> skipped, split at the first <c>=</c>, both sides stripped, no quote handling; a repeated key keeps
 /// its first position and takes the last value (a Python dict).
 /// </summary>
-public static class EnvFile
+public static class CliEnvFile
 {
     /// <summary>dstack-util's cap on keys + values (1 MiB); a file is read up to twice that.</summary>
     public const int MaxBytes = 2 * 1024 * 1024;
