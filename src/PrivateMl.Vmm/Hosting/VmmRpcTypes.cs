@@ -195,10 +195,3 @@ public sealed record ListGpusResponse
 
     [JsonPropertyName("allow_attach_all")] public bool AllowAttachAll { get; init; }
 }
-
-public sealed record PublicKeyResponse
-{
-    [JsonPropertyName("public_key")] public string PublicKey { get; init; } = "";
-
-    [JsonPropertyName("signature")] public string Signature { get; init; } = "";
-}
