@@ -74,6 +74,7 @@ public static class VmmHost
                 "StopVm" => await Done(vms.StopAsync(Parse<IdRequest>(body).Id, force: true, ct)),
                 "ShutdownVm" => await Done(vms.StopAsync(Parse<IdRequest>(body).Id, force: false, ct)),
                 "RemoveVm" => await Done(vms.RemoveAsync(Parse<IdRequest>(body).Id, ct)),
+                "ResizeVm" => await Done(vms.ResizeAsync(Parse<ResizeVmRequest>(body), ct)),
                 "UpgradeApp" => new Dictionary<string, string> { ["id"] = await vms.UpgradeAsync(Parse<UpgradeAppRequest>(body), ct) },
                 "GetComposeHash" => new Dictionary<string, string> { ["hash"] = Convert.ToHexStringLower(AppCompose.Parse(Parse<VmConfiguration>(body).ComposeFile).ComposeHash) },
                 "Status" => Status(vms, Parse<StatusRequest>(body)),

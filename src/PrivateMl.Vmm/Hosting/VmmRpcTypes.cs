@@ -195,3 +195,16 @@ public sealed record ListGpusResponse
 
     [JsonPropertyName("allow_attach_all")] public bool AllowAttachAll { get; init; }
 }
+
+public sealed record ResizeVmRequest
+{
+    [JsonPropertyName("id")] public string Id { get; init; } = "";
+
+    [JsonPropertyName("vcpu")] public long? Vcpu { get; init; }
+
+    [JsonPropertyName("memory")] public long? Memory { get; init; }
+
+    [JsonPropertyName("disk_size")] public long? DiskSize { get; init; }
+
+    [JsonPropertyName("image")] public string? Image { get; init; }
+}

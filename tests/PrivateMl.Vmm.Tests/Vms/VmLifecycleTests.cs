@@ -152,6 +152,27 @@ public sealed class VmLifecycleTests
         Assert.True(follow.IsCompletedSuccessfully);
     }
 
+    [Fact]
+    public async Task Resize_ChangesAStoppedVm_AndRefusesShrinkingTheDiskOrARunningVm()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var box = new VmmSandbox();
+        using var manager = box.Manager();
+        var id = await manager.CreateAsync(new VmConfiguration { Name = "r", Image = "dev", ComposeFile = VmmSandbox.Compose(), NoTee = true, Stopped = true, DiskSize = 10 }, ct);
+
+        await manager.ResizeAsync(new ResizeVmRequest { Id = id, Vcpu = 3, Memory = 3072, DiskSize = 12 }, ct);
+        var shrink = await Assert.ThrowsAsync<VmmException>(() => manager.ResizeAsync(new ResizeVmRequest { Id = id, DiskSize = 5 }, ct));
+        await manager.StartAsync(id, ct);
+        var running = await Assert.ThrowsAsync<VmmException>(() => manager.ResizeAsync(new ResizeVmRequest { Id = id, Vcpu = 1 }, ct));
+
+        var m = manager.WorkDir(id).ReadManifest();
+        Assert.Equal((3, 3072, 12), (m.Vcpu, m.Memory, m.DiskSize));
+        Assert.Equal(VmmErrorCode.InvalidArgument, shrink.Code);
+        Assert.Equal(VmmErrorCode.InvalidState, running.Code);
+        Assert.Contains("-smp 3", string.Join(' ', manager.CommandLine(manager.WorkDir(id))), StringComparison.Ordinal);
+        await manager.RemoveAsync(id, ct);
+    }
+
     internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
