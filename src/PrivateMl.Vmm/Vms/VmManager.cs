@@ -113,7 +113,7 @@ public sealed partial class VmManager : IDisposable
                 Gpus = ResolveGpus(request.Gpus),
                 KmsUrls = request.KmsUrls,
                 GatewayUrls = request.GatewayUrls,
-                NoTee = request.NoTee,
+                NoTee = request.NoTee || Options.NoTee,
             };
             CheckHost(manifest);
             CheckConflicts(manifest, checkBind: !request.Stopped);
