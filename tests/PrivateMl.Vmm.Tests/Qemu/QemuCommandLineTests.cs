@@ -94,6 +94,23 @@ public sealed class QemuCommandLineTests
     }
 
     [Fact]
+    public async Task PinNuma_WrapsQemuInTasksetForTheFirstGpusNode()
+    {
+        using var box = new VmmSandbox();
+        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
+        var node1 = Directory.CreateDirectory(Path.Combine(box.Sysfs, "devices", "system", "node", "node1")).FullName;
+        File.WriteAllText(Path.Combine(node1, "cpulist"), "48-95,144-191\n");
+        using var manager = box.Manager(box.WithTdx);
+
+        var id = await manager.CreateAsync(Request(VmmSandbox.Compose(), new GpuConfig { AttachMode = "listed", Gpus = [new() { Slot = FakeSysfs.Gpu2 }] }) with { PinNuma = true }, TestContext.Current.CancellationToken);
+        var noGpu = await manager.CreateAsync(Request(VmmSandbox.Compose(), null) with { PinNuma = true, Ports = [] }, TestContext.Current.CancellationToken);
+        var argv = manager.CommandLine(manager.WorkDir(id));
+
+        Assert.Equal(["taskset", "-c", "48-95,144-191", box.FakeQemu, "-accel"], argv.Take(5));
+        Assert.Equal(VmmErrorCode.HostUnsupported, Assert.Throws<VmmException>(() => manager.CommandLine(manager.WorkDir(noGpu))).Code); // node0 has no cpulist here
+    }
+
+    [Fact]
     public async Task ImageBefore052_GetsNoMrConfigId()
     {
         using var box = new VmmSandbox();
