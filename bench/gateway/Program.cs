@@ -12,7 +12,9 @@ using PrivateMl.Inference.Upstream;
 // gateway in front of it, and a load generator that checks every stream's token count and [DONE]. Each scenario runs
 // direct and through the gateway back to back in one process.
 //   dotnet run -c Release --project bench/gateway -- [--tokens 64] [--interval-ms 10] [--levels 1,16,128]
-//       [--seconds 10] [--unpaced-concurrency 32] [--unpaced-seconds 10] [--skip-paced] [--skip-unpaced]
+//       [--seconds 10] [--min-requests 200] [--rounds 4] [--unpaced-concurrency 32] [--unpaced-seconds 10]
+//       [--skip-paced] [--skip-unpaced]
+// Every figure is printed with its sample count n.
 var settings = Settings.Parse(args);
 if (args.Contains("--signing"))
 {
@@ -34,43 +36,55 @@ using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServ
     Timeout = TimeSpan.FromMinutes(5),
 };
 
-Console.WriteLine($"# gateway bench: {Environment.ProcessorCount} cores, .NET {Environment.Version}, tokens/stream {settings.Tokens}");
+Console.WriteLine($"# gateway bench: {Environment.ProcessorCount} cores, .NET {Environment.Version}, tokens/stream {settings.Tokens}, load average at start: {LoadAverage()}");
+Console.WriteLine($"# command line: {string.Join(' ', args)}");
 if (!settings.SkipPaced)
 {
-    Console.WriteLine($"\n## paced: one token every {settings.IntervalMs} ms, {settings.Seconds} s per run");
-    Console.WriteLine("| streams | direct tok/s | gateway tok/s | ratio | direct TTFB p50/p99 ms | gateway TTFB p50/p99 ms | added p50/p99 ms | errors |");
-    Console.WriteLine("|---|---|---|---|---|---|---|---|");
+    Console.WriteLine($"\n## paced: one token every {settings.IntervalMs} ms; per level at least {settings.Seconds} s and {settings.MinRequests} requests per path, direct and gateway alternating in {settings.Rounds} rounds each");
+    Console.WriteLine("| streams | n direct/gateway (requests = TTFB samples) | direct tok/s | gateway tok/s | ratio | direct TTFB p50/p99 ms | gateway TTFB p50/p99 ms | added p50/p99 ms | errors |");
+    Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
     foreach (var level in settings.Levels)
     {
-        await LoadGenerator.RunAsync(client, upstream.Address, level, TimeSpan.FromSeconds(1), settings.IntervalMs, settings.Tokens); // warm-up
-        await LoadGenerator.RunAsync(client, gatewayAddress, level, TimeSpan.FromSeconds(1), settings.IntervalMs, settings.Tokens);
-        var direct = await LoadGenerator.RunAsync(client, upstream.Address, level, TimeSpan.FromSeconds(settings.Seconds), settings.IntervalMs, settings.Tokens);
-        var through = await LoadGenerator.RunAsync(client, gatewayAddress, level, TimeSpan.FromSeconds(settings.Seconds), settings.IntervalMs, settings.Tokens);
+        await LoadGenerator.RunAsync(client, upstream.Address, level, TimeSpan.FromSeconds(1), 0, settings.IntervalMs, settings.Tokens); // warm-up
+        await LoadGenerator.RunAsync(client, gatewayAddress, level, TimeSpan.FromSeconds(1), 0, settings.IntervalMs, settings.Tokens);
+
+        // Alternate direct and gateway so that a change in the machine's load hits both paths alike.
+        var roundTime = TimeSpan.FromSeconds((double)settings.Seconds / settings.Rounds);
+        var roundRequests = (settings.MinRequests + settings.Rounds - 1) / settings.Rounds;
+        var direct = RunResult.Empty;
+        var through = RunResult.Empty;
+        for (var round = 0; round < settings.Rounds; round++)
+        {
+            direct += await LoadGenerator.RunAsync(client, upstream.Address, level, roundTime, roundRequests, settings.IntervalMs, settings.Tokens);
+            through += await LoadGenerator.RunAsync(client, gatewayAddress, level, roundTime, roundRequests, settings.IntervalMs, settings.Tokens);
+        }
+
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {level} | {direct.TokensPerSecond:0} | {through.TokensPerSecond:0} | {through.TokensPerSecond / direct.TokensPerSecond * 100:0.00} % | {direct.TtfbP50:0.000}/{direct.TtfbP99:0.000} | {through.TtfbP50:0.000}/{through.TtfbP99:0.000} | {through.TtfbP50 - direct.TtfbP50:0.000}/{through.TtfbP99 - direct.TtfbP99:0.000} | {direct.Errors}+{through.Errors} |"));
+            $"| {level} | {direct.Requests}/{through.Requests} | {direct.TokensPerSecond:0} | {through.TokensPerSecond:0} | {through.TokensPerSecond / direct.TokensPerSecond * 100:0.00} % | {direct.TtfbP50:0.000}/{direct.TtfbP99:0.000} | {through.TtfbP50:0.000}/{through.TtfbP99:0.000} | {through.TtfbP50 - direct.TtfbP50:0.000}/{through.TtfbP99 - direct.TtfbP99:0.000} | {direct.Errors}+{through.Errors} |"));
     }
 }
 
 if (!settings.SkipUnpaced)
 {
     Console.WriteLine($"\n## unpaced: upstream as fast as it can, {settings.UnpacedConcurrency} concurrent streams, {settings.UnpacedSeconds} s per run");
-    Console.WriteLine("| path | requests/s | SSE chunks/s | CPU µs/request | CPU µs/chunk | allocated bytes/request | errors |");
-    Console.WriteLine("|---|---|---|---|---|---|---|");
-    await LoadGenerator.RunAsync(client, upstream.Address, settings.UnpacedConcurrency, TimeSpan.FromSeconds(1), 0, settings.Tokens);
-    await LoadGenerator.RunAsync(client, gatewayAddress, settings.UnpacedConcurrency, TimeSpan.FromSeconds(1), 0, settings.Tokens);
-    var direct = await LoadGenerator.RunAsync(client, upstream.Address, settings.UnpacedConcurrency, TimeSpan.FromSeconds(settings.UnpacedSeconds), 0, settings.Tokens);
-    var through = await LoadGenerator.RunAsync(client, gatewayAddress, settings.UnpacedConcurrency, TimeSpan.FromSeconds(settings.UnpacedSeconds), 0, settings.Tokens);
+    Console.WriteLine("| path | n (requests) | requests/s | SSE chunks/s | CPU µs/request | CPU µs/chunk | allocated bytes/request | errors |");
+    Console.WriteLine("|---|---|---|---|---|---|---|---|");
+    await LoadGenerator.RunAsync(client, upstream.Address, settings.UnpacedConcurrency, TimeSpan.FromSeconds(1), 0, 0, settings.Tokens);
+    await LoadGenerator.RunAsync(client, gatewayAddress, settings.UnpacedConcurrency, TimeSpan.FromSeconds(1), 0, 0, settings.Tokens);
+    var direct = await LoadGenerator.RunAsync(client, upstream.Address, settings.UnpacedConcurrency, TimeSpan.FromSeconds(settings.UnpacedSeconds), 0, 0, settings.Tokens);
+    var through = await LoadGenerator.RunAsync(client, gatewayAddress, settings.UnpacedConcurrency, TimeSpan.FromSeconds(settings.UnpacedSeconds), 0, 0, settings.Tokens);
     foreach (var (name, r) in new[] { ("direct (upstream + load generator)", direct), ("through gateway (all three)", through) })
     {
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {name} | {r.RequestsPerSecond:0} | {r.ChunksPerSecond:0} | {r.CpuMicrosPerRequest:0.0} | {r.CpuMicrosPerRequest / (settings.Tokens + 2):0.00} | {r.AllocatedPerRequest:0} | {r.Errors} |"));
+            $"| {name} | {r.Requests} | {r.RequestsPerSecond:0} | {r.ChunksPerSecond:0} | {r.CpuMicrosPerRequest:0.0} | {r.CpuMicrosPerRequest / (settings.Tokens + 2):0.00} | {r.AllocatedPerRequest:0} | {r.Errors} |"));
     }
 
     // What the gateway itself adds: the difference between the two runs, per request.
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-        $"| **gateway's own share** | — | — | {through.CpuMicrosPerRequest - direct.CpuMicrosPerRequest:0.0} | {(through.CpuMicrosPerRequest - direct.CpuMicrosPerRequest) / (settings.Tokens + 2):0.00} | {through.AllocatedPerRequest - direct.AllocatedPerRequest:0} | |"));
+        $"| **gateway's own share** | {direct.Requests}/{through.Requests} | — | — | {through.CpuMicrosPerRequest - direct.CpuMicrosPerRequest:0.0} | {(through.CpuMicrosPerRequest - direct.CpuMicrosPerRequest) / (settings.Tokens + 2):0.00} | {through.AllocatedPerRequest - direct.AllocatedPerRequest:0} | |"));
 }
 
+Console.WriteLine($"\n# load average at end: {LoadAverage()}");
 var metrics = await client.GetStringAsync(new Uri(gatewayAddress, "/v1/metrics"));
 Console.WriteLine("\n## gateway's own metrics after the runs\n```");
 foreach (var line in metrics.Split('\n').Where(l => l.StartsWith("privateml_gateway_", StringComparison.Ordinal)))
@@ -81,7 +95,9 @@ foreach (var line in metrics.Split('\n').Where(l => l.StartsWith("privateml_gate
 Console.WriteLine("```");
 await gateway.StopAsync();
 
-internal sealed record Settings(int Tokens, int IntervalMs, int[] Levels, int Seconds, int UnpacedConcurrency, int UnpacedSeconds, bool SkipPaced, bool SkipUnpaced)
+static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
+
+internal sealed record Settings(int Tokens, int IntervalMs, int[] Levels, int Seconds, int MinRequests, int Rounds, int UnpacedConcurrency, int UnpacedSeconds, bool SkipPaced, bool SkipUnpaced)
 {
     public static Settings Parse(string[] args)
     {
@@ -92,6 +108,8 @@ internal sealed record Settings(int Tokens, int IntervalMs, int[] Levels, int Se
             Int("--interval-ms", 10),
             (Value("--levels") ?? "1,16,128").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(),
             Int("--seconds", 10),
+            Int("--min-requests", 200),
+            Math.Max(1, Int("--rounds", 4)),
             Int("--unpaced-concurrency", 32),
             Int("--unpaced-seconds", 10),
             args.Contains("--skip-paced"),
@@ -155,8 +173,10 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
     }
 }
 
-internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Chunks, long Errors, double TtfbP50, double TtfbP99, double CpuMicros, long Allocated)
+internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Chunks, long Errors, double[] Ttfbs, double CpuMicros, long Allocated)
 {
+    public static RunResult Empty { get; } = new(0, 0, 0, 0, 0, [], 0, 0);
+
     public double TokensPerSecond => Tokens / Seconds;
 
     public double RequestsPerSecond => Requests / Seconds;
@@ -166,14 +186,29 @@ internal sealed record RunResult(double Seconds, long Requests, long Tokens, lon
     public double CpuMicrosPerRequest => CpuMicros / Math.Max(1, Requests);
 
     public double AllocatedPerRequest => (double)Allocated / Math.Max(1, Requests);
+
+    /// <summary>Time to first byte percentiles (ms) over every completed request of the run (<see cref="Ttfbs"/> is sorted).</summary>
+    public double TtfbP50 => Percentile(0.50);
+
+    public double TtfbP99 => Percentile(0.99);
+
+    private double Percentile(double p) => Ttfbs.Length == 0 ? double.NaN : Ttfbs[Math.Min(Ttfbs.Length - 1, (int)(p * Ttfbs.Length))];
+
+    /// <summary>Two runs of the same path as one (rounds of an alternating comparison).</summary>
+    public static RunResult operator +(RunResult a, RunResult b) => new(
+        a.Seconds + b.Seconds, a.Requests + b.Requests, a.Tokens + b.Tokens, a.Chunks + b.Chunks, a.Errors + b.Errors,
+        [.. a.Ttfbs.Concat(b.Ttfbs).Order()], a.CpuMicros + b.CpuMicros, a.Allocated + b.Allocated);
 }
 
-/// <summary>Closed-loop load: <c>concurrency</c> workers each send streaming requests back to back for the duration.</summary>
+/// <summary>
+/// Closed-loop load: <c>concurrency</c> workers each send streaming requests back to back until the duration has
+/// passed and at least <c>minRequests</c> requests have completed. Only completed, checked requests give TTFB samples.
+/// </summary>
 internal static class LoadGenerator
 {
     private static readonly byte[] Body = "{\"model\":\"bench\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}"u8.ToArray();
 
-    public static async Task<RunResult> RunAsync(HttpClient client, Uri baseAddress, int concurrency, TimeSpan duration, int intervalMs, int expectedTokens)
+    public static async Task<RunResult> RunAsync(HttpClient client, Uri baseAddress, int concurrency, TimeSpan duration, int minRequests, int intervalMs, int expectedTokens)
     {
         SyntheticUpstream.IntervalMs = intervalMs;
         var uri = new Uri(baseAddress, "/v1/chat/completions");
@@ -187,7 +222,7 @@ internal static class LoadGenerator
         {
             var local = ttfbs[w] = [];
             var buffer = new byte[16 * 1024];
-            while (clock.Elapsed < duration)
+            while (clock.Elapsed < duration || Interlocked.Read(ref requests) + Interlocked.Read(ref errors) < minRequests)
             {
                 var started = Stopwatch.GetTimestamp();
                 try
@@ -198,12 +233,13 @@ internal static class LoadGenerator
                     await using var stream = await response.Content.ReadAsStreamAsync();
                     var counter = new EventCounter();
                     var first = true;
+                    var ttfb = 0.0;
                     int read;
                     while ((read = await stream.ReadAsync(buffer)) > 0)
                     {
                         if (first)
                         {
-                            local.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                            ttfb = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
                             first = false;
                         }
 
@@ -217,6 +253,7 @@ internal static class LoadGenerator
                         continue;
                     }
 
+                    local.Add(ttfb);
                     Interlocked.Add(ref tokens, counter.Tokens);
                     Interlocked.Increment(ref requests);
                 }
@@ -230,9 +267,7 @@ internal static class LoadGenerator
         var seconds = clock.Elapsed.TotalSeconds;
         var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuStart).TotalMicroseconds;
         var allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedStart;
-        var all = ttfbs.SelectMany(l => l).Order().ToArray();
-        double Percentile(double p) => all.Length == 0 ? double.NaN : all[Math.Min(all.Length - 1, (int)(p * all.Length))];
-        return new RunResult(seconds, requests, tokens, chunks, errors, Percentile(0.50), Percentile(0.99), cpu, allocated);
+        return new RunResult(seconds, requests, tokens, chunks, errors, [.. ttfbs.SelectMany(l => l).Order()], cpu, allocated);
     }
 
     /// <summary>Counts content events (those with "content") and notices [DONE], across read boundaries.</summary>
@@ -291,6 +326,7 @@ internal static class SigningCost
         }
 
         const int n = 2000;
+        Console.Write($"n={n} ");
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         for (var i = 0; i < n; i++)

@@ -31,6 +31,7 @@ public static class Program
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(KmsCommands.Create());
         root.Subcommands.Add(EnvCommands.Create());
+        root.Subcommands.Add(VmmCommands.Create());
         return root;
     }
 }

@@ -32,7 +32,13 @@ internal static class GatewayEndpoints
         {
             metrics.Request();
             var path = context.Request.Path.Value ?? "/";
-            if (!options.PublicPaths.Contains(path) && !auth.IsAuthorized(context.Request.Headers.Authorization))
+            var authorized = auth.TryAuthorize(context.Request.Headers.Authorization, out var credentialHash);
+            if (credentialHash is not null)
+            {
+                context.Features.Set(new CallerCredential(credentialHash));
+            }
+
+            if (!authorized && !options.PublicPaths.Contains(path))
             {
                 metrics.Rejected();
                 GatewayLog.Rejected(logger, path, 401, "missing or unknown bearer token");
@@ -110,7 +116,7 @@ internal static class GatewayEndpoints
             text.Append("# upstream metrics unavailable\n");
         }
 
-        context.RequestServices.GetRequiredService<GatewayMetrics>().WriteTo(text);
+        context.RequestServices.GetRequiredService<PrometheusTextExporter>().WriteTo(text);
         context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
         await context.Response.WriteAsync(text.ToString(), context.RequestAborted);
     }
@@ -125,7 +131,7 @@ internal static class GatewayEndpoints
             return;
         }
 
-        var record = await context.RequestServices.GetRequiredService<ISignatureStore>().GetAsync(chat_id, context.RequestAborted);
+        var record = await FindRecordAsync(context, chat_id);
         if (record is null)
         {
             await OpenAiErrors.WriteAsync(context, 404, "no signature for this id", "not_found", "not_found");
@@ -149,7 +155,7 @@ internal static class GatewayEndpoints
 
     private static async Task ReceiptAsync(HttpContext context, string chat_id)
     {
-        var record = await context.RequestServices.GetRequiredService<ISignatureStore>().GetAsync(chat_id, context.RequestAborted);
+        var record = await FindRecordAsync(context, chat_id);
         if (record is null)
         {
             await OpenAiErrors.WriteAsync(context, 404, "no receipt for this id", "not_found", "not_found");
@@ -157,6 +163,16 @@ internal static class GatewayEndpoints
         }
 
         await Json(context, 200, record.Receipt);
+    }
+
+    /// <summary>
+    /// The stored record for <paramref name="id"/> if this caller may read it. A record made under another bearer
+    /// token is answered exactly like a missing one (404), so its existence is not revealed.
+    /// </summary>
+    private static async Task<SignatureRecord?> FindRecordAsync(HttpContext context, string id)
+    {
+        var record = await context.RequestServices.GetRequiredService<ISignatureStore>().GetAsync(id, context.RequestAborted);
+        return record is not null && record.IsReadableBy(context.Features.Get<CallerCredential>()?.Hash) ? record : null;
     }
 
     private static async Task ReportAsync(HttpContext context)

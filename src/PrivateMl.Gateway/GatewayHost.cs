@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway.Attestation;
 using PrivateMl.Gateway.Operations;
@@ -107,7 +108,14 @@ public static class GatewayServiceCollectionExtensions
             return new MemorySignatureStore(options, sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton<SigningKeyHolder>();
+        services.AddMetrics();
         services.AddSingleton<GatewayMetrics>();
+        services.AddSingleton(sp => new PrometheusTextExporter(sp.GetRequiredService<GatewayMetrics>().InstanceId));
+        // OpenTelemetry's hosted service (which builds the meter provider) is registered before GatewayStartup, so the
+        // provider listens by the time GatewayStartup publishes the counters.
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(GatewayMetrics.MeterName)
+            .AddReader(sp => sp.GetRequiredService<PrometheusTextExporter>().Reader));
         services.AddSingleton<CompletionRelay>();
         services.AddSingleton(sp => new AttestationReportBuilder(
             sp.GetRequiredService<SigningKeyHolder>(),
@@ -129,12 +137,14 @@ internal sealed class GatewayStartup(
     SigningKeyHolder holder,
     RandomNumberGenerator random,
     ISignatureStore store,
+    GatewayMetrics metrics,
     ILogger<GatewayStartup> logger,
     IDstackAgentClient? agent = null) : IHostedService, IAsyncDisposable
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _ = store;
+        metrics.Publish();
         var keys = options.KeySource == SigningKeySource.Agent
             ? await GatewaySigningKeys.DeriveAsync(agent!, options.KeyPathPrefix, cancellationToken)
             : GatewaySigningKeys.CreateRandom(random);

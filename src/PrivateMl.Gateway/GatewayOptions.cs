@@ -28,7 +28,10 @@ public sealed class GatewayOptions
     /// <summary>Longest wait for the next bytes of an upstream body before the response is aborted.</summary>
     public TimeSpan UpstreamIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
-    /// <summary>Largest non-streaming response body kept aside to read its id and usage (the body is relayed regardless).</summary>
+    /// <summary>
+    /// Largest non-streaming response body: it is read whole so it goes out with a Content-Length (and its id and usage
+    /// are read); a larger upstream body is answered with 502. SSE streams are not bounded by it.
+    /// </summary>
     public int MaxObservedBodyBytes { get; set; } = 8 * 1024 * 1024;
 
     /// <summary>How long signatures and receipts stay retrievable.</summary>

@@ -25,6 +25,9 @@ public sealed record GpuVerifierOptions
 
     /// <summary>When set, the payload must hold exactly this many GPUs.</summary>
     public int? ExpectedGpuCount { get; init; }
+
+    /// <summary>Accept a certificate that OCSP reports revoked with reason certificateHold (NVIDIA's allow_hold_cert).</summary>
+    public bool AllowOcspCertificateHold { get; init; }
 }
 
 /// <summary>One GPU's verification: every check in order, and what was decoded.</summary>
@@ -76,7 +79,8 @@ public sealed record GpuPayloadVerificationResult
 /// Offline verification of NVIDIA GPU evidence: a pure function of the payload, the expected nonce, RIMs and time.
 /// Per GPU, in order: evidence format, architecture, nonce, certificate chain to NVIDIA's device identity root
 /// (embedded), ECDSA P-384 signature over the SPDM transcript, trailing bytes, opaque data, FWID (leaf certificate vs
-/// report), OCSP (reported Skipped: not checked offline), driver and VBIOS RIMs (XML signature, chain to the CoRIM
+/// report), OCSP (verified answers fetched online for certificates 1..n−2, else Skipped: not checked), driver and VBIOS RIMs
+/// (NVSwitch: the switch BIOS RIM) (XML signature, chain to the CoRIM
 /// root, signer validity, version), measurement comparison. Thread-safe.
 /// </summary>
 public sealed class GpuEvidenceVerifier
@@ -97,6 +101,7 @@ public sealed class GpuEvidenceVerifier
         public const string Ocsp = "cert-chain.ocsp";
         public const string DriverRim = "rim.driver";
         public const string VbiosRim = "rim.vbios";
+        public const string SwitchRim = "rim.switch";
         public const string Measurements = "measurements";
     }
 
@@ -110,7 +115,7 @@ public sealed class GpuEvidenceVerifier
     public GpuVerifierOptions Options { get; }
 
     /// <summary>Parses and verifies a payload JSON string; malformed JSON becomes a failed <c>payload.format</c> check.</summary>
-    public GpuPayloadVerificationResult Verify(string payloadJson, ReadOnlySpan<byte> expectedNonce, DateTimeOffset now, IRimSource? rims = null)
+    public GpuPayloadVerificationResult Verify(string payloadJson, ReadOnlySpan<byte> expectedNonce, DateTimeOffset now, IRimSource? rims = null, GpuOcspResponses? ocsp = null)
     {
         GpuEvidencePayload payload;
         try
@@ -122,11 +127,14 @@ public sealed class GpuEvidenceVerifier
             return new GpuPayloadVerificationResult { Checks = [CheckResult.Fail(CheckNames.PayloadFormat, e.Code, e.Message)], Gpus = [], VerifiedAt = now };
         }
 
-        return Verify(payload, expectedNonce, now, rims);
+        return Verify(payload, expectedNonce, now, rims, ocsp);
     }
 
-    /// <summary>Verifies every GPU of a parsed payload against <paramref name="expectedNonce"/> (32 bytes).</summary>
-    public GpuPayloadVerificationResult Verify(GpuEvidencePayload payload, ReadOnlySpan<byte> expectedNonce, DateTimeOffset now, IRimSource? rims = null)
+    /// <summary>
+    /// Verifies every GPU of a parsed payload against <paramref name="expectedNonce"/> (32 bytes). OCSP is checked
+    /// only when <paramref name="ocsp"/> holds answers fetched online; otherwise it is reported "not checked".
+    /// </summary>
+    public GpuPayloadVerificationResult Verify(GpuEvidencePayload payload, ReadOnlySpan<byte> expectedNonce, DateTimeOffset now, IRimSource? rims = null, GpuOcspResponses? ocsp = null)
     {
         ArgumentNullException.ThrowIfNull(payload);
         var checks = new List<CheckResult> { CheckResult.Pass(CheckNames.PayloadFormat, $"{payload.Items.Count} GPU evidence item(s), arch {payload.Arch}") };
@@ -146,14 +154,14 @@ public sealed class GpuEvidenceVerifier
         var gpus = new List<GpuVerificationResult>(payload.Items.Count);
         for (var i = 0; i < payload.Items.Count; i++)
         {
-            gpus.Add(VerifyItem(payload.Items[i], i, expectedNonce, now, rims));
+            gpus.Add(VerifyItem(payload.Items[i], i, expectedNonce, now, rims, ocsp));
         }
 
         return new GpuPayloadVerificationResult { Checks = checks, Gpus = gpus, VerifiedAt = now };
     }
 
     /// <summary>Verifies one GPU's evidence (report bytes + PEM chain) against the expected nonce.</summary>
-    public GpuVerificationResult VerifyItem(GpuEvidenceItem item, int index, ReadOnlySpan<byte> expectedNonce, DateTimeOffset now, IRimSource? rims = null)
+    public GpuVerificationResult VerifyItem(GpuEvidenceItem item, int index, ReadOnlySpan<byte> expectedNonce, DateTimeOffset now, IRimSource? rims = null, GpuOcspResponses? ocsp = null)
     {
         ArgumentNullException.ThrowIfNull(item);
         var checks = new List<CheckResult>();
@@ -294,7 +302,12 @@ public sealed class GpuEvidenceVerifier
         }
 
         // 9. OCSP
-        checks.Add(CheckResult.Skip(CheckNames.Ocsp, "not checked (offline verification; revocation status unknown)"));
+        var chainTrusted = checks.Any(c => c.Name == CheckNames.CertificateChain && c.Outcome == CheckOutcome.Passed);
+        checks.Add(ocsp is null
+            ? CheckResult.Skip(CheckNames.Ocsp, "not checked (offline verification; revocation status unknown)")
+            : chain is null || !chainTrusted
+                ? CheckResult.Skip(CheckNames.Ocsp, "not checked: the certificate chain is not trusted")
+                : GpuOcsp.CheckChain(chain.Certificates, ocsp, simulated ? _simulatedRoot : _nvidiaRoot, now, Options.AllowOcspCertificateHold));
 
         // 10-12. RIMs and measurements
         RimComparisonResult? comparison = null;
@@ -318,9 +331,25 @@ public sealed class GpuEvidenceVerifier
                 }
             }
         }
+        else if (opaque is not null)
+        {
+            // NVSwitch: one RIM, the switch BIOS's, covers every active index.
+            using var switchRim = LoadRim(CheckNames.SwitchRim, opaque.SwitchBiosRimId, opaque.VbiosVersion, rims, now, checks);
+            if (switchRim is null)
+            {
+                checks.Add(Options.RequireRims
+                    ? CheckResult.Fail(CheckNames.Measurements, ErrorCode.RimNotFound, "no usable switch BIOS RIM; measurements not compared")
+                    : CheckResult.Skip(CheckNames.Measurements, "no switch BIOS RIM supplied; measurements not compared"));
+            }
+            else
+            {
+                comparison = RimComparison.Compare(report, driver: null, vbios: switchRim, nvdec0Status: null);
+                checks.Add(MeasurementCheck(comparison, both: true));
+            }
+        }
         else
         {
-            checks.Add(CheckResult.Skip(CheckNames.Measurements, arch == GpuArchitecture.Ls10 ? "NVSwitch RIM comparison is not implemented" : "needs the opaque data"));
+            checks.Add(CheckResult.Skip(CheckNames.Measurements, "needs the opaque data"));
         }
 
         return new GpuVerificationResult

@@ -127,6 +127,14 @@ public sealed class GpuOpaqueData
         ? $"NV_GPU_VBIOS_{p}_{ps}_{cs}_{vb.Replace(".", string.Empty, StringComparison.Ordinal).ToUpperInvariant()}"
         : null;
 
+    /// <summary>
+    /// The NVSwitch (LS10) BIOS RIM ID: <c>NV_SWITCH_BIOS_5612_0002_890_&lt;BIOS version without dots&gt;</c> (switch reports
+    /// carry no project/SKU fields; NVIDIA's verifiers use these constants).
+    /// </summary>
+    public string? SwitchBiosRimId => VbiosVersion is { } vb
+        ? $"NV_SWITCH_BIOS_5612_0002_890_{vb.Replace(".", string.Empty, StringComparison.Ordinal).ToUpperInvariant()}"
+        : null;
+
     /// <summary>Decodes the TLVs; throws <see cref="AttestationException"/> (GpuOpaqueDataMalformed) on bad framing.</summary>
     public static GpuOpaqueData Parse(ReadOnlyMemory<byte> opaque)
     {

@@ -108,6 +108,16 @@ public enum ErrorCode
     NrasSubmodDigestMismatch = 728,
     NrasResultNegative = 729,
     GpuCountMismatch = 730,
+    OcspResponseMalformed = 731,
+    OcspResponderUnavailable = 732,
+    OcspSignatureInvalid = 733,
+    OcspResponderUntrusted = 734,
+    OcspNonceMismatch = 735,
+    OcspResponseStale = 736,
+    OcspCertificateRevoked = 737,
+    OcspCertificateStatusUnknown = 738,
+    OcspResponseMismatch = 739,
+    OcspResponseMissing = 740,
 
     // Client: node reports, bindings, app identity, signed responses (8xx)
     ReportUnavailable = 800,

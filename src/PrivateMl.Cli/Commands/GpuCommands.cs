@@ -150,6 +150,9 @@ internal static class GpuCommands
         var rimService = new Option<string?>("--rim-service") { Description = $"Fetch RIMs missing from --rim from this RIM service (NVIDIA's is {RimServiceSource.DefaultBaseAddress})" };
         var rimCache = new Option<DirectoryInfo?>("--rim-cache") { Description = "Cache RIMs fetched with --rim-service in this directory (exact bytes; signatures are still checked each time)" };
         var offline = new Option<bool>("--offline") { Description = "Verify offline: OCSP reported as not checked, RIMs only from --rim" };
+        var ocsp = new Option<bool>("--ocsp") { Description = "Check the device certificates' revocation online by OCSP, at each certificate's AIA responder (NVIDIA: http://ocsp.ndis.nvidia.com)" };
+        var ocspUrl = new Option<string?>("--ocsp-url") { Description = $"Send the OCSP requests to this responder instead (implies --ocsp; NVIDIA's HTTPS endpoint is {NvidiaOcspClient.DefaultResponder})" };
+        var allowOcspHold = new Option<bool>("--allow-ocsp-hold") { Description = "Accept certificates OCSP reports as on hold (certificateHold), as NVIDIA's allow_hold_cert" };
         var allowSimulated = new Option<bool>("--allow-simulated") { Description = "Accept evidence from the SIMULATED GPU root (never for production)" };
         var allowExpiredRims = new Option<bool>("--allow-expired-rims") { Description = "Accept RIMs whose signer certificates have expired (authenticity still checked)" };
         var gpuCount = new Option<int?>("--gpus") { Description = "Require exactly this many GPUs" };
@@ -158,7 +161,7 @@ internal static class GpuCommands
         var at = new Option<string?>("--at") { Description = "Verify at this instant (ISO 8601) instead of now" };
         var cmd = new Command("verify", "Verify GPU evidence locally: nonce, chain to NVIDIA's root, SPDM signature, FWID, opaque data, RIMs")
         {
-            payloadArg, nonceOption, rimDir, rimService, rimCache, offline, allowSimulated, allowExpiredRims, gpuCount, nras, jwks, at,
+            payloadArg, nonceOption, rimDir, rimService, rimCache, offline, ocsp, ocspUrl, allowOcspHold, allowSimulated, allowExpiredRims, gpuCount, nras, jwks, at,
         };
         cmd.SetAction(parse =>
         {
@@ -197,11 +200,25 @@ internal static class GpuCommands
                 return ExitCodes.UsageOrInput;
             }
 
-            if (!parse.GetValue(offline))
+            Uri? ocspResponder = null;
+            if (parse.GetValue(ocspUrl) is { } ocspText
+                && (!Uri.TryCreate(ocspText, UriKind.Absolute, out ocspResponder) || (ocspResponder.Scheme != Uri.UriSchemeHttps && ocspResponder.Scheme != Uri.UriSchemeHttp)))
             {
-                Console.Error.WriteLine(rimServiceUri is null
-                    ? "note: online OCSP and RIM-service retrieval are not used; verifying offline (OCSP not checked, RIMs from --rim only; see --rim-service)"
-                    : "note: online OCSP is not implemented (OCSP not checked); RIMs come from " + (parse.GetValue(rimDir) is null ? string.Empty : "--rim, then ") + rimServiceUri);
+                Console.Error.WriteLine($"gpu verify: --ocsp-url must be an absolute http(s) URL, got '{ocspText}'");
+                return ExitCodes.UsageOrInput;
+            }
+
+            var checkOcsp = parse.GetValue(ocsp) || ocspResponder is not null;
+            if (checkOcsp && parse.GetValue(offline))
+            {
+                Console.Error.WriteLine("gpu verify: --ocsp/--ocsp-url cannot be combined with --offline");
+                return ExitCodes.UsageOrInput;
+            }
+
+            if (!parse.GetValue(offline) && (rimServiceUri is null || !checkOcsp))
+            {
+                Console.Error.WriteLine("note: " + (checkOcsp ? "OCSP checked online" : "OCSP not checked (see --ocsp)") + "; " +
+                    (rimServiceUri is null ? "RIMs from --rim only (see --rim-service)" : "RIMs come from " + (parse.GetValue(rimDir) is null ? string.Empty : "--rim, then ") + rimServiceUri));
             }
 
             var options = new GpuVerifierOptions
@@ -210,12 +227,13 @@ internal static class GpuCommands
                 AllowExpiredRimSigners = parse.GetValue(allowExpiredRims),
                 RequireRims = parse.GetValue(rimDir) is not null || rimServiceUri is not null,
                 ExpectedGpuCount = parse.GetValue(gpuCount),
+                AllowOcspCertificateHold = parse.GetValue(allowOcspHold),
             };
             IRimSource? rims = parse.GetValue(rimDir) is { } dir ? new DirectoryRimSource(dir.FullName) : null;
-            using var http = rimServiceUri is null ? null : new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-            if (http is not null)
+            using var http = rimServiceUri is null && !checkOcsp ? null : new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            if (rimServiceUri is not null)
             {
-                IRimSource service = new RimServiceSource(http, rimServiceUri);
+                IRimSource service = new RimServiceSource(http!, rimServiceUri);
                 if (parse.GetValue(rimCache) is { } cacheDir)
                 {
                     service = new CachingRimSource(service, cacheDir.FullName, TimeSpan.FromDays(30));
@@ -224,10 +242,25 @@ internal static class GpuCommands
                 rims = rims is null ? service : new FirstRimSource(rims, service);
             }
 
+            GpuOcspResponses? ocspResponses = null;
+            if (checkOcsp)
+            {
+                try
+                {
+                    // Fetching needs only the chains; a payload that does not parse is reported by the verifier.
+                    var parsed = GpuEvidencePayload.Parse(json);
+                    ocspResponses = new NvidiaOcspClient(http!, ocspResponder).FetchAsync(parsed).GetAwaiter().GetResult();
+                }
+                catch (AttestationException)
+                {
+                    ocspResponses = new GpuOcspResponses();
+                }
+            }
+
             GpuPayloadVerificationResult result;
             try
             {
-                result = new GpuEvidenceVerifier(options).Verify(json, nonce, now, rims);
+                result = new GpuEvidenceVerifier(options).Verify(json, nonce, now, rims, ocspResponses);
             }
             catch (AttestationException e)
             {

@@ -16,8 +16,16 @@ internal sealed class BearerTokenAuth
 
     public bool Enabled => _tokenHashes.Length > 0;
 
-    public bool IsAuthorized(string? authorizationHeader)
+    public bool IsAuthorized(string? authorizationHeader) => TryAuthorize(authorizationHeader, out _);
+
+    /// <summary>
+    /// Checks the header; when auth is on and the token is known, <paramref name="credentialHash"/> is the hash that
+    /// signatures made for this caller are stored with (<see cref="CredentialHashOf"/>); null when auth is off or the
+    /// token is missing or unknown.
+    /// </summary>
+    public bool TryAuthorize(string? authorizationHeader, out string? credentialHash)
     {
+        credentialHash = null;
         if (!Enabled)
         {
             return true;
@@ -28,14 +36,37 @@ internal sealed class BearerTokenAuth
             return false;
         }
 
+        var token = Encoding.UTF8.GetBytes(authorizationHeader.AsSpan(7).Trim().ToString());
         Span<byte> presented = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(authorizationHeader.AsSpan(7).Trim().ToString()), presented);
+        SHA256.HashData(token, presented);
         var match = false;
         foreach (var hash in _tokenHashes)
         {
             match |= CryptographicOperations.FixedTimeEquals(presented, hash);
         }
 
+        if (match)
+        {
+            credentialHash = CredentialHashOf(token);
+        }
+
         return match;
     }
+
+    /// <summary>
+    /// What is stored beside a signature to tie it to its caller: hex SHA-256 over a domain prefix and the token, the
+    /// same on every gateway of a fleet (so any instance can check it), never the token itself.
+    /// </summary>
+    internal static string CredentialHashOf(ReadOnlySpan<byte> token)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(CredentialDomain);
+        hash.AppendData(token);
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    private static ReadOnlySpan<byte> CredentialDomain => "privateml-gateway-credential\0"u8;
 }
+
+/// <summary>The request's authenticated credential (as its hash), set by the auth middleware when auth is on.</summary>
+internal sealed record CallerCredential(string Hash);

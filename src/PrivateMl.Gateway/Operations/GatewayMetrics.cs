@@ -1,40 +1,83 @@
-using System.Globalization;
-using System.Text;
+using System.Diagnostics.Metrics;
 
 namespace PrivateMl.Gateway.Operations;
 
 /// <summary>
-/// The gateway's own counters, written in Prometheus text exposition format after the upstream's metrics at
-/// <c>/v1/metrics</c>. Lock-free (Interlocked); latencies are summaries (sum and count).
+/// The gateway's own instruments on the <c>System.Diagnostics.Metrics</c> meter <see cref="MeterName"/>, collected by
+/// OpenTelemetry and written as Prometheus text after the upstream's metrics at <c>/v1/metrics</c>
+/// (<see cref="PrometheusTextExporter"/>). Recording is allocation-free: no tags on the hot path.
+/// The meter carries an instance tag so that several gateways in one process (tests) each export only their own.
 /// </summary>
-internal sealed class GatewayMetrics
+internal sealed class GatewayMetrics : IDisposable
 {
-    private long _requests;
-    private long _completions;
-    private long _streams;
-    private long _activeStreams;
-    private long _streamChunks;
-    private long _completionTokens;
-    private long _promptTokens;
-    private long _signed;
-    private long _aborted;
-    private long _upstreamErrors;
-    private long _rejected;
-    private long _signingTicks;
-    private long _attestations;
-    private long _attestationTicks;
+    public const string MeterName = "PrivateMl.Gateway";
+    public const string InstanceTag = "privateml.gateway.instance";
 
-    public void Request() => Interlocked.Increment(ref _requests);
+    private static readonly double[] LatencyBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-    public void Rejected() => Interlocked.Increment(ref _rejected);
+    private readonly Meter _meter;
+    private readonly Counter<long> _requests;
+    private readonly Counter<long> _rejected;
+    private readonly Counter<long> _completions;
+    private readonly Counter<long> _streams;
+    private readonly UpDownCounter<long> _activeStreams;
+    private readonly Counter<long> _streamChunks;
+    private readonly Counter<long> _completionTokens;
+    private readonly Counter<long> _promptTokens;
+    private readonly Counter<long> _signed;
+    private readonly Counter<long> _aborted;
+    private readonly Counter<long> _upstreamErrors;
+    private readonly Histogram<double> _signing;
+    private readonly Histogram<double> _attestation;
+
+    public GatewayMetrics(IMeterFactory factory)
+    {
+        InstanceId = Guid.NewGuid().ToString("N");
+        _meter = factory.Create(new MeterOptions(MeterName) { Tags = [new(InstanceTag, InstanceId)] });
+        _requests = _meter.CreateCounter<long>("privateml.gateway.requests", description: "HTTP requests received.");
+        _rejected = _meter.CreateCounter<long>("privateml.gateway.rejected", description: "Requests refused by auth, limits or validation.");
+        _completions = _meter.CreateCounter<long>("privateml.gateway.completions", description: "Completion requests relayed.");
+        _streams = _meter.CreateCounter<long>("privateml.gateway.streams", description: "Streaming completion requests relayed.");
+        _activeStreams = _meter.CreateUpDownCounter<long>("privateml.gateway.streams_active", description: "Streams being relayed now.");
+        _streamChunks = _meter.CreateCounter<long>("privateml.gateway.stream_chunks", description: "SSE data events relayed.");
+        _completionTokens = _meter.CreateCounter<long>("privateml.gateway.completion_tokens", description: "Completion tokens reported by the upstream usage.");
+        _promptTokens = _meter.CreateCounter<long>("privateml.gateway.prompt_tokens", description: "Prompt tokens reported by the upstream usage.");
+        _signed = _meter.CreateCounter<long>("privateml.gateway.signed_responses", description: "Responses signed and stored.");
+        _aborted = _meter.CreateCounter<long>("privateml.gateway.aborted_responses", description: "Responses aborted (upstream broke, timed out or client left); never signed.");
+        _upstreamErrors = _meter.CreateCounter<long>("privateml.gateway.upstream_errors", description: "Upstream non-2xx answers or unreachable upstream.");
+        var latency = new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets };
+        _signing = _meter.CreateHistogram("privateml.gateway.signing", unit: "s", description: "Time to sign and store one response.", tags: null, advice: latency);
+        _attestation = _meter.CreateHistogram("privateml.gateway.attestation", unit: "s", description: "Time to build one attestation report.", tags: null, advice: latency);
+    }
+
+    /// <summary>The value of <see cref="InstanceTag"/> on this gateway's meter.</summary>
+    public string InstanceId { get; }
+
+    /// <summary>
+    /// Adds zero to every counter so each is exported (as 0) from the start; called once the meter provider listens
+    /// (when the host starts), since measurements made before that are not seen.
+    /// </summary>
+    public void Publish()
+    {
+        foreach (var counter in new[] { _requests, _rejected, _completions, _streams, _streamChunks, _completionTokens, _promptTokens, _signed, _aborted, _upstreamErrors })
+        {
+            counter.Add(0);
+        }
+
+        _activeStreams.Add(0);
+    }
+
+    public void Request() => _requests.Add(1);
+
+    public void Rejected() => _rejected.Add(1);
 
     public void CompletionStarted(bool stream)
     {
-        Interlocked.Increment(ref _completions);
+        _completions.Add(1);
         if (stream)
         {
-            Interlocked.Increment(ref _streams);
-            Interlocked.Increment(ref _activeStreams);
+            _streams.Add(1);
+            _activeStreams.Add(1);
         }
     }
 
@@ -42,57 +85,28 @@ internal sealed class GatewayMetrics
     {
         if (stream)
         {
-            Interlocked.Decrement(ref _activeStreams);
+            _activeStreams.Add(-1);
         }
     }
 
     public void Observed(long chunks, long completionTokens, long promptTokens)
     {
-        Interlocked.Add(ref _streamChunks, chunks);
-        Interlocked.Add(ref _completionTokens, completionTokens);
-        Interlocked.Add(ref _promptTokens, promptTokens);
+        _streamChunks.Add(chunks);
+        _completionTokens.Add(completionTokens);
+        _promptTokens.Add(promptTokens);
     }
 
     public void Signed(TimeSpan elapsed)
     {
-        Interlocked.Increment(ref _signed);
-        Interlocked.Add(ref _signingTicks, elapsed.Ticks);
+        _signed.Add(1);
+        _signing.Record(elapsed.TotalSeconds);
     }
 
-    public void Aborted() => Interlocked.Increment(ref _aborted);
+    public void Aborted() => _aborted.Add(1);
 
-    public void UpstreamError() => Interlocked.Increment(ref _upstreamErrors);
+    public void UpstreamError() => _upstreamErrors.Add(1);
 
-    public void Attested(TimeSpan elapsed)
-    {
-        Interlocked.Increment(ref _attestations);
-        Interlocked.Add(ref _attestationTicks, elapsed.Ticks);
-    }
+    public void Attested(TimeSpan elapsed) => _attestation.Record(elapsed.TotalSeconds);
 
-    public void WriteTo(StringBuilder text)
-    {
-        Counter(text, "privateml_gateway_requests_total", "HTTP requests received.", _requests);
-        Counter(text, "privateml_gateway_rejected_total", "Requests refused by auth, limits or validation.", _rejected);
-        Counter(text, "privateml_gateway_completions_total", "Completion requests relayed.", _completions);
-        Counter(text, "privateml_gateway_streams_total", "Streaming completion requests relayed.", _streams);
-        Gauge(text, "privateml_gateway_streams_active", "Streams being relayed now.", Interlocked.Read(ref _activeStreams));
-        Counter(text, "privateml_gateway_stream_chunks_total", "SSE data events relayed.", _streamChunks);
-        Counter(text, "privateml_gateway_completion_tokens_total", "Completion tokens reported by the upstream usage.", _completionTokens);
-        Counter(text, "privateml_gateway_prompt_tokens_total", "Prompt tokens reported by the upstream usage.", _promptTokens);
-        Counter(text, "privateml_gateway_signed_responses_total", "Responses signed and stored.", _signed);
-        Counter(text, "privateml_gateway_aborted_responses_total", "Responses aborted (upstream broke, timed out or client left); never signed.", _aborted);
-        Counter(text, "privateml_gateway_upstream_errors_total", "Upstream non-2xx answers or unreachable upstream.", _upstreamErrors);
-        Summary(text, "privateml_gateway_signing_seconds", "Time to sign and store one response.", _signingTicks, _signed);
-        Summary(text, "privateml_gateway_attestation_seconds", "Time to build one attestation report.", _attestationTicks, _attestations);
-    }
-
-    private static void Counter(StringBuilder text, string name, string help, long value) =>
-        text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} counter\n{name} {Interlocked.Read(ref value)}\n");
-
-    private static void Gauge(StringBuilder text, string name, string help, long value) =>
-        text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
-
-    private static void Summary(StringBuilder text, string name, string help, long ticks, long count) =>
-        text.Append(CultureInfo.InvariantCulture,
-            $"# HELP {name} {help}\n# TYPE {name} summary\n{name}_sum {TimeSpan.FromTicks(ticks).TotalSeconds:0.#########}\n{name}_count {count}\n");
+    public void Dispose() => _meter.Dispose();
 }

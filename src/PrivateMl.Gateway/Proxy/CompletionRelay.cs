@@ -187,23 +187,40 @@ internal sealed class CompletionRelay(
 
     private async Task RelaySuccessAsync(HttpContext context, string path, byte[] body, string requestHash, DateTimeOffset receivedAt, BackendResponse upstream)
     {
-        var stream = upstream.IsEventStream;
         Span<byte> idBytes = stackalloc byte[16];
         random.GetBytes(idBytes);
-        var receiptId = "pml-" + Convert.ToHexStringLower(idBytes);
+        var receipt = new PendingReceipt("pml-" + Convert.ToHexStringLower(idBytes), path, body, requestHash, receivedAt, context.Features.Get<CallerCredential>()?.Hash);
+        if (upstream.IsEventStream)
+        {
+            await RelayStreamAsync(context, receipt, upstream);
+        }
+        else
+        {
+            await RelayWholeAsync(context, receipt, upstream);
+        }
+    }
+
+    private static void WriteSuccessHeaders(HttpContext context, BackendResponse upstream, string receiptId)
+    {
         var response = context.Response;
         response.StatusCode = upstream.StatusCode;
         response.ContentType = upstream.ContentType ?? "application/json";
         response.Headers["X-Receipt-Id"] = receiptId;
-        if (stream)
-        {
-            response.Headers.CacheControl = "no-cache";
-            response.Headers["X-Accel-Buffering"] = "no";
-        }
+    }
 
+    /// <summary>
+    /// SSE: each upstream read goes to the client at once (no added buffering), chunked; signed after the last byte,
+    /// before the final chunk.
+    /// </summary>
+    private async Task RelayStreamAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream)
+    {
+        WriteSuccessHeaders(context, upstream, receipt.Id);
+        var response = context.Response;
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        metrics.CompletionStarted(stream);
-        var observer = new ResponseObserver(stream, options.MaxObservedBodyBytes);
+        metrics.CompletionStarted(stream: true);
+        var observer = new ResponseObserver(eventStream: true, options.MaxObservedBodyBytes);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferBytes);
         long sent = 0;
@@ -213,25 +230,10 @@ internal sealed class CompletionRelay(
         {
             while (true)
             {
-                int read;
-                try
+                var (read, readFailure) = await ReadUpstreamAsync(context, upstream, buffer.AsMemory(0, CopyBufferBytes), idle);
+                if (readFailure is not null)
                 {
-                    idle.CancelAfter(options.UpstreamIdleTimeout);
-                    read = await upstream.Body.ReadAsync(buffer.AsMemory(0, CopyBufferBytes), idle.Token);
-                }
-                catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-                {
-                    failure = "client disconnected";
-                    break;
-                }
-                catch (OperationCanceledException)
-                {
-                    failure = "upstream idle timeout";
-                    break;
-                }
-                catch (Exception e) when (e is IOException or HttpRequestException)
-                {
-                    failure = "upstream broke the stream";
+                    failure = readFailure;
                     break;
                 }
 
@@ -243,16 +245,7 @@ internal sealed class CompletionRelay(
                 var bytes = buffer.AsMemory(0, read);
                 hash.AppendData(bytes.Span);
                 observer.Observe(bytes.Span);
-                try
-                {
-                    var flush = await response.BodyWriter.WriteAsync(bytes, context.RequestAborted);
-                    if (flush.IsCanceled || flush.IsCompleted)
-                    {
-                        failure = "client disconnected";
-                        break;
-                    }
-                }
-                catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+                if (!await WriteToClientAsync(context, bytes))
                 {
                     failure = "client disconnected";
                     break;
@@ -262,7 +255,7 @@ internal sealed class CompletionRelay(
             }
 
             observer.Complete();
-            if (failure is null && stream && !observer.SawDone)
+            if (failure is null && !observer.SawDone)
             {
                 failure = "stream ended without [DONE]";
             }
@@ -275,33 +268,16 @@ internal sealed class CompletionRelay(
             metrics.Observed(observer.DataEvents, observer.CompletionTokens, observer.PromptTokens);
             if (failure is not null)
             {
-                metrics.Aborted();
-                GatewayLog.Aborted(logger, receiptId, sent, failure);
-                context.Abort();
+                Abort(context, receipt.Id, sent, failure);
                 return;
             }
 
             // Every body byte is on the client's socket; sign and store before the final chunk so a client that
             // asks for the signature right after reading the response always finds it.
-            var started = Stopwatch.GetTimestamp();
-            var responseHash = Convert.ToHexStringLower(hash.GetHashAndReset());
-            var record = Sign(receiptId, observer.ChatId, ReadModel(body), path, receivedAt, requestHash, responseHash);
-            var ids = observer.ChatId is { } chatId && chatId != receiptId ? new[] { chatId, receiptId } : new[] { receiptId };
-            try
+            if (await SignAndStoreAsync(context, receipt, observer.ChatId, Convert.ToHexStringLower(hash.GetHashAndReset()), sent))
             {
-                await store.StoreAsync(ids, record, context.RequestAborted);
+                await response.CompleteAsync();
             }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                GatewayLog.StoreFailed(logger, receiptId, e);
-                metrics.Aborted();
-                context.Abort();
-                return;
-            }
-
-            metrics.Signed(Stopwatch.GetElapsedTime(started));
-            GatewayLog.Signed(logger, receiptId, observer.ChatId ?? receiptId, sent);
-            await response.CompleteAsync();
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -311,18 +287,177 @@ internal sealed class CompletionRelay(
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
-            metrics.CompletionEnded(stream);
+            metrics.CompletionEnded(stream: true);
         }
     }
 
-    private SignatureRecord Sign(string receiptId, string? chatId, string? model, string path, DateTimeOffset receivedAt, string requestHash, string responseHash)
+    /// <summary>
+    /// A non-streaming body is read whole (bounded by <see cref="GatewayOptions.MaxObservedBodyBytes"/>) and sent with
+    /// a Content-Length. Nothing has reached the client while the upstream is read, so an upstream that breaks off
+    /// or is too large gets a 502 instead of an aborted 2xx. All but the last byte go out first; the signature over
+    /// exactly these bytes is stored; then the last byte completes the response (so a client that asks for the
+    /// signature as soon as it has the body always finds it, and a client gone before that leaves no signature).
+    /// </summary>
+    private async Task RelayWholeAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream)
+    {
+        metrics.CompletionStarted(stream: false);
+        var limit = options.MaxObservedBodyBytes;
+        var whole = new ArrayBufferWriter<byte>(CopyBufferBytes);
+        string? failure = null;
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        try
+        {
+            while (true)
+            {
+                var (read, readFailure) = await ReadUpstreamAsync(context, upstream, whole.GetMemory(CopyBufferBytes), idle);
+                if (readFailure is not null)
+                {
+                    failure = readFailure;
+                    break;
+                }
+
+                if (read == 0)
+                {
+                    break;
+                }
+
+                whole.Advance(read);
+                if (whole.WrittenCount > limit)
+                {
+                    failure = $"the upstream response is larger than {limit} bytes";
+                    break;
+                }
+            }
+
+            if (failure is not null)
+            {
+                metrics.Aborted();
+                GatewayLog.Aborted(logger, receipt.Id, 0, failure);
+                if (!context.RequestAborted.IsCancellationRequested)
+                {
+                    metrics.UpstreamError();
+                    await OpenAiErrors.WriteAsync(context, 502, "the inference backend's response broke off or was too large", "upstream_error", "upstream_incomplete");
+                }
+
+                return;
+            }
+
+            var bytes = whole.WrittenMemory;
+            var observer = new ResponseObserver(eventStream: false, limit);
+            observer.Observe(bytes.Span);
+            observer.Complete();
+            metrics.Observed(observer.DataEvents, observer.CompletionTokens, observer.PromptTokens);
+            var responseHash = Convert.ToHexStringLower(SHA256.HashData(bytes.Span));
+
+            WriteSuccessHeaders(context, upstream, receipt.Id);
+            context.Response.ContentLength = bytes.Length;
+            var head = bytes.Length == 0 ? bytes : bytes[..^1];
+            if (head.Length > 0 && !await WriteToClientAsync(context, head))
+            {
+                Abort(context, receipt.Id, 0, "client disconnected");
+                return;
+            }
+
+            if (await SignAndStoreAsync(context, receipt, observer.ChatId, responseHash, bytes.Length))
+            {
+                if (bytes.Length > 0 && !await WriteToClientAsync(context, bytes[^1..]))
+                {
+                    // The signature is stored, but the client left before its last byte; it cannot have the body.
+                    Abort(context, receipt.Id, head.Length, "client disconnected");
+                    return;
+                }
+
+                await context.Response.CompleteAsync();
+            }
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            metrics.Aborted();
+            context.Abort();
+        }
+        finally
+        {
+            metrics.CompletionEnded(stream: false);
+        }
+    }
+
+    /// <summary>One upstream read under the idle timeout: (bytes read, null) or (0, why it failed).</summary>
+    private async ValueTask<(int Read, string? Failure)> ReadUpstreamAsync(HttpContext context, BackendResponse upstream, Memory<byte> into, CancellationTokenSource idle)
+    {
+        try
+        {
+            idle.CancelAfter(options.UpstreamIdleTimeout);
+            return (await upstream.Body.ReadAsync(into, idle.Token), null);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            return (0, "client disconnected");
+        }
+        catch (OperationCanceledException)
+        {
+            return (0, "upstream idle timeout");
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException)
+        {
+            return (0, "upstream broke the stream");
+        }
+    }
+
+    /// <summary>Writes and flushes; false when the client is gone.</summary>
+    private static async ValueTask<bool> WriteToClientAsync(HttpContext context, ReadOnlyMemory<byte> bytes)
+    {
+        try
+        {
+            var flush = await context.Response.BodyWriter.WriteAsync(bytes, context.RequestAborted);
+            return !(flush.IsCanceled || flush.IsCompleted);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
+    private void Abort(HttpContext context, string receiptId, long sent, string failure)
+    {
+        metrics.Aborted();
+        GatewayLog.Aborted(logger, receiptId, sent, failure);
+        context.Abort();
+    }
+
+    /// <summary>Signs <c>sha256(request):sha256(response)</c> and stores it; false (response aborted) if the store failed.</summary>
+    private async Task<bool> SignAndStoreAsync(HttpContext context, PendingReceipt receipt, string? chatId, string responseHash, long sent)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var record = Sign(receipt, chatId, responseHash);
+        var ids = chatId is not null && chatId != receipt.Id ? new[] { chatId, receipt.Id } : new[] { receipt.Id };
+        try
+        {
+            await store.StoreAsync(ids, record, context.RequestAborted);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            GatewayLog.StoreFailed(logger, receipt.Id, e);
+            metrics.Aborted();
+            context.Abort();
+            return false;
+        }
+
+        metrics.Signed(Stopwatch.GetElapsedTime(started));
+        GatewayLog.Signed(logger, receipt.Id, chatId ?? receipt.Id, sent);
+        return true;
+    }
+
+    /// <summary>What is known about a response before its body: its receipt id and the request it answers.</summary>
+    private sealed record PendingReceipt(string Id, string Path, byte[] RequestBody, string RequestHash, DateTimeOffset ReceivedAt, string? CredentialHash);
+
+    private SignatureRecord Sign(PendingReceipt pending, string? chatId, string responseHash)
     {
         var k = keys.Keys;
-        var text = requestHash + ":" + responseHash;
+        var text = pending.RequestHash + ":" + responseHash;
         var ecdsa = k.EcdsaKey.PersonalSign(text);
         var ed = k.Ed25519Key.SignText(text);
-        var receipt = SignedReceipt.Create(k, receiptId, chatId, model, path, receivedAt, time.GetUtcNow(), requestHash, responseHash, ecdsa);
-        return new SignatureRecord(text, ecdsa, k.EcdsaKey.Address, ed, k.Ed25519Key.Address, receipt);
+        var receipt = SignedReceipt.Create(k, pending.Id, chatId, ReadModel(pending.RequestBody), pending.Path, pending.ReceivedAt, time.GetUtcNow(), pending.RequestHash, responseHash, ecdsa);
+        return new SignatureRecord(text, ecdsa, k.EcdsaKey.Address, ed, k.Ed25519Key.Address, receipt, pending.CredentialHash);
     }
 
     /// <summary>The request's top-level <c>model</c> string, if any (for the receipt); never throws.</summary>

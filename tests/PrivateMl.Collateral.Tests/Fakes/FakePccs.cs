@@ -3,12 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using PrivateMl.Attestation.Pck;
 using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
@@ -76,15 +71,9 @@ internal sealed class FakePccs : IAsyncDisposable
 
     public static async Task<FakePccs> StartAsync(DcapCollateral collateral)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        var app = builder.Build();
-        var pccs = new FakePccs(app, collateral);
-        app.Run(pccs.HandleAsync);
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        pccs.BaseAddress = new Uri(address);
+        FakePccs? pccs = null;
+        var (app, address) = await LoopbackHost.StartAsync(context => pccs!.HandleAsync(context));
+        pccs = new FakePccs(app, collateral) { BaseAddress = address };
         return pccs;
     }
 

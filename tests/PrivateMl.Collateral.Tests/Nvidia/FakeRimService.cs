@@ -1,15 +1,10 @@
 using System.Collections.Concurrent;
-using System.Net;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using PrivateMl.Collateral.Nvidia;
+using PrivateMl.Collateral.Tests.Fakes;
 
 namespace PrivateMl.Collateral.Tests.Nvidia;
 
@@ -49,14 +44,9 @@ internal sealed class FakeRimService : IAsyncDisposable
 
     public static async Task<FakeRimService> StartAsync(IReadOnlyDictionary<string, byte[]> rims)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        var app = builder.Build();
-        var service = new FakeRimService(app, rims);
-        app.Run(service.HandleAsync);
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        service.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        FakeRimService? service = null;
+        var (app, address) = await LoopbackHost.StartAsync(context => service!.HandleAsync(context));
+        service = new FakeRimService(app, rims) { BaseAddress = address };
         return service;
     }
 

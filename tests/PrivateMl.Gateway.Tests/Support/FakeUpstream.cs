@@ -10,9 +10,9 @@ namespace PrivateMl.Gateway.Tests.Support;
 
 /// <summary>
 /// A real OpenAI-compatible HTTP server on loopback (Kestrel). The request's <c>model</c> picks its behaviour:
-/// <c>fault-500</c>, <c>reset</c> (breaks the connection mid-stream), <c>slow</c> (pauses between events),
+/// <c>fault-500</c>, <c>reset</c> (breaks the connection mid-body, streaming or not), <c>slow</c> (pauses between events),
 /// <c>batched</c> (all SSE events in one write), <c>split</c> (every event split across two writes), <c>no-done</c>
-/// (stream ends without [DONE]), <c>pretty</c> (indented non-streaming JSON); anything else answers normally.
+/// (stream ends without [DONE]), <c>pretty</c> (indented non-streaming JSON), <c>large</c> (a 4 KiB non-streaming answer); anything else answers normally.
 /// Streams send <see cref="Tokens"/> content events, a final event with usage, then <c>data: [DONE]</c>.
 /// </summary>
 internal sealed class FakeUpstream : IAsyncDisposable
@@ -69,9 +69,10 @@ internal sealed class FakeUpstream : IAsyncDisposable
 
         if (!stream)
         {
+            var content = model == "large" ? new string('a', 4096) : "hello there";
             var json = chat
-                ? $"{{\"id\":\"{id}\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":\"hello there\"}},\"finish_reason\":\"stop\"}}],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}}}"
-                : $"{{\"id\":\"{id}\",\"object\":\"text_completion\",\"created\":1,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"text\":\"hello there\",\"finish_reason\":\"stop\"}}],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}}}";
+                ? $"{{\"id\":\"{id}\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":\"{content}\"}},\"finish_reason\":\"stop\"}}],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}}}"
+                : $"{{\"id\":\"{id}\",\"object\":\"text_completion\",\"created\":1,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"text\":\"{content}\",\"finish_reason\":\"stop\"}}],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}}}";
             if (model == "pretty")
             {
                 using var parsed = JsonDocument.Parse(json);
@@ -79,6 +80,16 @@ internal sealed class FakeUpstream : IAsyncDisposable
             }
 
             context.Response.ContentType = "application/json";
+            if (model == "reset")
+            {
+                // Half the body, then a broken connection.
+                await context.Response.WriteAsync(json[..(json.Length / 2)]);
+                await context.Response.Body.FlushAsync();
+                await Task.Delay(SlowDelay, context.RequestAborted);
+                context.Abort();
+                return;
+            }
+
             await context.Response.WriteAsync(json);
             return;
         }
