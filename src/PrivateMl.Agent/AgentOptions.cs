@@ -39,6 +39,9 @@ public sealed class AgentOptions
     /// <summary>JSON-lines file of runtime (RTMR3) events; null keeps them in memory (right when RTMRs restart with the process, as in simulation).</summary>
     public string? RuntimeEventLogPath { get; set; }
 
+    /// <summary>KMS base URL (<c>https://host:port</c>): when set, app keys come from that KMS over RA-TLS (key provider <c>kms</c>) instead of the local provider.</summary>
+    public Uri? KmsUrl { get; set; }
+
     /// <summary>Largest request body accepted; larger ones get 413 and change nothing.</summary>
     public int MaxRequestBodyBytes { get; set; } = 1024 * 1024;
 
@@ -61,6 +64,11 @@ public sealed class AgentOptions
         if (!string.IsNullOrEmpty(SocketPath) && SocketPath == TappdSocketPath)
         {
             throw new ArgumentException("the dstack and tappd sockets must be different paths");
+        }
+
+        if (KmsUrl is not null && KmsUrl.Scheme != Uri.UriSchemeHttps)
+        {
+            throw new ArgumentException($"the KMS URL must be https:// (got {KmsUrl})");
         }
 
         if (string.IsNullOrWhiteSpace(StateDirectory))

@@ -30,6 +30,7 @@ public static class Program
         root.Subcommands.Add(UpCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(EnvCommands.Create());
+        root.Subcommands.Add(KmsCommands.Create());
         return root;
     }
 }

@@ -114,10 +114,16 @@ public static class CertificateFactory
     /// <summary>report_data binding a quote to a certificate key: SHA-512("ratls-cert:" ‖ SPKI DER).</summary>
     public static byte[] RaTlsReportData(ECDsa key)
     {
-        var spki = key.ExportSubjectPublicKeyInfo();
+        ArgumentNullException.ThrowIfNull(key);
+        return RaTlsReportData(key.ExportSubjectPublicKeyInfo());
+    }
+
+    /// <summary>report_data binding a quote to a certificate key given as its SubjectPublicKeyInfo DER.</summary>
+    public static byte[] RaTlsReportData(ReadOnlySpan<byte> spki)
+    {
         var input = new byte[RaTlsOids.RaTlsReportDataTag.Length + 1 + spki.Length];
         System.Text.Encoding.ASCII.GetBytes(RaTlsOids.RaTlsReportDataTag + ":").CopyTo(input, 0);
-        spki.CopyTo(input, RaTlsOids.RaTlsReportDataTag.Length + 1);
+        spki.CopyTo(input.AsSpan(RaTlsOids.RaTlsReportDataTag.Length + 1));
         return SHA512.HashData(input);
     }
 

@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using PrivateMl.Agent.Certificates;
 using PrivateMl.Agent.Keys;
 using PrivateMl.Agent.Protocol;
 using PrivateMl.Agent.Runtime;
@@ -169,8 +170,12 @@ public static class AgentServiceCollectionExtensions
         services.AddSingleton<IOptions<AgentOptions>>(Options.Create(options));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(_ => RandomNumberGenerator.Create());
-        services.TryAddSingleton<IKeyProvider>(sp => LocalKeyProvider.OpenOrCreate(
-            options.StateDirectory, sp.GetRequiredService<RandomNumberGenerator>(), sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<IKeyProvider>(sp => options.KmsUrl is { } kms
+            ? new KmsKeyProvider(
+                kms, RaTlsCertificates.FromEventLog(sp.GetRequiredService<RuntimeEventLog>()), options.VmConfig,
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<RandomNumberGenerator>())
+            : LocalKeyProvider.OpenOrCreate(
+                options.StateDirectory, sp.GetRequiredService<RandomNumberGenerator>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => RuntimeEventLog.Open(
             sp.GetRequiredService<ITdxDevice>(), new RuntimeEventLogOptions { LogFilePath = options.RuntimeEventLogPath }));
         services.AddSingleton<AgentRuntime>();

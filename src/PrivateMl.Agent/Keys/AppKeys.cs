@@ -88,8 +88,8 @@ public sealed class AppKeys : IDisposable
 public sealed record AppKeyRequest(ReadOnlyMemory<byte> AppId, ReadOnlyMemory<byte> InstanceId);
 
 /// <summary>
-/// Source of app keys. The local provider derives them from a sealed root in the state directory; the KMS client
-/// (later) fetches them over RA-TLS. Both must produce keys with dstack's derivations for the same root.
+/// Source of app keys. The local provider derives them from a sealed root in the state directory; the KMS provider
+/// (<see cref="KmsKeyProvider"/>) fetches them over RA-TLS. Both must produce keys with dstack's derivations for the same root.
 /// </summary>
 public interface IKeyProvider
 {
@@ -100,4 +100,7 @@ public interface IKeyProvider
     string KeyProviderInfo { get; }
 
     ValueTask<AppKeys> GetAppKeysAsync(AppKeyRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Runs once before the boot identity is measured (a KMS provider learns the KMS root it will record).</summary>
+    ValueTask InitializeAsync(CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 }

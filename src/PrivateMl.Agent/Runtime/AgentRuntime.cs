@@ -126,6 +126,7 @@ public sealed class AgentRuntime : IAsyncDisposable
         AppCompose = Encoding.UTF8.GetString(composeBytes);
         AppName = ReadAppName(composeBytes);
 
+        await _keyProvider.InitializeAsync();
         var identity = DstackAppIdentity.FromEventLog(EventLog.GetEvents());
         byte[] appId;
         byte[] instanceId;

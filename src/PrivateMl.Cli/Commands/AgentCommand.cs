@@ -35,12 +35,13 @@ internal static class AgentCommand
         };
         var listen = new Option<string?>("--listen") { Description = "Also serve both APIs over TCP, e.g. http://127.0.0.1:8090" };
         var appCompose = new Option<FileInfo?>("--app-compose") { Description = "app-compose.json whose SHA-256 is measured as compose_hash (default: one in the state directory)" };
+        var kms = KmsCommands.UrlOption("--kms", "Get app keys from this KMS over RA-TLS (key provider kms), e.g. https://127.0.0.1:8000");
         var encryptedEnv = new Option<string?>("--encrypted-env") { Description = "dstack .encrypted-env to open at start with the app's env key (only names in allowed_envs are kept)" };
         var decryptedEnvDir = new Option<string?>("--decrypted-env-dir") { Description = "Where .decrypted-env and .decrypted-env.json are written (default: next to --encrypted-env)" };
 
         var command = new Command("agent", "Run the dstack-compatible guest agent (DstackGuest on dstack.sock, Tappd on tappd.sock)")
         {
-            simulate, state, socket, tappdSocket, listen, appCompose, encryptedEnv, decryptedEnvDir,
+            simulate, state, socket, tappdSocket, listen, appCompose, kms, encryptedEnv, decryptedEnvDir,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -53,6 +54,7 @@ internal static class AgentCommand
                 TappdSocketPath = parseResult.GetValue(tappdSocket),
                 StateDirectory = parseResult.GetValue(state) ?? (simulated ? ".privateml-agent" : "/var/lib/privateml/agent"),
                 AppComposePath = parseResult.GetValue(appCompose)?.FullName,
+                KmsUrl = parseResult.GetValue(kms),
                 EncryptedEnvPath = parseResult.GetValue(encryptedEnv),
                 DecryptedEnvDirectory = parseResult.GetValue(decryptedEnvDir),
             };
@@ -127,7 +129,7 @@ internal static class AgentCommand
                     {
                         await app.StartAsync(cancellationToken);
                     }
-                    catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException
+                    catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or PrivateMl.Agent.Keys.KmsClientException
                         or PrivateMl.Attestation.Verification.AttestationException or System.Security.Cryptography.CryptographicException)
                     {
                         error.WriteLine($"error: the agent could not start: {e.Message}");

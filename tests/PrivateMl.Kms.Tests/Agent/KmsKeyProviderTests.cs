@@ -1,0 +1,77 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using PrivateMl.Agent;
+using PrivateMl.Agent.Hosting;
+using PrivateMl.Agent.Keys;
+using PrivateMl.Agent.Runtime;
+using PrivateMl.Attestation.EventLog;
+using PrivateMl.Kms.Keys;
+using PrivateMl.Kms.Tests.Support;
+
+namespace PrivateMl.Kms.Tests.Agent;
+
+/// <summary>The simulated guest agent with key provider <c>kms</c> gets its app keys from a KMS at start, over RA-TLS.</summary>
+public sealed class KmsKeyProviderTests
+{
+    [Fact]
+    public async Task Agent_BootsWithKmsKeys_AndMeasuresTheKmsAsKeyProvider()
+    {
+        await using var bed = await KmsTestbed.StartAsync();
+        var options = new AgentOptions
+        {
+            SocketPath = null,
+            TappdSocketPath = null,
+            ListenUrl = new Uri($"http://127.0.0.1:{FreePort()}"),
+            StateDirectory = bed.Directory,
+            KmsUrl = bed.Url,
+        };
+        await using var agent = GuestAgentHost.BuildSimulated(options, out var device, bed.Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
+        using (device)
+        {
+            await agent.StartAsync(TestContext.Current.CancellationToken);
+            var runtime = agent.Services.GetRequiredService<AgentRuntime>();
+            var identity = DstackAppIdentity.FromEventLog(runtime.EventLog.GetEvents());
+            Assert.IsType<KmsKeyProvider>(agent.Services.GetRequiredService<IKeyProvider>());
+
+            using var roots = KmsRootKeys.Open(bed.StateDirectory);
+            Assert.Equal(roots.KeyProviderInfo, identity.KeyProviderInfo);
+            Assert.Equal("kms", identity.KeyProviderName);
+            using var expected = roots.DeriveAppKeys(identity.AppId!.Value.Span, identity.InstanceId!.Value.Span, 1);
+            Assert.Equal(Secp256k1.CompressedPublicKey(expected.K256Key), runtime.AppKeys.K256PublicKey.ToArray());
+            Assert.Equal(expected.K256Signature, runtime.AppKeys.K256Signature.ToArray());
+            Assert.Equal(expected.DiskCryptKey, runtime.AppKeys.DiskCryptKey.ToArray());
+            Assert.Equal(Encoding.UTF8.GetString(runtime.AppKeys.AppId.Span.ToArray()), Encoding.UTF8.GetString(identity.AppId.Value.Span.ToArray()));
+            await agent.StopAsync(TestContext.Current.CancellationToken);
+        }
+    }
+
+    [Fact]
+    public async Task Agent_FailsToStart_WhenTheKmsRefuses()
+    {
+        await using var bed = await KmsTestbed.StartAsync(new PrivateMl.Kms.Policy.KmsPolicy { AppIds = [] });
+        var options = new AgentOptions
+        {
+            SocketPath = null,
+            TappdSocketPath = null,
+            ListenUrl = new Uri($"http://127.0.0.1:{FreePort()}"),
+            StateDirectory = bed.Directory,
+            KmsUrl = bed.Url,
+        };
+        await using var agent = GuestAgentHost.BuildSimulated(options, out var device, bed.Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Critical));
+        using (device)
+        {
+            var e = await Assert.ThrowsAsync<KmsClientException>(() => agent.StartAsync(TestContext.Current.CancellationToken));
+            Assert.Equal("KmsAppNotAllowed", e.RefusalCode);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
