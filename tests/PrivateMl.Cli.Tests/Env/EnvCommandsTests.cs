@@ -187,7 +187,8 @@ public sealed class EnvCommandsTests : IDisposable
         return path;
     }
 
-    private static (int Exit, string Out, string Err) Run(params string[] args)
+    /// <summary>Runs the CLI, with <c>kms list|add|remove</c> wired in if the kms command does not have them yet.</summary>
+    internal static (int Exit, string Out, string Err) Run(params string[] args)
     {
         var root = Program.BuildRoot();
         var kms = root.Subcommands.FirstOrDefault(c => c.Name == "kms");

@@ -1,4 +1,3 @@
-using System.CommandLine;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
@@ -8,7 +7,6 @@ using PrivateMl.Agent.Env;
 using PrivateMl.Agent.Hosting;
 using PrivateMl.Agent.Keys;
 using PrivateMl.Agent.Runtime;
-using PrivateMl.Cli.Commands;
 using PrivateMl.Kms;
 using PrivateMl.Kms.Hosting;
 
@@ -90,21 +88,5 @@ public sealed class EnvKmsEndToEndTests : IDisposable
         }
     }
 
-    private static (int Exit, string Out, string Err) Run(params string[] args)
-    {
-        var root = Program.BuildRoot();
-        var kms = root.Subcommands.First(c => c.Name == "kms");
-        if (!kms.Subcommands.Any(c => c.Name == "list"))
-        {
-            foreach (var command in KmsTrustCommands.Create())
-            {
-                kms.Subcommands.Add(command);
-            }
-        }
-
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var exit = Program.Invoke(root.Parse(args), new InvocationConfiguration { Output = output, Error = error });
-        return (exit, output.ToString(), error.ToString());
-    }
+    private static (int Exit, string Out, string Err) Run(params string[] args) => EnvCommandsTests.Run(args);
 }
