@@ -29,8 +29,8 @@ public static class Program
         root.Subcommands.Add(ModelCommands.Create());
         root.Subcommands.Add(UpCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
-        root.Subcommands.Add(EnvCommands.Create());
         root.Subcommands.Add(KmsCommands.Create());
+        root.Subcommands.Add(EnvCommands.Create());
         return root;
     }
 }

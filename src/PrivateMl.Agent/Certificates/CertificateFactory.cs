@@ -27,6 +27,9 @@ public sealed class LeafCertificateRequest
 
     /// <summary>Usage string (extension .1.4); null for none.</summary>
     public string? Usage { get; init; }
+
+    /// <summary>20-byte app id (extension .1.3); null for none.</summary>
+    public byte[]? AppId { get; init; }
 }
 
 /// <summary>
@@ -100,6 +103,11 @@ public static class CertificateFactory
         if (leaf.EventLogJson is not null)
         {
             request.CertificateExtensions.Add(OctetStringExtension(RaTlsOids.EventLog, leaf.EventLogJson));
+        }
+
+        if (leaf.AppId is not null)
+        {
+            request.CertificateExtensions.Add(OctetStringExtension(RaTlsOids.AppId, leaf.AppId));
         }
 
         if (leaf.Usage is not null)

@@ -19,7 +19,7 @@ namespace PrivateMl.Cli.Commands;
 
 /// <summary>
 /// <c>privateml kms serve|rotate|retire|onboard|epochs</c>: the attestation-gated KMS (dstack's KMS RPC over RA-TLS)
-/// and its key epochs. <c>--simulate</c> trusts a simulator's root only and says SIMULATED.
+/// and its key epochs; <c>kms list|add|remove</c> (trusted KMS signers, client side) come from <see cref="KmsTrustCommands"/>. <c>--simulate</c> trusts a simulator's root only and says SIMULATED.
 /// </summary>
 internal static class KmsCommands
 {
@@ -36,6 +36,11 @@ internal static class KmsCommands
         command.Subcommands.Add(Retire());
         command.Subcommands.Add(Epochs());
         command.Subcommands.Add(Onboard());
+        foreach (var trust in KmsTrustCommands.Create())
+        {
+            command.Subcommands.Add(trust);
+        }
+
         return command;
     }
 

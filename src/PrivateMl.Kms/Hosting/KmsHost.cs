@@ -182,6 +182,7 @@ public static class KmsHost
                 "GetMeta" => await service.GetMetaAsync(ct),
                 "GetTempCaCert" => service.GetTempCaCert(),
                 "GetKmsKey" => await service.GetKmsKeyAsync(args.RootElement, certificate, ct),
+                "SignCert" => await service.SignCertAsync(args.RootElement, ct),
                 _ => throw new KmsRpcException(new KmsRefusal(Attestation.Verification.ErrorCode.KmsRequestInvalid, $"method not found: {method}")),
             };
             status = 200;

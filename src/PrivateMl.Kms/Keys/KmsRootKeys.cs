@@ -216,6 +216,25 @@ public sealed class KmsRootKeys : IDisposable
         }
     }
 
+    /// <summary>
+    /// The app CA that signs an app's certificates in <paramref name="epoch"/> (dstack.md §5.3: P-256 key
+    /// <c>derive_ecdsa_key_pair(root_ca_key, [app_id, "app-ca"])</c>, pathLen 0, usage <c>app:ca</c>, issued by the root CA).
+    /// </summary>
+    public (X509Certificate2 Certificate, ECDsa Key) CreateAppCa(ReadOnlySpan<byte> appId, uint epoch, DateTimeOffset now)
+    {
+        var caRoot = EpochRoot(_caScalar, epoch);
+        try
+        {
+            var key = AppKeyDerivation.AppCaKey(caRoot, appId);
+            using var rootKey = CreateRootCaKey();
+            return (CertificateFactory.CreateAppCa(key, appId, RootCaCertificate, rootKey, now.AddYears(10)), key);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(caRoot);
+        }
+    }
+
     /// <summary>The app's env-encryption private key (X25519 scalar bytes) in <paramref name="epoch"/>.</summary>
     public byte[] EnvCryptKey(ReadOnlySpan<byte> appId, uint epoch)
     {

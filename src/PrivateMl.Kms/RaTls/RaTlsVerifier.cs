@@ -119,6 +119,30 @@ public sealed class RaTlsVerifier
             return Refuse("ratls.extensions", ErrorCode.KmsRaTlsExtensionMissing, $"the client certificate lacks the RA-TLS {(quoteBytes is null ? "quote (1.3.6.1.4.1.62397.1.1)" : "event log (1.3.6.1.4.1.62397.1.2)")} extension");
         }
 
+        return await VerifyEvidenceAsync(quoteBytes, eventLogBytes, certificate.PublicKey.ExportSubjectPublicKeyInfo(), notBefore, policy, checks, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Verifies a quote and event log presented for the key <paramref name="spki"/> outside a certificate (dstack's
+    /// <c>SignCert</c> CSR): the same checks as <see cref="VerifyAsync"/> after the certificate's own; freshness uses
+    /// <paramref name="issued"/> when given and this KMS's first sighting of the quote.
+    /// </summary>
+    public Task<RaTlsVerification> VerifyEvidenceAsync(byte[] quoteBytes, byte[] eventLogBytes, byte[] spki, DateTimeOffset? issued, KmsPolicy policy, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        return VerifyEvidenceAsync(quoteBytes, eventLogBytes, spki, issued, policy, [], cancellationToken);
+    }
+
+    private async Task<RaTlsVerification> VerifyEvidenceAsync(
+        byte[] quoteBytes, byte[] eventLogBytes, byte[] spki, DateTimeOffset? issued, KmsPolicy policy, List<CheckResult> checks, CancellationToken cancellationToken)
+    {
+        RaTlsVerification Refuse(string name, ErrorCode code, string reason)
+        {
+            checks.Add(CheckResult.Fail(name, code, reason));
+            return new RaTlsVerification(null, new KmsRefusal(code, reason), checks);
+        }
+
+        var now = _time.GetUtcNow();
         if (!TdxQuote.TryParse(quoteBytes, out var quote, out var parseError) || quote.TdReport is not { } td)
         {
             return Refuse("ratls.quote", ErrorCode.KmsQuoteUntrusted, $"the certificate's quote is not a TDX quote: {parseError?.Message ?? "no TD report"}");
@@ -159,7 +183,7 @@ public sealed class RaTlsVerifier
         }
 
         checks.Add(CheckResult.Pass("ratls.quote", $"DCAP verified{(verification.IsSimulated ? " under the SIMULATED root" : "")}, TCB {verification.Status}"));
-        var expected = CertificateFactory.RaTlsReportData(certificate.PublicKey.ExportSubjectPublicKeyInfo());
+        var expected = CertificateFactory.RaTlsReportData(spki);
         if (!CryptographicOperations.FixedTimeEquals(expected, quote.ReportData.Span))
         {
             return Refuse("ratls.report-data", ErrorCode.KmsQuoteNotBoundToCertificate, "the quote's report_data is not SHA-512(\"ratls-cert:\" ‖ SPKI) of this certificate's key: the quote was made for another key");
@@ -196,7 +220,7 @@ public sealed class RaTlsVerifier
         checks.Add(CheckResult.Pass("ratls.app-identity", $"app_id {Convert.ToHexStringLower(appId.Span)}"));
         if (policy.FreshnessWindow is { } window)
         {
-            if (notBefore < now - window)
+            if (issued is { } notBefore && notBefore < now - window)
             {
                 return Refuse("ratls.freshness", ErrorCode.KmsQuoteStale, $"the certificate and its quote date from {notBefore:O}, older than the {window.TotalSeconds:0} s freshness window");
             }

@@ -219,6 +219,109 @@ public sealed class KmsService
     }
 
     /// <summary>
+    /// <c>SignCert{api_version, csr, signature, vm_config}</c> (dstack.md §9.5): the CSR's own quote and event log are
+    /// verified like an RA-TLS certificate's (bound to the CSR key), the CSR signature by that key is checked, the app
+    /// is authorized, and the app CA of the current epoch signs a leaf → <c>{certificate_chain:[leaf, app CA, root CA]}</c>.
+    /// </summary>
+    public async Task<byte[]> SignCertAsync(JsonElement args, CancellationToken cancellationToken)
+    {
+        const string Method = "SignCert";
+        if (UInt(args, "api_version") > 1)
+        {
+            throw Refuse(Method, ErrorCode.KmsRequestInvalid, "unsupported api_version (at most 1)");
+        }
+
+        var csrBytes = Bytes(args, "csr");
+        var signature = Bytes(args, "signature");
+        CertSigningRequest csr;
+        try
+        {
+            csr = CertSigningRequest.Decode(csrBytes);
+        }
+        catch (AttestationException e)
+        {
+            throw Refuse(Method, e.Code, e.Message);
+        }
+
+        if (csr.Confirm != CertSigningRequest.ConfirmWord)
+        {
+            throw Refuse(Method, ErrorCode.KmsRequestInvalid, $"the CSR's confirm word is not \"{CertSigningRequest.ConfirmWord}\"");
+        }
+
+        using var publicKey = ECDsa.Create();
+        try
+        {
+            publicKey.ImportSubjectPublicKeyInfo(csr.PublicKey, out var read);
+            if (read != csr.PublicKey.Length || publicKey.KeySize != 256)
+            {
+                throw new CryptographicException("not a bare P-256 SubjectPublicKeyInfo");
+            }
+        }
+        catch (CryptographicException e)
+        {
+            throw Refuse(Method, ErrorCode.KmsRequestInvalid, $"the CSR public key is not a P-256 SPKI: {e.Message}");
+        }
+
+        if (!publicKey.VerifyData(csrBytes, signature, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence))
+        {
+            throw Refuse(Method, ErrorCode.KmsRequestInvalid, "the CSR signature does not verify with the CSR key");
+        }
+
+        var verification = await _verifier.VerifyEvidenceAsync(csr.Quote, csr.EventLog, csr.PublicKey, null, _options.Policy, cancellationToken).ConfigureAwait(false);
+        if (verification.Refusal is { } refusal)
+        {
+            throw Refuse(Method, refusal.Code, refusal.Reason);
+        }
+
+        var caller = verification.Caller!;
+        var authorization = await _authorizer.AuthorizeAppAsync(caller, _options.Policy, Text(args, "vm_config"), _roots.RootCaSpki, cancellationToken).ConfigureAwait(false);
+        if (authorization.Refusal is { } denied)
+        {
+            throw Refuse(Method, denied.Code, denied.Reason);
+        }
+
+        var now = _time.GetUtcNow();
+        var (appCa, appCaKey) = _roots.CreateAppCa(caller.AppId, _epochs.Current.Current, now);
+        using (appCa)
+        using (appCaKey)
+        {
+            X509Certificate2 leaf;
+            try
+            {
+                leaf = CertificateFactory.CreateLeaf(publicKey, new LeafCertificateRequest
+                {
+                    Subject = csr.Config.Subject,
+                    AltNames = csr.Config.SubjectAltNames,
+                    ServerAuth = csr.Config.UsageServerAuth,
+                    ClientAuth = csr.Config.UsageClientAuth,
+                    NotBefore = CertificateFactory.DefaultNotBefore,
+                    NotAfter = now.AddDays(365),
+                    Quote = csr.Config.ExtQuote ? csr.Quote : null,
+                    EventLogJson = csr.Config.ExtQuote ? csr.EventLog : null,
+                    Usage = RaTlsCertificates.AppCustomUsage,
+                    AppId = caller.AppId,
+                }, appCa, appCaKey);
+            }
+            catch (ArgumentException e)
+            {
+                throw Refuse(Method, ErrorCode.KmsRequestInvalid, $"the CSR asks for a certificate that cannot be made: {e.Message}");
+            }
+
+            using (leaf)
+            {
+                return Json(w =>
+                {
+                    w.WriteStartArray("certificate_chain");
+                    w.WriteStringValue(CertificateFactory.ToPem(leaf));
+                    w.WriteStringValue(CertificateFactory.ToPem(appCa));
+                    w.WriteStringValue(_roots.RootCaPem);
+                    w.WriteEndArray();
+                });
+            }
+        }
+    }
+
+    /// <summary>
     /// dstack's bootstrap report_data (dstack.md §9.2): Keccak-256("dstack-kms-genereted-keys-v1:" ‖ hex(ca SPKI) ‖ ";"
     /// ‖ hex(k256 pub) ‖ ";") ‖ 32 zero bytes.
     /// </summary>

@@ -25,8 +25,10 @@ public sealed class KmsOnboardingTests
         new KeyEpochStore(first.StateDirectory, first.Clock).Rotate();
         await using var second = await KmsTestbed.StartAsync(ReplicaPolicy, shareWith: first, stateName: "kms2", onboardOnly: true);
         using (var imported = await KmsOnboarding.OnboardAsync(first.Url, second.StateDirectory, second.KmsTd.QuoteSource, Verifier(second), ReplicaPolicy, second.Clock, CancellationToken.None))
+        using (var source = KmsRootKeys.Open(first.StateDirectory))
         {
-            Assert.Equal(KmsRootKeys.Open(first.StateDirectory).RootCaSpki, imported.RootCaSpki);
+            Assert.Equal(source.RootCaSpki, imported.RootCaSpki);
+            Assert.Equal(source.K256PublicKey, imported.K256PublicKey);
         }
 
         await second.StartServerAsync();
