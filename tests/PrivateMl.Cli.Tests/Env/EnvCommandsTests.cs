@@ -187,29 +187,12 @@ public sealed class EnvCommandsTests : IDisposable
         return path;
     }
 
-    /// <summary>Runs the CLI, with <c>kms list|add|remove</c> wired in if the kms command does not have them yet.</summary>
+    /// <summary>Runs the CLI as <c>privateml ARGS</c>, capturing both streams.</summary>
     internal static (int Exit, string Out, string Err) Run(params string[] args)
     {
-        var root = Program.BuildRoot();
-        var kms = root.Subcommands.FirstOrDefault(c => c.Name == "kms");
-        if (kms is null)
-        {
-            kms = new Command("kms", "KMS");
-            root.Subcommands.Add(kms);
-        }
-
-        if (!kms.Subcommands.Any(c => c.Name == "list"))
-        {
-            // Until the integrator wires KmsTrustCommands into the kms command.
-            foreach (var command in KmsTrustCommands.Create())
-            {
-                kms.Subcommands.Add(command);
-            }
-        }
-
         var output = new StringWriter();
         var error = new StringWriter();
-        var exit = Program.Invoke(root.Parse(args), new InvocationConfiguration { Output = output, Error = error });
+        var exit = Program.Invoke(Program.BuildRoot().Parse(args), new InvocationConfiguration { Output = output, Error = error });
         return (exit, output.ToString(), error.ToString());
     }
 
