@@ -33,7 +33,7 @@ internal static class EnvCommands
         var output = new Option<FileInfo?>("--out") { Description = "Write the raw blob here (the VMM's .encrypted-env); default: hex on stdout (the VMM's JSON form)" };
         var trustFile = TrustFileOption();
         var trustAny = new Option<bool>("--trust-any") { Description = "DEVELOPMENT ONLY: accept a validly signed key from a KMS whose root key is not in the trust list" };
-        var kmsCa = new Option<FileInfo?>("--kms-ca") { Description = "PEM certificate to trust as the root of the KMS's TLS certificate (e.g. its root CA)" };
+        var kmsCa = new Option<FileInfo?>("--kms-ca") { Description = "PEM root the KMS's TLS certificate must chain to (default: TLS not checked; trust comes from the KMS root key's signature)" };
         var publicKey = new Option<string?>("--public-key") { Description = "Instead of --kms: encrypt to this X25519 public key (64 hex); NO KMS signature is checked" };
         var command = new Command("encrypt", "Encrypt an env file to an app's env key, checked against the trusted KMS keys")
         {
@@ -211,7 +211,7 @@ internal static class EnvCommands
         AppEnvEncryptPublicKey answer;
         try
         {
-            using var http = CreateHttpClient(request.KmsCa);
+            using var http = CreateHttpClient(request.KmsCa, error);
             answer = await new KmsEnvKeyClient(http).GetAppEnvEncryptPubKeyAsync(new Uri(request.Kms!), appId, cancellationToken);
         }
         catch (Exception e) when (e is HttpRequestException or AttestationException or TaskCanceledException or IOException or CryptographicException)
@@ -245,15 +245,21 @@ internal static class EnvCommands
         return (ExitCodes.Rejected, null);
     }
 
-    private static HttpClient CreateHttpClient(FileInfo? kmsCa)
+    /// <summary>
+    /// Without <c>--kms-ca</c> the KMS's TLS certificate is not checked (a KMS's certificate chains to its own root, which
+    /// the client does not know yet): what makes the answer trustworthy is the signature by a trusted KMS root key.
+    /// </summary>
+    private static HttpClient CreateHttpClient(FileInfo? kmsCa, TextWriter error)
     {
+        var handler = new SocketsHttpHandler();
         if (kmsCa is null)
         {
-            return new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            // Any certificate the server presents: TLS is transport here, the signature check is the trust decision.
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null;
+            return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
         }
 
         var root = X509Certificate2.CreateFromPem(File.ReadAllText(kmsCa.FullName));
-        var handler = new SocketsHttpHandler();
         handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
         {
             if (certificate is null)
@@ -265,7 +271,13 @@ internal static class EnvCommands
             chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
             chain.ChainPolicy.CustomTrustStore.Add(root);
             chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            return chain.Build(new X509Certificate2(certificate));
+            var trusted = chain.Build(new X509Certificate2(certificate));
+            if (!trusted)
+            {
+                error.WriteLine($"error: the KMS's TLS certificate does not chain to {kmsCa.FullName}");
+            }
+
+            return trusted;
         };
         return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
     }

@@ -187,23 +187,12 @@ public sealed class EnvCommandsTests : IDisposable
         return path;
     }
 
-    private static (int Exit, string Out, string Err) Run(params string[] args)
+    /// <summary>Runs the CLI as <c>privateml ARGS</c>, capturing both streams.</summary>
+    internal static (int Exit, string Out, string Err) Run(params string[] args)
     {
-        var root = Program.BuildRoot();
-        if (!root.Subcommands.Any(c => c.Name == "kms"))
-        {
-            var kms = new Command("kms", "KMS trust (test wiring until the kms command exists)");
-            foreach (var command in KmsTrustCommands.Create())
-            {
-                kms.Subcommands.Add(command);
-            }
-
-            root.Subcommands.Add(kms);
-        }
-
         var output = new StringWriter();
         var error = new StringWriter();
-        var exit = Program.Invoke(root.Parse(args), new InvocationConfiguration { Output = output, Error = error });
+        var exit = Program.Invoke(Program.BuildRoot().Parse(args), new InvocationConfiguration { Output = output, Error = error });
         return (exit, output.ToString(), error.ToString());
     }
 
