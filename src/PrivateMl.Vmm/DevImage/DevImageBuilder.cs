@@ -37,7 +37,8 @@ public sealed record DevImageOptions
 }
 
 /// <summary>The image that was built (or found up to date).</summary>
-public sealed record DevImageResult(string ImageDirectory, string OsImageHash, string KernelVersion, bool Reused);
+/// <param name="PublishDirectory">The self-contained linux-x64 privateml that went into the image (it runs on this host too).</param>
+public sealed record DevImageResult(string ImageDirectory, string OsImageHash, string KernelVersion, bool Reused, string PublishDirectory);
 
 /// <summary>
 /// Builds the development guest image (<c>privateml vmm image build-dev</c>): Debian's distribution kernel, an
@@ -93,7 +94,7 @@ public static class DevImageBuilder
             && File.Exists(Path.Combine(output, "digest.txt")) && File.Exists(Path.Combine(output, InitrdFile)))
         {
             options.Log?.WriteLine($"image in {output} is up to date");
-            return new DevImageResult(output, File.ReadAllText(Path.Combine(output, "digest.txt")).Trim(), kernel.Version, Reused: true);
+            return new DevImageResult(output, File.ReadAllText(Path.Combine(output, "digest.txt")).Trim(), kernel.Version, Reused: true, publish);
         }
 
         Directory.CreateDirectory(output);
@@ -116,7 +117,7 @@ public static class DevImageBuilder
         File.WriteAllText(Path.Combine(output, "digest.txt"), digest);
         File.WriteAllText(inputsPath, inputs);
         options.Log?.WriteLine($"image written to {output} (os_image_hash {digest})");
-        return new DevImageResult(output, digest, kernel.Version, Reused: false);
+        return new DevImageResult(output, digest, kernel.Version, Reused: false, publish);
     }
 
     /// <summary>metadata.json in the product's image layout (dstack-vmm ImageInfo), marked as a development image.</summary>
