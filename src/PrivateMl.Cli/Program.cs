@@ -29,6 +29,7 @@ public static class Program
         root.Subcommands.Add(ModelCommands.Create());
         root.Subcommands.Add(UpCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(VmmCommands.Create());
         root.Subcommands.Add(GuestCommands.Create());
         return root;
     }

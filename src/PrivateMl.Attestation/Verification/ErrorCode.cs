@@ -122,4 +122,12 @@ public enum ErrorCode
     ReceiptInvalid = 809,
     SignerNotAttested = 810,
     GpuEvidenceMissing = 811,
+
+    // Encrypted environment variables (13xx)
+    EnvCiphertextMalformed = 1300,
+    EnvDecryptionFailed = 1301,
+    EnvPayloadInvalid = 1302,
+    EnvPublicKeySignatureInvalid = 1303,
+    EnvPublicKeySignerUntrusted = 1304,
+    EnvPublicKeySignatureStale = 1305,
 }

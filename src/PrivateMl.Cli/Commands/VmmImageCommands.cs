@@ -56,3 +56,9 @@ internal static class VmmImageCommands
         return command;
     }
 }
+
+/// <summary>Adds <c>vmm image build-dev</c> through the hook <see cref="VmmCommands"/> declares.</summary>
+internal static partial class VmmCommands
+{
+    static partial void AddImageCommands(Command vmm) => vmm.Subcommands.Add(VmmImageCommands.Create());
+}
