@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using PrivateMl.Testing;
 using PrivateMl.Vmm.DevImage;
 
@@ -50,9 +49,14 @@ internal static class DevVmEnvironment
     }
 
     /// <summary>Runs a command to completion (bounded), returning its exit code and combined output.</summary>
-    public static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> arguments, TimeSpan timeout, CancellationToken cancellationToken)
+    public static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> arguments, TimeSpan timeout, CancellationToken cancellationToken, string? home = null)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (home is not null)
+        {
+            start.Environment["HOME"] = home;
+        }
+
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
@@ -82,26 +86,4 @@ internal static class DevVmEnvironment
         OutputDirectory = outputDirectory,
         SourceDirectory = SharedTestData.RepositoryRoot,
     });
-
-    /// <summary>An app-compose.json as <c>vmm-cli.py compose</c> writes it (indent 4, its key order).</summary>
-    public static byte[] Compose(string name, IReadOnlyList<string> allowedEnvs)
-    {
-        var envs = allowedEnvs.Count == 0 ? "[]" : "[\n        " + string.Join(",\n        ", allowedEnvs.Select(e => $"\"{e}\"")) + "\n    ]";
-        var text = "{\n"
-            + "    \"manifest_version\": 2,\n"
-            + $"    \"name\": \"{name}\",\n"
-            + "    \"runner\": \"docker-compose\",\n"
-            + "    \"docker_compose_file\": \"services: {}\\n\",\n"
-            + "    \"kms_enabled\": false,\n"
-            + "    \"gateway_enabled\": false,\n"
-            + "    \"local_key_provider_enabled\": true,\n"
-            + "    \"key_provider_id\": \"\",\n"
-            + "    \"public_logs\": false,\n"
-            + "    \"public_sysinfo\": false,\n"
-            + $"    \"allowed_envs\": {envs},\n"
-            + "    \"no_instance_id\": false,\n"
-            + "    \"secure_time\": false\n"
-            + "}";
-        return Encoding.UTF8.GetBytes(text);
-    }
 }

@@ -1,64 +1,76 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using PrivateMl.Agent.Env;
 using PrivateMl.Vmm.DevImage;
 
 namespace PrivateMl.Vmm.Tests.DevVm;
 
 /// <summary>
-/// One booted development VM shared by the tests of a class: the image is built (or reused from the cache), the app
-/// compose written into a shared folder, QEMU started with the documented no-TEE command line and a host port
-/// forwarded to the guest gateway, and the gateway's /health awaited with a generous bound (a TCG boot plus .NET
-/// start on two loaded cores). QEMU is killed on dispose, whatever happened.
+/// The host side of a development-VM test, shared by the tests of a class: the image (built, or reused from the
+/// cache), a running <c>privateml vmm serve</c> (the self-contained privateml that also went into the image, so host
+/// and guest run the same build), and a stand-in KMS that serves a validly signed env-encryption public key (the
+/// only KMS call the host makes for deploy --env-file and update-env). Every CLI call gets a private HOME (no
+/// ~/.dstack-vmm whitelist). On dispose every qemu under the run path is killed by its pid file, then the service.
 /// </summary>
 public sealed class DevVmFixture : IAsyncDisposable
 {
+    public const string ImageName = "dev";
+
     /// <summary>Generous: TCG is slow, and the machine is shared.</summary>
     public static readonly TimeSpan BootTimeout = TimeSpan.FromMinutes(8);
 
+    private static readonly TimeSpan CliTimeout = TimeSpan.FromMinutes(3);
+
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private Process? _qemu;
+    private Process? _service;
+    private WebApplication? _kms;
 
     public string WorkDirectory { get; } = Path.Combine(Path.GetTempPath(), "privateml-devvm-" + Guid.NewGuid().ToString("N")[..8]);
 
+    public string RunPath => Path.Combine(WorkDirectory, "vm");
+
     public DevImageResult? Image { get; private set; }
-
-    public string SharedDirectory => Path.Combine(WorkDirectory, "shared");
-
-    public string SerialLog => Path.Combine(WorkDirectory, "serial.log");
-
-    public string ComposePath => Path.Combine(SharedDirectory, GuestSharedFolder.AppComposeFile);
-
-    public int HostPort { get; private set; }
-
-    public Uri BaseUrl => new($"http://127.0.0.1:{HostPort}");
-
-    /// <summary>From starting QEMU to the first answer through the forwarded port.</summary>
-    public TimeSpan BootToAnswer { get; private set; }
 
     /// <summary>The self-contained privateml that went into the image (it runs on the host, too).</summary>
     public string HostCli => Path.Combine(Image!.PublishDirectory, "privateml");
 
-    public Process? Qemu => _qemu;
+    public string VmmUrl { get; private set; } = "";
 
-    public async Task EnsureBootedAsync(CancellationToken cancellationToken)
+    public string KmsUrl { get; private set; } = "";
+
+    public async Task EnsureStartedAsync(CancellationToken cancellationToken)
     {
         DevVmEnvironment.RequireTools();
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            if (_qemu is not null)
+            if (_service is not null)
             {
                 return;
             }
 
-            Directory.CreateDirectory(SharedDirectory);
-            Image = await Task.Run(() => DevVmEnvironment.BuildImage(Path.Combine(WorkDirectory, "image")), cancellationToken);
-            await File.WriteAllBytesAsync(ComposePath, DevVmEnvironment.Compose("devvm-test", []), cancellationToken);
-            HostPort = DevVmEnvironment.FreePort();
-            var started = Stopwatch.StartNew();
-            _qemu = StartQemu(Image.ImageDirectory, SharedDirectory, SerialLog, HostPort);
-            await WaitForHealthAsync(cancellationToken);
-            BootToAnswer = started.Elapsed;
+            Directory.CreateDirectory(Path.Combine(WorkDirectory, "home"));
+            Image = await Task.Run(() => DevVmEnvironment.BuildImage(Path.Combine(WorkDirectory, "images", ImageName)), cancellationToken);
+            KmsUrl = await StartKmsAsync(cancellationToken);
+
+            var port = DevVmEnvironment.FreePort();
+            VmmUrl = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{port}");
+            var config = Path.Combine(WorkDirectory, "vmm.json");
+            await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new Dictionary<string, string>
+            {
+                ["address"] = VmmUrl,
+                ["image_path"] = Path.Combine(WorkDirectory, "images"),
+                ["run_path"] = RunPath,
+            }), cancellationToken);
+            _service = Start(HostCli, ["vmm", "serve", "--config", config]);
+            await WaitForAsync(new Uri(VmmUrl + "/prpc/Version?json"), TimeSpan.FromMinutes(2), () => _service.HasExited ? "the vmm service exited" : null, cancellationToken);
         }
         finally
         {
@@ -66,82 +78,33 @@ public sealed class DevVmFixture : IAsyncDisposable
         }
     }
 
-    /// <summary>Kills QEMU (if running) and waits for it to be gone.</summary>
-    public async Task StopAsync()
+    /// <summary>Runs the host CLI (bounded) with the fixture's HOME; returns its exit code and output.</summary>
+    public Task<(int ExitCode, string Output)> CliAsync(IEnumerable<string> arguments, CancellationToken cancellationToken) =>
+        DevVmEnvironment.RunAsync(HostCli, arguments, CliTimeout, cancellationToken, Home);
+
+    /// <summary>Runs a <c>privateml vmm</c> verb against the fixture's service and requires it to succeed.</summary>
+    public async Task<string> VmmAsync(CancellationToken cancellationToken, params string[] arguments)
     {
-        if (_qemu is { HasExited: false } qemu)
-        {
-            qemu.Kill(entireProcessTree: true);
-            await qemu.WaitForExitAsync();
-        }
+        var (exit, output) = await CliAsync(["vmm", arguments[0], "--url", VmmUrl, .. arguments[1..]], cancellationToken);
+        Assert.True(exit == 0, $"privateml vmm {string.Join(' ', arguments)} exited {exit}:\n{output}");
+        return output;
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        try
-        {
-            await StopAsync();
-        }
-        finally
-        {
-            _qemu?.Dispose();
-            _gate.Dispose();
-            try
-            {
-                Directory.Delete(WorkDirectory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
-    }
-
-    /// <summary>research/dev-vm.md's invocation (the no-TEE form of vmm's command line), serial console to a file.</summary>
-    internal static Process StartQemu(string image, string shared, string serialLog, int hostPort)
-    {
-        var cmdline = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(image, DevImageBuilder.MetadataFile))).RootElement.GetProperty("cmdline").GetString()!;
-        var start = new ProcessStartInfo("qemu-system-x86_64")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in new[]
-        {
-            "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048", "-nographic", "-nodefaults", "-no-reboot",
-            "-chardev", $"file,id=com0,path={serialLog}", "-serial", "chardev:com0", "-monitor", "none",
-            "-kernel", Path.Combine(image, DevImageBuilder.KernelFile), "-initrd", Path.Combine(image, DevImageBuilder.InitrdFile),
-            "-append", cmdline,
-            "-netdev", string.Create(CultureInfo.InvariantCulture, $"user,id=net0,hostfwd=tcp:127.0.0.1:{hostPort}-:{DevGuestInit.GuestPort}"),
-            "-device", "virtio-net-pci,netdev=net0",
-            "-virtfs", $"local,path={shared},mount_tag={DevGuestInit.SharedFolderTag},security_model=none,readonly=on,id=virtfs0",
-        })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private async Task WaitForHealthAsync(CancellationToken cancellationToken)
+    /// <summary>Waits until <paramref name="url"/> answers 2xx; fails with <paramref name="whyNot"/>'s answer (or a timeout) and the console.</summary>
+    public static async Task WaitForAsync(Uri url, TimeSpan timeout, Func<string?> whyNot, CancellationToken cancellationToken, Func<string>? console = null)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < BootTimeout)
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
         {
-            if (_qemu!.HasExited)
+            if (whyNot() is { } reason)
             {
-                Assert.Fail($"qemu exited with {_qemu.ExitCode} before the guest answered; console:\n{ConsoleTail()}");
+                Assert.Fail($"{reason} before {url} answered\n{console?.Invoke()}");
             }
 
             try
             {
-                using var response = await http.GetAsync(new Uri(BaseUrl, "/health"), cancellationToken);
+                using var response = await http.GetAsync(url, cancellationToken);
                 if (response.IsSuccessStatusCode)
                 {
                     return;
@@ -157,19 +120,118 @@ public sealed class DevVmFixture : IAsyncDisposable
             await Task.Delay(1000, cancellationToken);
         }
 
-        Assert.Fail($"the guest did not answer on {BaseUrl} within {BootTimeout}; console:\n{ConsoleTail()}");
+        Assert.Fail($"{url} did not answer within {timeout}\n{console?.Invoke()}");
     }
 
-    public string ConsoleTail()
+    /// <summary>The pid in a VM's qemu.pid, when that process is alive.</summary>
+    public static int? LivePid(string workDir)
+    {
+        var file = Path.Combine(workDir, "qemu.pid");
+        if (!File.Exists(file) || !int.TryParse(File.ReadAllText(file).Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid))
+        {
+            return null;
+        }
+
+        var stat = $"/proc/{pid}/stat";
+        if (!File.Exists(stat))
+        {
+            return null;
+        }
+
+        // A zombie (state Z) has exited; only its parent has yet to reap it.
+        var text = File.ReadAllText(stat);
+        var state = text[(text.LastIndexOf(')') + 2)..].Split(' ')[0];
+        return state == "Z" ? null : pid;
+    }
+
+    public async ValueTask DisposeAsync()
     {
         try
         {
-            var text = File.ReadAllText(SerialLog);
-            return text.Length > 4000 ? text[^4000..] : text;
+            if (Directory.Exists(RunPath))
+            {
+                foreach (var vm in Directory.EnumerateDirectories(RunPath))
+                {
+                    if (LivePid(vm) is { } pid)
+                    {
+                        try
+                        {
+                            using var qemu = Process.GetProcessById(pid);
+                            qemu.Kill();
+                            await qemu.WaitForExitAsync();
+                        }
+                        catch (ArgumentException)
+                        {
+                        }
+                    }
+                }
+            }
+
+            if (_service is { HasExited: false } service)
+            {
+                service.Kill(entireProcessTree: true);
+                await service.WaitForExitAsync();
+            }
+
+            if (_kms is not null)
+            {
+                await _kms.DisposeAsync();
+            }
         }
-        catch (IOException)
+        finally
         {
-            return "(no console log)";
+            _service?.Dispose();
+            _gate.Dispose();
+            try
+            {
+                Directory.Delete(WorkDirectory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
         }
+    }
+
+    private string Home => Path.Combine(WorkDirectory, "home");
+
+    private Process Start(string file, IEnumerable<string> arguments)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.Environment["HOME"] = Home;
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>
+    /// A stand-in for the KMS's unauthenticated <c>GetAppEnvEncryptPubKey</c>: an env key pair and a root k256 key made
+    /// here, the public key signed both ways as a KMS signs it (research/dstack.md §7.1).
+    /// </summary>
+    private async Task<string> StartKmsAsync(CancellationToken cancellationToken)
+    {
+        var root = RandomNumberGenerator.GetBytes(32);
+        var envKey = RandomNumberGenerator.GetBytes(32);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        var app = builder.Build();
+        app.MapPost("/prpc/GetAppEnvEncryptPubKey", async context =>
+        {
+            using var request = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+            var appId = Convert.FromHexString(request.RootElement.GetProperty("app_id").GetString()!);
+            context.Response.ContentType = "application/json";
+            await context.Response.Body.WriteAsync(AppEnvEncryptPublicKey.Create(root, appId, envKey, DateTimeOffset.UtcNow).ToJson(), context.RequestAborted);
+        });
+        await app.StartAsync(cancellationToken);
+        _kms = app;
+        return app.Urls.First().TrimEnd('/');
     }
 }
