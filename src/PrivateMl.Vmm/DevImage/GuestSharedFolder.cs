@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using PrivateMl.Vmm.Compose;
 
 namespace PrivateMl.Vmm.DevImage;
 
@@ -156,86 +157,75 @@ public static class GuestSharedFolder
         return buffer[..total];
     }
 
-    private static GuestSharedFiles ReadCompose(byte[] compose)
+    /// <summary>The compose with the VMM's own rules (<see cref="AppCompose"/>), its defects as boot errors.</summary>
+    private static GuestSharedFiles ReadCompose(byte[] bytes)
     {
+        AppCompose compose;
         try
         {
-            using var document = JsonDocument.Parse(compose, new JsonDocumentOptions { MaxDepth = 64 });
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw new GuestBootException($"{AppComposeFile} is not a JSON object");
-            }
+            compose = AppCompose.Parse(bytes);
+        }
+        catch (VmmException e)
+        {
+            throw new GuestBootException($"{AppComposeFile}: {e.Message}", e);
+        }
 
-            var kms = (root.TryGetProperty("kms_enabled", out var k) && k.ValueKind == JsonValueKind.True)
-                || (root.TryGetProperty("features", out var f) && f.ValueKind == JsonValueKind.Array && f.EnumerateArray().Any(x => x.ValueKind == JsonValueKind.String && x.GetString() == "kms"))
-                || (root.TryGetProperty("key_provider", out var p) && p.ValueKind == JsonValueKind.String && p.GetString() == "kms");
-            var allowed = root.TryGetProperty("allowed_envs", out var a) && a.ValueKind == JsonValueKind.Array
-                ? a.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.String).Select(x => x.GetString()!).ToArray()
-                : [];
-            return new GuestSharedFiles
-            {
-                Directory = "",
-                AppCompose = compose,
-                AppName = root.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : "",
-                KmsEnabled = kms,
-                AllowedEnvs = allowed,
-            };
+        return new GuestSharedFiles
+        {
+            Directory = "",
+            AppCompose = bytes,
+            AppName = compose.Name,
+            KmsEnabled = compose.KeyProvider == KeyProviderKind.Kms,
+            AllowedEnvs = compose.AllowedEnvs,
+        };
+    }
+
+    /// <summary>A host file that must be a JSON object; anything else stops the boot naming <paramref name="name"/>.</summary>
+    private static JsonDocument ParseObject(byte[] bytes, string name)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32 });
         }
         catch (JsonException e)
         {
-            throw new GuestBootException($"{AppComposeFile} is not valid JSON: {e.Message}", e);
+            throw new GuestBootException($"{name} is not valid JSON: {e.Message}", e);
         }
+
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            document.Dispose();
+            throw new GuestBootException($"{name} is not a JSON object");
+        }
+
+        return document;
     }
 
     private static GuestSharedFiles ReadSysConfig(GuestSharedFiles files, byte[] bytes)
     {
-        try
-        {
-            using var document = JsonDocument.Parse(bytes);
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw new GuestBootException($"{SysConfigFile} is not a JSON object");
-            }
-
-            var vmConfig = root.TryGetProperty("vm_config", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-            var kmsUrls = root.TryGetProperty("kms_urls", out var u) && u.ValueKind == JsonValueKind.Array
-                ? u.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.String).Select(x => x.GetString()!).ToArray()
-                : [];
-            return files with { VmConfig = vmConfig, KmsUrls = kmsUrls };
-        }
-        catch (JsonException e)
-        {
-            throw new GuestBootException($"{SysConfigFile} is not valid JSON: {e.Message}", e);
-        }
+        using var document = ParseObject(bytes, SysConfigFile);
+        var root = document.RootElement;
+        var vmConfig = root.TryGetProperty("vm_config", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        var kmsUrls = root.TryGetProperty("kms_urls", out var u) && u.ValueKind == JsonValueKind.Array
+            ? u.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.String).Select(x => x.GetString()!).ToArray()
+            : [];
+        return files with { VmConfig = vmConfig, KmsUrls = kmsUrls };
     }
 
     private static GuestSharedFiles ReadInstanceInfo(GuestSharedFiles files, byte[] bytes)
     {
-        try
+        using var document = ParseObject(bytes, InstanceInfoFile);
+        var root = document.RootElement;
+        var appId = Hex(root, "app_id", 20);
+        if (appId is { Length: > 0 } && !appId.AsSpan().SequenceEqual(files.AppId) && !files.KmsEnabled)
         {
-            using var document = JsonDocument.Parse(bytes);
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw new GuestBootException($"{InstanceInfoFile} is not a JSON object");
-            }
-
-            var appId = Hex(root, "app_id", 20);
-            if (appId is { Length: > 0 } && !appId.AsSpan().SequenceEqual(files.AppId) && !files.KmsEnabled)
-            {
-                throw new GuestBootException(
-                    $"App upgrade is not supported without KMS: {InstanceInfoFile} names app_id {Convert.ToHexStringLower(appId)}, the compose hash gives {Convert.ToHexStringLower(files.AppId)}");
-            }
-
-            var seed = Hex(root, "instance_id_seed", 20);
-            return files with { InstanceIdSeed = seed is { Length: > 0 } ? seed : null };
+            throw new GuestBootException(
+                $"App upgrade is not supported without KMS: {InstanceInfoFile} names app_id {Convert.ToHexStringLower(appId)}, the compose hash gives {Convert.ToHexStringLower(files.AppId)}");
         }
-        catch (JsonException e)
-        {
-            throw new GuestBootException($"{InstanceInfoFile} is not valid JSON: {e.Message}", e);
-        }
+
+        var seed = Hex(root, "instance_id_seed", 20);
+        return files with { InstanceIdSeed = seed is { Length: > 0 } ? seed : null };
     }
 
     private static byte[]? Hex(JsonElement root, string name, int length)

@@ -52,13 +52,14 @@ public sealed class GuestSharedFolderTests : IDisposable
         var e = Assert.Throws<GuestBootException>(() => GuestSharedFolder.CopyAndRead(Shared, Copy));
         Assert.Contains("App upgrade is not supported without KMS", e.Message, StringComparison.Ordinal);
 
-        Write("app-compose.json", "{\"name\":\"app\",\"kms_enabled\":true}");
+        Write("app-compose.json", "{\"manifest_version\":2,\"name\":\"app\",\"runner\":\"bash\",\"kms_enabled\":true}");
         Assert.True(GuestSharedFolder.CopyAndRead(Shared, Copy).KmsEnabled);
     }
 
     [Theory]
     [InlineData("app-compose.json", "[1,2]")]
     [InlineData("app-compose.json", "{\"name\":")]
+    [InlineData("app-compose.json", "{\"name\":\"no manifest_version\",\"runner\":\"bash\"}")]
     [InlineData(".sys-config.json", "\"x\"")]
     [InlineData(".instance_info", "{\"app_id\":\"zz\"}")]
     [InlineData(".instance_info", "{\"instance_id_seed\":42}")]
