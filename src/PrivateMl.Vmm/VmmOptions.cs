@@ -52,6 +52,9 @@ public sealed record VmmOptions
 
     [JsonPropertyName("use_mrconfigid")] public bool UseMrConfigId { get; init; } = true;
 
+    /// <summary>Every VM is a development VM (as if CreateVm said no_tee), so unmodified vmm-cli.py can deploy on a host without TDX.</summary>
+    [JsonPropertyName("no_tee")] public bool NoTee { get; init; }
+
     [JsonPropertyName("max_cvm_number")] public int MaxCvmNumber { get; init; } = 1000;
 
     /// <summary>Reads a config file; unknown keys are refused so a typo does not silently fall back to a default.</summary>

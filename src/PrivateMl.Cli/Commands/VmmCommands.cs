@@ -139,6 +139,10 @@ internal static partial class VmmCommands
             output.WriteLine($"privateml vmm serving on {string.Join(", ", app.Urls)} (images {options.ImagePath}, VMs {options.RunPath})");
             var caps = manager.Capabilities;
             output.WriteLine(caps.TdxRefusal() is { } why ? $"TDX: unavailable — {why}; only --no-tee development VMs can run" : "TDX: available");
+            if (options.NoTee)
+            {
+                output.WriteLine("WARNING: no_tee is set: every VM is a development VM without TDX; nothing it attests is hardware-backed");
+            }
             output.WriteLine($"no-TEE VMs run under {(caps.KvmUsable ? "KVM" : "TCG (software emulation)")}; {manager.List(brief: true).Count} VM(s) in {options.RunPath}");
             try
             {

@@ -74,6 +74,7 @@ public static class VmmHost
                 "StopVm" => await Done(vms.StopAsync(Parse<IdRequest>(body).Id, force: true, ct)),
                 "ShutdownVm" => await Done(vms.StopAsync(Parse<IdRequest>(body).Id, force: false, ct)),
                 "RemoveVm" => await Done(vms.RemoveAsync(Parse<IdRequest>(body).Id, ct)),
+                "ResizeVm" => await Done(vms.ResizeAsync(Parse<ResizeVmRequest>(body), ct)),
                 "UpgradeApp" => new Dictionary<string, string> { ["id"] = await vms.UpgradeAsync(Parse<UpgradeAppRequest>(body), ct) },
                 "GetComposeHash" => new Dictionary<string, string> { ["hash"] = Convert.ToHexStringLower(AppCompose.Parse(Parse<VmConfiguration>(body).ComposeFile).ComposeHash) },
                 "Status" => Status(vms, Parse<StatusRequest>(body)),
@@ -88,7 +89,12 @@ public static class VmmHost
                 "GetAppEnvEncryptPubKey" => await EnvPublicKey(http, vms.Options, Parse<AppIdRequest>(body).AppId, ct),
                 _ => throw new VmmException(VmmErrorCode.InvalidArgument, $"no method {name}"),
             };
-            response = result is null ? "null"u8.ToArray() : JsonSerializer.SerializeToUtf8Bytes(result, result.GetType(), VmmJson.Options);
+            response = result switch
+            {
+                null => "null"u8.ToArray(),
+                byte[] raw => raw,
+                _ => JsonSerializer.SerializeToUtf8Bytes(result, result.GetType(), VmmJson.Options),
+            };
             context.Response.StatusCode = 200;
         }
         catch (VmmException e)
@@ -139,7 +145,7 @@ public static class VmmHost
     };
 
     /// <summary>dstack forwards GetAppEnvEncryptPubKey to its KMS (dstack.md §7.1); so do we, to the first configured KMS URL.</summary>
-    private static async Task<PublicKeyResponse> EnvPublicKey(HttpClient http, VmmOptions options, string appId, CancellationToken ct)
+    private static async Task<byte[]> EnvPublicKey(HttpClient http, VmmOptions options, string appId, CancellationToken ct)
     {
         var kms = options.KmsUrls.Count > 0 ? options.KmsUrls[0] : throw new VmmException(VmmErrorCode.Upstream, "KMS is not configured on this VMM (kms_urls)");
         _ = Hex.Decode(appId, "app_id");
@@ -152,7 +158,9 @@ public static class VmmHost
                 throw new VmmException(VmmErrorCode.Upstream, $"KMS {kms} answered {(int)response.StatusCode}");
             }
 
-            return JsonSerializer.Deserialize<PublicKeyResponse>(body, VmmJson.Options) ?? throw new VmmException(VmmErrorCode.Upstream, $"KMS {kms} answered null");
+            // Passed through unchanged (public_key, signature, and a newer KMS's timestamp/signature_v1): the client verifies it.
+            using var doc = JsonDocument.Parse(body);
+            return doc.RootElement.ValueKind == JsonValueKind.Object ? body : throw new VmmException(VmmErrorCode.Upstream, $"KMS {kms} answered something other than a JSON object");
         }
         catch (Exception e) when (e is HttpRequestException or JsonException or TaskCanceledException)
         {

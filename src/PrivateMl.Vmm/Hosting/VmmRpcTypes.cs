@@ -196,9 +196,15 @@ public sealed record ListGpusResponse
     [JsonPropertyName("allow_attach_all")] public bool AllowAttachAll { get; init; }
 }
 
-public sealed record PublicKeyResponse
+public sealed record ResizeVmRequest
 {
-    [JsonPropertyName("public_key")] public string PublicKey { get; init; } = "";
+    [JsonPropertyName("id")] public string Id { get; init; } = "";
 
-    [JsonPropertyName("signature")] public string Signature { get; init; } = "";
+    [JsonPropertyName("vcpu")] public long? Vcpu { get; init; }
+
+    [JsonPropertyName("memory")] public long? Memory { get; init; }
+
+    [JsonPropertyName("disk_size")] public long? DiskSize { get; init; }
+
+    [JsonPropertyName("image")] public string? Image { get; init; }
 }

@@ -175,7 +175,8 @@ public static class QemuCommandLine
             a.AddRange(["-append", cmdline]);
         }
 
-        a.AddRange(["-netdev", "user,id=net0" + HostForwards(manifest), "-device", "virtio-net-pci,netdev=net0"]);
+        // romfile= (empty): no iPXE option ROM — the kernel is loaded directly, and under TCG the ROM costs seconds.
+        a.AddRange(["-netdev", "user,id=net0" + HostForwards(manifest), "-device", "virtio-net-pci,netdev=net0,romfile="]);
         a.AddRange(["-virtfs", $"local,path={workDir.SharedDir},mount_tag=host-shared,security_model=none,readonly=on,id=virtfs0"]);
         if (manifest.Gpus is { } gpus && gpus.Gpus.Count + gpus.Bridges.Count > 0)
         {

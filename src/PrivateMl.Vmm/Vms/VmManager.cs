@@ -113,7 +113,7 @@ public sealed partial class VmManager : IDisposable
                 Gpus = ResolveGpus(request.Gpus),
                 KmsUrls = request.KmsUrls,
                 GatewayUrls = request.GatewayUrls,
-                NoTee = request.NoTee,
+                NoTee = request.NoTee || Options.NoTee,
             };
             CheckHost(manifest);
             CheckConflicts(manifest, checkBind: !request.Stopped);
@@ -233,6 +233,38 @@ public sealed partial class VmManager : IDisposable
 
         workDir.WriteManifest(manifest);
         return Task.FromResult(compose is null ? "" : Convert.ToHexStringLower(compose.DefaultAppId));
+    }, cancellationToken);
+
+    /// <summary>ResizeVm: only a stopped VM; the data disk can only grow (the new size applies to a disk created later, or by qemu-img resize).</summary>
+    public Task ResizeAsync(ResizeVmRequest request, CancellationToken cancellationToken = default) => Locked(() =>
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var workDir = WorkDir(request.Id);
+        if (VmProcess.RunningPid(workDir, Options.ProcRoot) is not null)
+        {
+            throw new VmmException(VmmErrorCode.InvalidState, $"VM {request.Id} is running; stop it before resizing");
+        }
+
+        var manifest = workDir.ReadManifest();
+        if (request.DiskSize is { } disk && disk < manifest.DiskSize)
+        {
+            throw VmmException.Invalid($"the disk can only grow ({manifest.DiskSize} GB now)");
+        }
+
+        if (request.Image is { Length: > 0 } image)
+        {
+            RequireImageVersion(VmImage.Load(Options.ImagePath, image));
+        }
+
+        manifest = manifest with
+        {
+            Vcpu = request.Vcpu is { } v ? Range(v, 1, 512, "vcpu") : manifest.Vcpu,
+            Memory = request.Memory is { } m ? Range(m, 64, 4 * 1024 * 1024, "memory (MB)") : manifest.Memory,
+            DiskSize = request.DiskSize is { } d ? Range(d, 1, 64 * 1024, "disk_size (GB)") : manifest.DiskSize,
+            Image = request.Image is { Length: > 0 } i ? i : manifest.Image,
+        };
+        workDir.WriteManifest(manifest);
+        return Task.CompletedTask;
     }, cancellationToken);
 
     public VmInfo Info(VmWorkDir workDir, bool brief = false)

@@ -94,7 +94,7 @@ public sealed class QemuCommandLineTests
             "-nographic", "-nodefaults", "-no-reboot",
             "-chardev", $"file,id=com0,path={work.SerialLog}", "-serial", "chardev:com0", "-monitor", "none",
             "-kernel", Path.Combine(img, "bzImage"), "-initrd", Path.Combine(img, "initramfs.cpio.gz"), "-append", "console=ttyS0 panic=1",
-            "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:8443-:443", "-device", "virtio-net-pci,netdev=net0",
+            "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:8443-:443", "-device", "virtio-net-pci,netdev=net0,romfile=",
             "-virtfs", $"local,path={work.SharedDir},mount_tag=host-shared,security_model=none,readonly=on,id=virtfs0",
         ];
         Assert.Equal(expected, argv);

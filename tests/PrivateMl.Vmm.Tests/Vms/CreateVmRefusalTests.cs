@@ -143,6 +143,18 @@ public sealed class CreateVmRefusalTests
         Assert.Empty(box.RunEntries());
     }
 
+    [Fact]
+    public async Task ServiceWideNoTee_MakesEveryVmADevelopmentVm()
+    {
+        using var box = new VmmSandbox();
+        using var manager = new VmManager(box.Options with { NoTee = true }, () => box.NoTdx);
+
+        var id = await manager.CreateAsync(Valid with { NoTee = false }, TestContext.Current.CancellationToken);
+
+        Assert.True(manager.WorkDir(id).ReadManifest().NoTee);
+        Assert.Contains("tcg", manager.CommandLine(manager.WorkDir(id)));
+    }
+
     [Theory]
     [InlineData("not-a-uuid")]
     [InlineData("../run")]

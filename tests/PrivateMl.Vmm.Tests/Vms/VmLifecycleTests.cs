@@ -125,6 +125,54 @@ public sealed class VmLifecycleTests
         Assert.Equal(VmmErrorCode.InvalidCompose, bad.Code);
     }
 
+    [Fact]
+    public async Task LogsFollow_StreamsUntilTheVmStops()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var vmm = await RunningVmm.StartAsync(ct);
+        var id = await vmm.Manager.CreateAsync(new VmConfiguration { Name = "f", Image = "dev", ComposeFile = VmmSandbox.Compose(), NoTee = true }, ct);
+        var work = vmm.Manager.WorkDir(id);
+        await WaitFor(() => File.ReadAllText(work.SerialLog).Contains("fake guest ready", StringComparison.Ordinal), ct);
+        using var http = new HttpClient();
+        var client = new PrivateMl.Vmm.Client.VmmClient(http, new Uri(vmm.Url + "/"));
+        var output = new StringWriter();
+
+        var follow = client.LogsAsync(id, 0, follow: true, output, ct);
+        // Keep appending until the follower shows it (it may not have read the tail yet when the first line lands).
+        await WaitFor(() =>
+        {
+            File.AppendAllText(work.SerialLog, "late line\n");
+            return output.ToString().Contains("late line", StringComparison.Ordinal);
+        }, ct);
+        await vmm.Manager.StopAsync(id, force: true, ct);
+        await follow.WaitAsync(TimeSpan.FromSeconds(30), ct);
+
+        Assert.DoesNotContain("fake guest ready", output.ToString(), StringComparison.Ordinal);
+        Assert.All(output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries), line => Assert.Equal("late line", line));
+        Assert.True(follow.IsCompletedSuccessfully);
+    }
+
+    [Fact]
+    public async Task Resize_ChangesAStoppedVm_AndRefusesShrinkingTheDiskOrARunningVm()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var box = new VmmSandbox();
+        using var manager = box.Manager();
+        var id = await manager.CreateAsync(new VmConfiguration { Name = "r", Image = "dev", ComposeFile = VmmSandbox.Compose(), NoTee = true, Stopped = true, DiskSize = 10 }, ct);
+
+        await manager.ResizeAsync(new ResizeVmRequest { Id = id, Vcpu = 3, Memory = 3072, DiskSize = 12 }, ct);
+        var shrink = await Assert.ThrowsAsync<VmmException>(() => manager.ResizeAsync(new ResizeVmRequest { Id = id, DiskSize = 5 }, ct));
+        await manager.StartAsync(id, ct);
+        var running = await Assert.ThrowsAsync<VmmException>(() => manager.ResizeAsync(new ResizeVmRequest { Id = id, Vcpu = 1 }, ct));
+
+        var m = manager.WorkDir(id).ReadManifest();
+        Assert.Equal((3, 3072, 12), (m.Vcpu, m.Memory, m.DiskSize));
+        Assert.Equal(VmmErrorCode.InvalidArgument, shrink.Code);
+        Assert.Equal(VmmErrorCode.InvalidState, running.Code);
+        Assert.Contains("-smp 3", string.Join(' ', manager.CommandLine(manager.WorkDir(id))), StringComparison.Ordinal);
+        await manager.RemoveAsync(id, ct);
+    }
+
     internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

@@ -1,0 +1,67 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using PrivateMl.Agent.Env;
+using PrivateMl.Vmm.Hosting;
+using PrivateMl.Vmm.Vms;
+
+namespace PrivateMl.Vmm.Tests.Support;
+
+/// <summary>The VMM service on a loopback port over a <see cref="VmmSandbox"/>, plus a fake KMS serving signed env keys.</summary>
+internal sealed class RunningVmm : IAsyncDisposable
+{
+    public static readonly byte[] KmsRootK256 = SHA256.HashData("vmm-test-kms-root"u8);
+    public static readonly byte[] EnvCryptKey = SHA256.HashData("vmm-test-env-key"u8);
+
+    private RunningVmm(VmmSandbox box, VmManager manager, WebApplication vmm, WebApplication kms)
+    {
+        Box = box;
+        Manager = manager;
+        Vmm = vmm;
+        Kms = kms;
+    }
+
+    public VmmSandbox Box { get; }
+
+    public VmManager Manager { get; }
+
+    public WebApplication Vmm { get; }
+
+    public WebApplication Kms { get; }
+
+    public string Url => Vmm.Urls.First();
+
+    public string KmsUrl => Kms.Urls.First();
+
+    public static async Task<RunningVmm> StartAsync(CancellationToken ct)
+    {
+        var box = new VmmSandbox();
+        var kms = WebApplication.CreateSlimBuilder();
+        kms.WebHost.UseUrls("http://127.0.0.1:0");
+        var kmsApp = kms.Build();
+        kmsApp.MapPost("/prpc/GetAppEnvEncryptPubKey", async (HttpContext context) =>
+        {
+            using var doc = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+            var appId = Convert.FromHexString(doc.RootElement.GetProperty("app_id").GetString()!);
+            return Results.Bytes(AppEnvEncryptPublicKey.Create(KmsRootK256, appId, EnvCryptKey, DateTimeOffset.UtcNow).ToJson(), "application/json");
+        });
+        await kmsApp.StartAsync(ct);
+        var options = box.Options with { KmsUrls = [kmsApp.Urls.First()] };
+        var manager = new VmManager(options, () => box.NoTdx);
+        var app = VmmHost.Build(options, manager);
+        await app.StartAsync(ct);
+        return new RunningVmm(box, manager, app, kmsApp);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Vmm.StopAsync(CancellationToken.None);
+        await Vmm.DisposeAsync();
+        await Kms.StopAsync(CancellationToken.None);
+        await Kms.DisposeAsync();
+        Manager.Dispose();
+        Box.Dispose();
+    }
+}
