@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -8,7 +7,7 @@ namespace PrivateMl.Vmm.DevImage;
 /// <summary>What <see cref="DevImageBuilder"/> builds from.</summary>
 public sealed record DevImageOptions
 {
-    /// <summary>The image directory to write (metadata.json, bzImage, initramfs.cpio.gz, sha256sum.txt, digest.txt).</summary>
+    /// <summary>The image directory to write (metadata.json, bzImage, initramfs.cpio, sha256sum.txt, digest.txt).</summary>
     public required string OutputDirectory { get; init; }
 
     /// <summary>Downloads, unpacked kernels and publish output kept between builds (default <c>~/.cache/privateml/dev-image</c>).</summary>
@@ -51,12 +50,13 @@ public sealed record DevImageResult(string ImageDirectory, string OsImageHash, s
 public static class DevImageBuilder
 {
     public const string KernelFile = "bzImage";
-    public const string InitrdFile = "initramfs.cpio.gz";
+    /// <summary>Not compressed: under TCG the kernel spends seconds inflating a gzip initramfs; a plain one is copied.</summary>
+    public const string InitrdFile = "initramfs.cpio";
     public const string MetadataFile = "metadata.json";
     public const string CommandLine = "console=ttyS0 init=/init panic=1 net.ifnames=0 biosdevname=0 quiet";
 
     /// <summary>Bumped when what the builder writes changes, so older cached images are rebuilt.</summary>
-    private const string BuilderRevision = "devimage-1";
+    private const string BuilderRevision = "devimage-2";
     private const string InputsFile = ".inputs.sha256";
 
     /// <summary>Host libraries the .NET runtime, OpenSSL-backed crypto and llama.cpp load (research/dev-vm.md).</summary>
@@ -398,8 +398,7 @@ public static class DevImageBuilder
     {
         var temporary = path + ".tmp";
         using (var archive = File.Create(temporary))
-        using (var gzip = new GZipStream(archive, CompressionLevel.Fastest))
-        using (var buffered = new BufferedStream(gzip, 1 << 20))
+        using (var buffered = new BufferedStream(archive, 1 << 20))
         using (var cpio = new CpioNewcWriter(buffered))
         {
             foreach (var directory in new[] { "dev", "proc", "sys", "tmp", "run", "var", "root", "etc", "mnt", "lib64", "bin", "sbin", "usr/bin", "usr/sbin" })

@@ -92,7 +92,7 @@ public sealed class GuestSharedFolderTests : IDisposable
         using var metadata = JsonDocument.Parse(DevImageBuilder.Metadata("0.5.5"));
         var root = metadata.RootElement;
         Assert.Equal("bzImage", root.GetProperty("kernel").GetString());
-        Assert.Equal("initramfs.cpio.gz", root.GetProperty("initrd").GetString());
+        Assert.Equal("initramfs.cpio", root.GetProperty("initrd").GetString());
         Assert.Equal("0.5.5", root.GetProperty("version").GetString());
         Assert.True(root.GetProperty("is_dev").GetBoolean());
         Assert.True(root.GetProperty("shared_ro").GetBoolean());
