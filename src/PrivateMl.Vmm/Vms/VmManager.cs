@@ -356,7 +356,23 @@ public sealed partial class VmManager : IDisposable
         }
 
         var devices = Gpus.Scan();
-        return QemuCommandLine.Tdx(manifest, image, workDir, settings, new QemuLaunch(AllocateCid(manifest.Id), mrConfigId, slot => SysfsPciScanner.Find(devices, slot)?.NumaNode ?? 0));
+        int NumaOf(string slot) => SysfsPciScanner.Find(devices, slot)?.NumaNode ?? 0;
+        var argv = QemuCommandLine.Tdx(manifest, image, workDir, settings, new QemuLaunch(AllocateCid(manifest.Id), mrConfigId, NumaOf));
+        if (!manifest.PinNuma)
+        {
+            return argv;
+        }
+
+        // --pin-numa: taskset to the CPUs of the first GPU's NUMA node (node 0 without GPUs), as dstack-vmm does.
+        var node = manifest.Gpus is { Gpus.Count: > 0 } g ? NumaOf(g.Gpus[0].Slot) : 0;
+        var cpulist = Path.Combine(Options.SysfsRoot, "devices", "system", "node", $"node{node}", "cpulist");
+        var cpus = File.Exists(cpulist) ? File.ReadAllText(cpulist).Trim() : "";
+        if (cpus.Length == 0 || cpus.Length > 1024 || !cpus.All(c => char.IsAsciiDigit(c) || c is ',' or '-'))
+        {
+            throw new VmmException(VmmErrorCode.HostUnsupported, $"--pin-numa: no CPU list for NUMA node {node} ({cpulist})");
+        }
+
+        return ["taskset", "-c", cpus, .. argv];
     }
 
     private async Task StartLockedAsync(VmWorkDir workDir, CancellationToken cancellationToken)

@@ -64,6 +64,53 @@ public sealed class QemuCommandLineTests
     }
 
     [Fact]
+    public async Task Hugepages_PutsEachGpuBehindItsNumaNodesPcieExpander()
+    {
+        using var box = new VmmSandbox();
+        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
+        using var manager = box.Manager(box.WithTdx);
+        var compose = VmmSandbox.Compose();
+
+        var id = await manager.CreateAsync(Request(compose, new GpuConfig { AttachMode = "listed", Gpus = [new() { Slot = FakeSysfs.Gpu1 }, new() { Slot = FakeSysfs.Gpu2 }] }) with { Hugepages = true, Vcpu = 3, Memory = 7168 }, TestContext.Current.CancellationToken);
+        var work = manager.WorkDir(id);
+        var argv = manager.CommandLine(work).ToList();
+
+        // dstack.md §11.6 item 14: GPU 18:00.0 is on host node 0, 2a:00.0 on node 1 (fake sysfs numa_node); vCPUs and
+        // GB rounded up to a multiple of the node count (3 → 4, 7 → 8), split evenly; bus_nr advances by GPUs + 1.
+        string[] numa =
+        [
+            "-numa", "node,nodeid=0,cpus=0-1,memdev=mem0",
+            "-object", "memory-backend-file,id=mem0,size=4G,mem-path=/dev/hugepages,share=on,prealloc=yes,host-nodes=0,policy=bind",
+            "-device", "pxb-pcie,id=pcie.node0,bus=pcie.0,addr=10,numa_node=0,bus_nr=5",
+            "-numa", "node,nodeid=1,cpus=2-3,memdev=mem1",
+            "-object", "memory-backend-file,id=mem1,size=4G,mem-path=/dev/hugepages,share=on,prealloc=yes,host-nodes=1,policy=bind",
+            "-device", "pxb-pcie,id=pcie.node1,bus=pcie.0,addr=11,numa_node=1,bus_nr=7",
+            "-object", "iommufd,id=iommufd0",
+            "-device", "pcie-root-port,id=pci.1,bus=pcie.node0,chassis=1", "-device", "vfio-pci,host=18:00.0,bus=pci.1,iommufd=iommufd0",
+            "-device", "pcie-root-port,id=pci.2,bus=pcie.node1,chassis=2", "-device", "vfio-pci,host=2a:00.0,bus=pci.2,iommufd=iommufd0",
+            "-smp", "4", "-m", "8192M", "-append", Cmdline,
+        ];
+        Assert.Equal(numa, argv.Skip(argv.IndexOf("-virtfs") + 2));
+    }
+
+    [Fact]
+    public async Task PinNuma_WrapsQemuInTasksetForTheFirstGpusNode()
+    {
+        using var box = new VmmSandbox();
+        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
+        var node1 = Directory.CreateDirectory(Path.Combine(box.Sysfs, "devices", "system", "node", "node1")).FullName;
+        File.WriteAllText(Path.Combine(node1, "cpulist"), "48-95,144-191\n");
+        using var manager = box.Manager(box.WithTdx);
+
+        var id = await manager.CreateAsync(Request(VmmSandbox.Compose(), new GpuConfig { AttachMode = "listed", Gpus = [new() { Slot = FakeSysfs.Gpu2 }] }) with { PinNuma = true }, TestContext.Current.CancellationToken);
+        var noGpu = await manager.CreateAsync(Request(VmmSandbox.Compose(), null) with { PinNuma = true, Ports = [] }, TestContext.Current.CancellationToken);
+        var argv = manager.CommandLine(manager.WorkDir(id));
+
+        Assert.Equal(["taskset", "-c", "48-95,144-191", box.FakeQemu, "-accel"], argv.Take(5));
+        Assert.Equal(VmmErrorCode.HostUnsupported, Assert.Throws<VmmException>(() => manager.CommandLine(manager.WorkDir(noGpu))).Code); // node0 has no cpulist here
+    }
+
+    [Fact]
     public async Task ImageBefore052_GetsNoMrConfigId()
     {
         using var box = new VmmSandbox();
