@@ -32,6 +32,7 @@ public static class Program
         root.Subcommands.Add(KmsCommands.Create());
         root.Subcommands.Add(EnvCommands.Create());
         root.Subcommands.Add(VmmCommands.Create());
+        root.Subcommands.Add(GuestCommands.Create());
         return root;
     }
 }
