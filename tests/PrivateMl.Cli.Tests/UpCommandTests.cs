@@ -137,7 +137,8 @@ public sealed partial class UpCommandTests
             Assert.True(streaming.GetProperty("endsWithDone").GetBoolean(), "the stream did not end with data: [DONE]");
             Assert.NotEqual(nonStreaming.GetProperty("id").GetString(), streaming.GetProperty("id").GetString());
 
-            // (2) The verify command up printed, as printed; and without --allow-simulated.
+            // (2) The verify command up printed, as printed (collateral from the node's simulated PCCS); and without
+            // --allow-simulated.
             Assert.StartsWith($"privateml verify {url.TrimEnd('/')} --allow-simulated", verifyLine, StringComparison.Ordinal);
             var verifyArgs = verifyLine.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..];
             var (verifyExit, verifyOut, verifyErr) = await RunAsync(Cli(verifyArgs), ct);
@@ -145,7 +146,9 @@ public sealed partial class UpCommandTests
             Assert.Contains($"TRUSTED (SIMULATED): every check passed", verifyOut, StringComparison.Ordinal);
             Assert.Contains($"answers signed by {ecdsaAddress}", verifyOut, StringComparison.Ordinal);
 
-            var strictArgs = verifyArgs.Where(a => a != "--allow-simulated").ToArray();
+            // Without --allow-simulated the default collateral source is Intel PCS; point it at the node's simulated
+            // PCCS so the refusal is the policy's, not a fetch failure.
+            var strictArgs = verifyArgs.Where(a => a != "--allow-simulated").Concat(["--pccs", url + "/pccs"]).ToArray();
             var (strictExit, strictOut, strictErr) = await RunAsync(Cli(strictArgs), ct);
             Assert.True(strictExit == ExitCodes.Rejected, $"verify without --allow-simulated exited {strictExit}\n{strictOut}\n{strictErr}");
             Assert.Contains("✘ policy.simulated: SIMULATED evidence: signed under a simulated root", strictOut, StringComparison.Ordinal);

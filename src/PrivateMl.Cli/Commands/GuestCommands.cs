@@ -29,7 +29,7 @@ namespace PrivateMl.Cli.Commands;
 internal static class GuestCommands
 {
     /// <summary>Where the simulated PCCS routes are served on the gateway.</summary>
-    public const string PccsPrefix = "/pccs";
+    public const string PccsPrefix = VerifyCommand.SimulatedPccsPath;
 
     public static Command Create()
     {

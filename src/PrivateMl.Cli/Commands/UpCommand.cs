@@ -129,6 +129,7 @@ internal static class UpCommand
                         KeySource = SigningKeySource.Agent,
                     };
                     await using var gateway = GatewayHost.Build(gatewayOptions, engine, agentClient, configureLogging: Quiet);
+                    gateway.MapSimulatedPccs(device!.Platform, TimeProvider.System, prefix: VerifyCommand.SimulatedPccsPath);
                     await gateway.StartAsync(cancellationToken);
                     var url = GatewayHost.Addresses(gateway)[0].ToString().TrimEnd('/');
                     var collateralDirectory = WriteCollateral(stateDirectory, device!);
@@ -147,7 +148,9 @@ internal static class UpCommand
                     output.WriteLine($"  agent socket   {socketPath}");
                     output.WriteLine($"  collateral     {collateralDirectory}");
                     output.WriteLine();
-                    output.WriteLine("verify this node:");
+                    output.WriteLine($"verify this node (collateral from its simulated PCCS at {url}{VerifyCommand.SimulatedPccsPath}):");
+                    output.WriteLine($"  privateml verify {url} --allow-simulated");
+                    output.WriteLine("or offline, with the collateral saved at start:");
                     output.WriteLine($"  privateml verify {url} --allow-simulated --collateral {collateralDirectory}");
                     output.WriteLine("or check the TDX quote alone (fresh nonce, simulated root trusted explicitly):");
                     output.WriteLine($"  curl -s \"{url}/v1/attestation/report?nonce=$(openssl rand -hex 32)\" | jq -r .intel_quote > quote.hex");

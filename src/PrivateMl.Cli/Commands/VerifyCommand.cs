@@ -244,9 +244,22 @@ internal static class VerifyCommand
             return new OfflineBundleSource(request.Collateral!);
         }
 
-        ICollateralSource source = new RetryingCollateralSource(new PccsCollateralSource(http, request.Pccs ?? IntelPcs), TimeProvider.System);
+        ICollateralSource source = new RetryingCollateralSource(new PccsCollateralSource(http, request.Pccs ?? DefaultPccs(request)), TimeProvider.System);
         return request.Collateral is null ? source : new CachingCollateralSource(source, request.Collateral, TimeProvider.System);
     }
+
+    /// <summary>
+    /// Intel PCS has no collateral for the simulator's made-up platform, so with --allow-simulated (and no --pccs or
+    /// --collateral) the node's own simulated PCCS at <c>URL/pccs</c> is asked; its root is still trusted only
+    /// because --allow-simulated says so, and the result still says SIMULATED.
+    /// </summary>
+    private static Uri DefaultPccs(VerifyRequest request) =>
+        request.AllowSimulated && request.Url is not null && request.Collateral is null
+            ? new Uri(request.Url.ToString().TrimEnd('/') + SimulatedPccsPath)
+            : IntelPcs;
+
+    /// <summary>Where <c>privateml up</c> and the development VM serve the simulator's collateral.</summary>
+    public const string SimulatedPccsPath = "/pccs";
 
     internal static void WriteText(NodeVerificationResult result, bool fromBundle, TextWriter output)
     {

@@ -47,7 +47,7 @@ public sealed partial class DevVmBootTests(DevVmFixture host) : IClassFixture<De
         TestContext.Current.TestOutputHelper?.WriteLine($"dev VM: deploy → first answer through the forwarded port in {started.Elapsed.TotalSeconds:F1} s");
 
         // verify from the host: fresh nonce, simulated collateral from the guest's PCCS routes, the compose pinned.
-        var (verifyExit, verifyOutput) = await host.CliAsync(["verify", url, "--allow-simulated", "--pccs", url + "/pccs", "--compose", compose, "--json"], ct);
+        var (verifyExit, verifyOutput) = await host.CliAsync(["verify", url, "--allow-simulated", "--compose", compose, "--json"], ct);
         Assert.True(verifyExit == 0, $"privateml verify exited {verifyExit}:\n{verifyOutput}");
         using (var verdict = JsonDocument.Parse(verifyOutput[verifyOutput.IndexOf('{', StringComparison.Ordinal)..]))
         {
