@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway.Attestation;
+using PrivateMl.Gateway.E2ee.Ehbp;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Proxy;
 using PrivateMl.Gateway.Receipts;
@@ -43,6 +44,10 @@ internal static class GatewayEndpoints
 
             await next(context);
         });
+
+        // After authentication (a 401 stays plaintext, as EHBP allows for errors without a nonce); before every
+        // handler, so they see plaintext while signatures cover the ciphertext on the wire.
+        app.UseMiddleware<EhbpMiddleware>();
 
         var relay = app.Services.GetRequiredService<CompletionRelay>();
         app.MapPost("/v1/chat/completions", context => relay.HandleAsync(context, "/v1/chat/completions"));

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway.Attestation;
+using PrivateMl.Gateway.E2ee.Ehbp;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Proxy;
 using PrivateMl.Gateway.Receipts;
@@ -119,6 +120,8 @@ public static class GatewayServiceCollectionExtensions
                 new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2) }) { Timeout = Timeout.InfiniteTimeSpan },
                 options)));
         services.AddHostedService<GatewayStartup>();
+        services.AddSingleton<EhbpKeyHolder>();
+        services.AddHostedService<EhbpKeyStartup>();
         return services;
     }
 }

@@ -46,7 +46,7 @@ public sealed class GatewayOptions
     /// <summary>Paths served without a token when tokens are configured.</summary>
     public IReadOnlySet<string> PublicPaths { get; set; } = new HashSet<string>(StringComparer.Ordinal)
     {
-        "/v1/models", "/v1/metrics", "/health", "/ready",
+        "/v1/models", "/v1/metrics", "/health", "/ready", "/.well-known/hpke-keys",
     };
 
     /// <summary>Other gateways whose reports (over the same nonce) are merged into <c>all_attestations</c>.</summary>

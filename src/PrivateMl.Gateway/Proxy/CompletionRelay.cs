@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using PrivateMl.Gateway.E2ee.Ehbp;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Receipts;
 using PrivateMl.Gateway.Signing;
@@ -126,7 +127,8 @@ internal sealed class CompletionRelay(
 
     private async Task RelayAsync(HttpContext context, string path, byte[] body, DateTimeOffset receivedAt)
     {
-        var requestHash = Convert.ToHexStringLower(SHA256.HashData(body));
+        // Under whole-body E2EE the signed hashes are those of the ciphertext that crossed the network.
+        var requestHash = context.Features.Get<IWireBodyHashFeature>()?.RequestSha256 ?? Convert.ToHexStringLower(SHA256.HashData(body));
         var request = new BackendRequest(HttpMethod.Post, path, body, context.Request.ContentType ?? "application/json");
         BackendResponse upstream;
         try
@@ -284,7 +286,7 @@ internal sealed class CompletionRelay(
             // Every body byte is on the client's socket; sign and store before the final chunk so a client that
             // asks for the signature right after reading the response always finds it.
             var started = Stopwatch.GetTimestamp();
-            var responseHash = Convert.ToHexStringLower(hash.GetHashAndReset());
+            var responseHash = context.Features.Get<IWireBodyHashFeature>()?.ResponseSha256() ?? Convert.ToHexStringLower(hash.GetHashAndReset());
             var record = Sign(receiptId, observer.ChatId, ReadModel(body), path, receivedAt, requestHash, responseHash);
             var ids = observer.ChatId is { } chatId && chatId != receiptId ? new[] { chatId, receiptId } : new[] { receiptId };
             try
