@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway.Attestation;
 using PrivateMl.Gateway.E2ee.Ehbp;
+using PrivateMl.Gateway.Keyset;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Proxy;
 using PrivateMl.Gateway.Receipts;
@@ -108,10 +109,12 @@ public static class GatewayServiceCollectionExtensions
             return new MemorySignatureStore(options, sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton<SigningKeyHolder>();
+        services.AddSingleton<GatewayKeysetHolder>();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<CompletionRelay>();
         services.AddSingleton(sp => new AttestationReportBuilder(
             sp.GetRequiredService<SigningKeyHolder>(),
+            sp.GetRequiredService<GatewayKeysetHolder>(),
             sp.GetService<IDstackAgentClient>(),
             sp.GetService<IGpuEvidenceSource>(),
             sp.GetRequiredService<GatewayMetrics>(),
@@ -121,7 +124,7 @@ public static class GatewayServiceCollectionExtensions
                 options)));
         services.AddHostedService<GatewayStartup>();
         services.AddSingleton<EhbpKeyHolder>();
-        services.AddHostedService<EhbpKeyStartup>();
+        services.AddSingleton<IKeysetContributor, EhbpKeysetContributor>();
         return services;
     }
 }
@@ -130,6 +133,9 @@ public static class GatewayServiceCollectionExtensions
 internal sealed class GatewayStartup(
     GatewayOptions options,
     SigningKeyHolder holder,
+    GatewayKeysetHolder keysetHolder,
+    IEnumerable<IKeysetContributor> contributors,
+    TimeProvider time,
     RandomNumberGenerator random,
     ISignatureStore store,
     ILogger<GatewayStartup> logger,
@@ -141,8 +147,12 @@ internal sealed class GatewayStartup(
         var keys = options.KeySource == SigningKeySource.Agent
             ? await GatewaySigningKeys.DeriveAsync(agent!, options.KeyPathPrefix, cancellationToken)
             : GatewaySigningKeys.CreateRandom(random);
+        var context = new KeysetContext(options.KeySource, options.KeyPathPrefix, agent, random);
+        var keyset = await GatewayKeyset.BuildAsync(options, keys, context, contributors, time.GetUtcNow(), cancellationToken);
+        keysetHolder.Set(keyset);
         holder.Set(keys);
         GatewayLog.KeysReady(logger, keys.Source, keys.EcdsaKey.Address, keys.Ed25519Key.Address);
+        GatewayLog.KeysetReady(logger, keyset.Public.Digest, keyset.Public.E2eePublicKeys.Count);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -152,6 +162,11 @@ internal sealed class GatewayStartup(
         if (holder.IsReady)
         {
             holder.Keys.Dispose();
+        }
+
+        if (keysetHolder.IsReady)
+        {
+            keysetHolder.Keyset.Dispose();
         }
 
         return ValueTask.CompletedTask;

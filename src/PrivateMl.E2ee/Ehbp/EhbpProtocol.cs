@@ -15,6 +15,12 @@ public static class EhbpProtocol
     public const string ProblemMediaType = "application/problem+json";
     public const string KeyConfigProblemType = "urn:ietf:params:ehbp:error:key-config";
 
+    /// <summary>
+    /// The <c>algo</c> of the EHBP key's entry in an attested ACI keyset's <c>e2ee_public_keys</c> (public key: 64
+    /// lowercase hex). ACI verifiers ignore it as an unknown algorithm; EHBP clients take the key only from it.
+    /// </summary>
+    public const string KeysetAlgorithm = "ehbp-hpke-x25519-hkdf-sha256-aes-256-gcm";
+
     /// <summary>HPKE info of the request context.</summary>
     public static ReadOnlySpan<byte> RequestInfo => "ehbp request"u8;
 

@@ -1,19 +1,18 @@
 using System.Security.Cryptography;
-using PrivateMl.Agent.Client;
+using PrivateMl.E2ee.Aci;
 using PrivateMl.E2ee.Ehbp;
 using PrivateMl.E2ee.Hpke;
+using PrivateMl.Gateway.Keyset;
 
 namespace PrivateMl.Gateway.E2ee.Ehbp;
 
 /// <summary>
 /// The gateway's EHBP (HPKE X25519) key pair. It is made inside the TEE at start, or derived by the guest agent
-/// (<c>GetKey({prefix}/ehbp-x25519-key, "ehbp")</c>) like the signing keys, and used for nothing else.
+/// (<c>GetKey({prefix}/ehbp-x25519-key, "ehbp")</c>) like the other gateway keys, listed in the attested keyset, and
+/// used for nothing else.
 /// </summary>
 internal sealed class EhbpServerKey : IDisposable
 {
-    /// <summary>The keyset <c>algo</c> name of this key (an <c>e2ee_public_keys</c> entry).</summary>
-    public const string KeysetAlgorithm = "ehbp-x25519-hkdf-sha256-aes-256-gcm";
-
     private readonly byte[] _privateKey;
 
     private EhbpServerKey(byte[] privateKey)
@@ -32,23 +31,8 @@ internal sealed class EhbpServerKey : IDisposable
 
     public static EhbpServerKey CreateRandom(RandomNumberGenerator random) => new(X25519Kem.GenerateKeyPair(random).PrivateKey);
 
-    public static async Task<EhbpServerKey> DeriveAsync(IDstackAgentClient agent, string prefix, CancellationToken cancellationToken)
-    {
-        var key = await agent.GetKeyAsync(prefix + "/ehbp-x25519-key", "ehbp", "secp256k1", cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (key.Key.Length < 32)
-            {
-                throw new DstackAgentException("the agent returned a key shorter than 32 bytes");
-            }
-
-            return new EhbpServerKey(key.Key.AsSpan(0, 32).ToArray());
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(key.Key);
-        }
-    }
+    /// <summary>The key for 32 secret bytes (clamped by X25519 on use).</summary>
+    public static EhbpServerKey FromSecret(ReadOnlySpan<byte> secret) => new(secret.ToArray());
 
     public void Dispose() => CryptographicOperations.ZeroMemory(_privateKey);
 }
@@ -63,25 +47,31 @@ internal sealed class EhbpKeyHolder
     public void Set(EhbpServerKey key) => Volatile.Write(ref _key, key);
 }
 
-/// <summary>Makes or derives the EHBP key when the host starts (after the signing keys).</summary>
-internal sealed class EhbpKeyStartup(
-    GatewayOptions options,
-    EhbpKeyHolder holder,
-    RandomNumberGenerator random,
-    IDstackAgentClient? agent = null) : Microsoft.Extensions.Hosting.IHostedService, IAsyncDisposable
+/// <summary>
+/// Makes (or derives through the agent) the EHBP key while the attested keyset is built, and lists its public half as
+/// an <c>e2ee_public_keys</c> entry (<see cref="EhbpProtocol.KeysetAlgorithm"/>; ACI verifiers ignore the unknown algo).
+/// </summary>
+internal sealed class EhbpKeysetContributor(EhbpKeyHolder holder) : IKeysetContributor, IDisposable
 {
-    public async Task StartAsync(CancellationToken cancellationToken)
+    public const string KeyId = "ehbp-x25519-1";
+    public const string KeyName = "ehbp-x25519-key";
+    public const string Purpose = "ehbp";
+
+    public async Task<IReadOnlyList<KeysetKey>> ContributeAsync(KeysetContext context, CancellationToken cancellationToken)
     {
-        holder.Set(options.KeySource == SigningKeySource.Agent
-            ? await EhbpServerKey.DeriveAsync(agent!, options.KeyPathPrefix, cancellationToken).ConfigureAwait(false)
-            : EhbpServerKey.CreateRandom(random));
+        ArgumentNullException.ThrowIfNull(context);
+        var secret = await context.SecretAsync(KeyName, Purpose, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var key = EhbpServerKey.FromSecret(secret);
+            holder.Set(key);
+            return [new KeysetKey(KeyId, EhbpProtocol.KeysetAlgorithm, Convert.ToHexStringLower(key.PublicKey))];
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(secret);
+        }
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public ValueTask DisposeAsync()
-    {
-        holder.Key?.Dispose();
-        return ValueTask.CompletedTask;
-    }
+    public void Dispose() => holder.Key?.Dispose();
 }
