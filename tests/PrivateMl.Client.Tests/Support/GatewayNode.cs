@@ -46,7 +46,8 @@ internal sealed class GatewayNode : IAsyncDisposable
 
     public SimulatedTdxDevice Device => _device;
 
-    public static async Task<GatewayNode> StartAsync()
+    /// <summary>Starts the node; <paramref name="streamDelay"/> pauses the upstream between stream events (so each travels alone).</summary>
+    public static async Task<GatewayNode> StartAsync(TimeSpan? streamDelay = null)
     {
         var ct = TestContext.Current.CancellationToken;
         var directory = Directory.CreateTempSubdirectory("pml-client-gw-").FullName;
@@ -54,7 +55,7 @@ internal sealed class GatewayNode : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         var upstream = builder.Build();
-        upstream.MapPost("/v1/chat/completions", CompleteAsync);
+        upstream.MapPost("/v1/chat/completions", context => CompleteAsync(context, streamDelay ?? TimeSpan.Zero));
         await upstream.StartAsync(ct);
 
         var agentOptions = new AgentOptions
@@ -79,7 +80,7 @@ internal sealed class GatewayNode : IAsyncDisposable
         ApiKey = Token,
     };
 
-    private static async Task CompleteAsync(HttpContext context)
+    private static async Task CompleteAsync(HttpContext context, TimeSpan streamDelay)
     {
         using var doc = await JsonDocument.ParseAsync(context.Request.Body);
         var model = doc.RootElement.GetProperty("model").GetString()!;
@@ -97,6 +98,10 @@ internal sealed class GatewayNode : IAsyncDisposable
         {
             await context.Response.WriteAsync($"data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n");
             await context.Response.Body.FlushAsync();
+            if (streamDelay > TimeSpan.Zero)
+            {
+                await Task.Delay(streamDelay, context.RequestAborted);
+            }
         }
 
         await context.Response.WriteAsync("data: [DONE]\n\n");
