@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway.Attestation;
+using PrivateMl.Gateway.E2ee.Aci;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Proxy;
 using PrivateMl.Gateway.Receipts;
@@ -43,6 +44,9 @@ internal static class GatewayEndpoints
 
             await next(context);
         });
+
+        var aci = app.Services.GetRequiredService<AciE2eeMiddleware>();
+        app.Use((context, next) => aci.InvokeAsync(context, () => next(context)));
 
         var relay = app.Services.GetRequiredService<CompletionRelay>();
         app.MapPost("/v1/chat/completions", context => relay.HandleAsync(context, "/v1/chat/completions"));

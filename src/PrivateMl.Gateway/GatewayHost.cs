@@ -9,6 +9,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway.Attestation;
+using PrivateMl.E2ee.Aci;
+using PrivateMl.Gateway.E2ee.Aci;
 using PrivateMl.Gateway.Keyset;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Proxy;
@@ -109,6 +111,8 @@ public static class GatewayServiceCollectionExtensions
         });
         services.AddSingleton<SigningKeyHolder>();
         services.AddSingleton<GatewayKeysetHolder>();
+        services.TryAddSingleton(sp => new AciReplayCache(sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<AciE2eeMiddleware>();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<CompletionRelay>();
         services.AddSingleton(sp => new AttestationReportBuilder(
