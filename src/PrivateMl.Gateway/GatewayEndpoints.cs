@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway.Attestation;
+using PrivateMl.Gateway.E2ee.Aci;
 using PrivateMl.Gateway.E2ee.Ehbp;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Proxy;
@@ -45,9 +46,12 @@ internal static class GatewayEndpoints
             await next(context);
         });
 
-        // After authentication (a 401 stays plaintext, as EHBP allows for errors without a nonce); before every
-        // handler, so they see plaintext while signatures cover the ciphertext on the wire.
-        app.UseMiddleware<EhbpMiddleware>();
+        var aci = app.Services.GetRequiredService<AciE2eeMiddleware>();
+        app.Use((context, next) => aci.InvokeAsync(context, () => next(context)));
+
+        // After authentication (a 401 stays plaintext, as EHBP allows for errors without a nonce).
+        var ehbp = app.Services.GetRequiredService<EhbpMiddleware>();
+        app.Use((context, next) => ehbp.InvokeAsync(context, () => next(context)));
 
         var relay = app.Services.GetRequiredService<CompletionRelay>();
         app.MapPost("/v1/chat/completions", context => relay.HandleAsync(context, "/v1/chat/completions"));

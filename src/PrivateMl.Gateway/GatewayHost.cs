@@ -8,7 +8,9 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Client;
+using PrivateMl.E2ee.Aci;
 using PrivateMl.Gateway.Attestation;
+using PrivateMl.Gateway.E2ee.Aci;
 using PrivateMl.Gateway.E2ee.Ehbp;
 using PrivateMl.Gateway.Keyset;
 using PrivateMl.Gateway.Operations;
@@ -110,6 +112,8 @@ public static class GatewayServiceCollectionExtensions
         });
         services.AddSingleton<SigningKeyHolder>();
         services.AddSingleton<GatewayKeysetHolder>();
+        services.TryAddSingleton(sp => new AciReplayCache(sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<AciE2eeMiddleware>();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton<CompletionRelay>();
         services.AddSingleton(sp => new AttestationReportBuilder(
@@ -124,6 +128,7 @@ public static class GatewayServiceCollectionExtensions
                 options)));
         services.AddHostedService<GatewayStartup>();
         services.AddSingleton<EhbpKeyHolder>();
+        services.AddSingleton<EhbpMiddleware>();
         services.AddSingleton<IKeysetContributor, EhbpKeysetContributor>();
         return services;
     }

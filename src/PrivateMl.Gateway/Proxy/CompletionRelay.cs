@@ -5,7 +5,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
-using PrivateMl.Gateway.E2ee.Ehbp;
+using PrivateMl.Gateway.E2ee;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Receipts;
 using PrivateMl.Gateway.Signing;
@@ -53,7 +53,24 @@ internal sealed class CompletionRelay(
 
         try
         {
-            await RelayAsync(context, path, body, receivedAt);
+            var exchange = context.Features.Get<IE2eeExchange>();
+            byte[] forward = body;
+            if (exchange is not null)
+            {
+                try
+                {
+                    forward = exchange.OpenRequest(body, path);
+                }
+                catch (E2eeRefusedException e)
+                {
+                    metrics.Rejected();
+                    GatewayLog.E2eeRefused(logger, path, e.Code);
+                    await e.WriteAsync(context);
+                    return;
+                }
+            }
+
+            await RelayAsync(context, path, body, forward, exchange, receivedAt);
         }
         finally
         {
@@ -125,11 +142,11 @@ internal sealed class CompletionRelay(
         await OpenAiErrors.WriteAsync(context, 413, $"the request body is larger than {limit} bytes", "invalid_request_error", "request_too_large");
     }
 
-    private async Task RelayAsync(HttpContext context, string path, byte[] body, DateTimeOffset receivedAt)
+    private async Task RelayAsync(HttpContext context, string path, byte[] body, byte[] forward, IE2eeExchange? exchange, DateTimeOffset receivedAt)
     {
-        // Under whole-body E2EE the signed hashes are those of the ciphertext that crossed the network.
-        var requestHash = context.Features.Get<IWireBodyHashFeature>()?.RequestSha256 ?? Convert.ToHexStringLower(SHA256.HashData(body));
-        var request = new BackendRequest(HttpMethod.Post, path, body, context.Request.ContentType ?? "application/json");
+        // The signature covers the bytes the client sent (ciphertext when end-to-end encrypted).
+        var requestHash = Convert.ToHexStringLower(SHA256.HashData(body));
+        var request = new BackendRequest(HttpMethod.Post, path, forward, exchange is null ? context.Request.ContentType ?? "application/json" : "application/json");
         BackendResponse upstream;
         try
         {
@@ -155,7 +172,7 @@ internal sealed class CompletionRelay(
                 return;
             }
 
-            await RelaySuccessAsync(context, path, body, requestHash, receivedAt, upstream);
+            await RelaySuccessAsync(context, path, forward, requestHash, receivedAt, upstream, exchange);
         }
     }
 
@@ -187,7 +204,7 @@ internal sealed class CompletionRelay(
         await context.Response.Body.WriteAsync(relayed, context.RequestAborted);
     }
 
-    private async Task RelaySuccessAsync(HttpContext context, string path, byte[] body, string requestHash, DateTimeOffset receivedAt, BackendResponse upstream)
+    private async Task RelaySuccessAsync(HttpContext context, string path, byte[] body, string requestHash, DateTimeOffset receivedAt, BackendResponse upstream, IE2eeExchange? exchange)
     {
         var stream = upstream.IsEventStream;
         Span<byte> idBytes = stackalloc byte[16];
@@ -203,6 +220,9 @@ internal sealed class CompletionRelay(
             response.Headers["X-Accel-Buffering"] = "no";
         }
 
+        var transform = exchange?.CreateResponseTransform(stream);
+        exchange?.ApplyResponseHeaders(response);
+        var transformed = transform is null ? null : new ArrayBufferWriter<byte>(CopyBufferBytes);
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         metrics.CompletionStarted(stream);
         var observer = new ResponseObserver(stream, options.MaxObservedBodyBytes);
@@ -242,25 +262,36 @@ internal sealed class CompletionRelay(
                     break;
                 }
 
-                var bytes = buffer.AsMemory(0, read);
-                hash.AppendData(bytes.Span);
+                ReadOnlyMemory<byte> bytes = buffer.AsMemory(0, read);
                 observer.Observe(bytes.Span);
-                try
+                if (transform is not null)
                 {
-                    var flush = await response.BodyWriter.WriteAsync(bytes, context.RequestAborted);
-                    if (flush.IsCanceled || flush.IsCompleted)
+                    transformed!.ResetWrittenCount();
+                    if (!TryTransform(transform, bytes.Span, transformed, end: false, out failure))
                     {
-                        failure = "client disconnected";
                         break;
                     }
+
+                    bytes = transformed.WrittenMemory;
                 }
-                catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+
+                failure = await SendAsync(context, hash, bytes);
+                if (failure is not null)
                 {
-                    failure = "client disconnected";
                     break;
                 }
 
-                sent += read;
+                sent += bytes.Length;
+            }
+
+            if (failure is null && transform is not null)
+            {
+                transformed!.ResetWrittenCount();
+                if (TryTransform(transform, default, transformed, end: true, out failure))
+                {
+                    failure = await SendAsync(context, hash, transformed.WrittenMemory);
+                    sent += transformed.WrittenCount;
+                }
             }
 
             observer.Complete();
@@ -286,7 +317,7 @@ internal sealed class CompletionRelay(
             // Every body byte is on the client's socket; sign and store before the final chunk so a client that
             // asks for the signature right after reading the response always finds it.
             var started = Stopwatch.GetTimestamp();
-            var responseHash = context.Features.Get<IWireBodyHashFeature>()?.ResponseSha256() ?? Convert.ToHexStringLower(hash.GetHashAndReset());
+            var responseHash = Convert.ToHexStringLower(hash.GetHashAndReset());
             var record = Sign(receiptId, observer.ChatId, ReadModel(body), path, receivedAt, requestHash, responseHash);
             var ids = observer.ChatId is { } chatId && chatId != receiptId ? new[] { chatId, receiptId } : new[] { receiptId };
             try
@@ -314,6 +345,50 @@ internal sealed class CompletionRelay(
         {
             ArrayPool<byte>.Shared.Return(buffer);
             metrics.CompletionEnded(stream);
+        }
+    }
+
+    /// <summary>Hashes and writes bytes to the client; the failure in words, or null.</summary>
+    private static async Task<string?> SendAsync(HttpContext context, IncrementalHash hash, ReadOnlyMemory<byte> bytes)
+    {
+        if (bytes.IsEmpty)
+        {
+            return null;
+        }
+
+        hash.AppendData(bytes.Span);
+        try
+        {
+            var flush = await context.Response.BodyWriter.WriteAsync(bytes, context.RequestAborted);
+            return flush.IsCanceled || flush.IsCompleted ? "client disconnected" : null;
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            return "client disconnected";
+        }
+    }
+
+    /// <summary>Runs the E2EE response transform; any failure aborts the response (fail closed, nothing in clear).</summary>
+    private static bool TryTransform(IResponseBodyTransform transform, ReadOnlySpan<byte> upstream, ArrayBufferWriter<byte> output, bool end, out string? failure)
+    {
+        try
+        {
+            if (end)
+            {
+                transform.Complete(output);
+            }
+            else
+            {
+                transform.Transform(upstream, output);
+            }
+
+            failure = null;
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            failure = e is E2eeRefusedException refused ? "E2EE response refused: " + refused.Code : "E2EE response transform failed";
+            return false;
         }
     }
 

@@ -98,13 +98,26 @@ public sealed class EhbpGatewayTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Upstream_errors_are_returned_encrypted_under_the_nonce()
+    public async Task Upstream_errors_come_back_without_a_nonce_as_unauthenticated_errors()
     {
+        // The relay passes model errors through unsigned and without EHBP headers (SPEC §5.3 lets clients show such
+        // non-2xx answers as unauthenticated); a 2xx is never sent without the nonce.
         var result = await SendAsync(_node.Client, GatewayFixture.ChatBody("fault-500", false, Prompt));
 
         Assert.Equal(500, result.Status);
-        Assert.NotNull(result.NonceHeader);
-        Assert.Contains("boom in the model", Encoding.UTF8.GetString(result.Plaintext), StringComparison.Ordinal);
+        Assert.Null(result.NonceHeader);
+        Assert.DoesNotContain(Prompt, Encoding.UTF8.GetString(result.Wire), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Ehbp_on_a_route_the_relay_does_not_serve_is_refused()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        request.Headers.TryAddWithoutValidation(EhbpProtocol.EncapsulatedKeyHeader, new string('a', 64));
+        using var response = await _node.Client.SendAsync(request, TestContext.Current.CancellationToken);
+
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.False(response.Headers.Contains(EhbpProtocol.ResponseNonceHeader));
     }
 
     [Fact]
