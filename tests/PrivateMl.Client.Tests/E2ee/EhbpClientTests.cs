@@ -34,14 +34,11 @@ public sealed class EhbpClientTests : IAsyncLifetime
         var ct = TestContext.Current.CancellationToken;
         await using var capture = new LoopbackCapture(_node.BaseAddress);
         using var plain = new HttpClient();
-        var attested = await new NodeVerifier(plain, _node.Options()).VerifyAsync(_node.BaseAddress, ct);
+        var attested = await new NodeVerifier(plain, _node.AciOptions()).VerifyAsync(_node.BaseAddress, ct);
         Assert.True(attested.Trusted, NodeVerifierTests.Describe(attested));
-        var keyset = await AttestedKeysetAsync(plain, _node.BaseAddress);
-        using var handler = await EhbpHandler.ConnectAsync(keyset, capture.BaseAddress, new SocketsHttpHandler(), cancellationToken: ct);
-        using var http = new HttpClient(handler);
+        using var ehbp = await EhbpChatTransport.ConnectAsync(attested, capture.BaseAddress, GatewayNode.Token, cancellationToken: ct);
 
-        var answer = await new VerifiedChat(http, capture.BaseAddress, GatewayNode.Token)
-            .SendAsync(VerifiedChat.RequestBody("test-model", Prompt, stream), attested.SigningAddress!, "ecdsa", cancellationToken: ct);
+        var answer = await ehbp.Chat.SendAsync(VerifiedChat.RequestBody("test-model", Prompt, stream), attested.SigningAddress!, attested.Report!.SigningAlgo, cancellationToken: ct);
 
         Assert.True(answer.Verified, string.Join("\n", answer.Checks.Select(c => $"{c.Outcome} {c.Name}: {c.Detail}")));
         Assert.Equal(stream ? "tok0 tok1 tok2 tok3 " : "hello there", answer.Content);
@@ -52,6 +49,18 @@ public sealed class EhbpClientTests : IAsyncLifetime
         {
             Assert.DoesNotContain(secret, wire, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public async Task A_node_verified_without_its_keyset_gives_no_key_to_encrypt_to()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var plain = new HttpClient();
+        var seedFormat = await new NodeVerifier(plain, _node.Options()).VerifyAsync(_node.BaseAddress, ct);
+        Assert.True(seedFormat.Trusted);
+
+        var error = await Assert.ThrowsAsync<AttestationException>(() => EhbpChatTransport.ConnectAsync(seedFormat, _node.BaseAddress, GatewayNode.Token, cancellationToken: ct));
+        Assert.Equal(ErrorCode.EhbpKeyNotAttested, error.Code);
     }
 
     [Fact]
