@@ -5,7 +5,7 @@ using System.Text;
 namespace PrivateMl.Cli.Tests;
 
 /// <summary>
-/// <c>privateml chat --e2ee aci</c> against a node started by <c>privateml up</c> (both as child processes of the built
+/// <c>privateml chat --e2ee aci</c> and <c>--e2ee ehbp</c> against a node started by <c>privateml up</c> (both as child processes of the built
 /// CLI), through a TCP relay on loopback that records every byte between client and gateway: streaming and
 /// non-streaming chats verify, and the recording holds neither the prompt nor the answer.
 /// </summary>
@@ -13,8 +13,10 @@ public sealed partial class UpCommandTests
 {
     private const string SecretPrompt = "what do okapis eat at midnight";
 
-    [Fact]
-    public async Task Chat_e2ee_aci_through_up_streams_and_not_and_the_loopback_capture_holds_no_plaintext()
+    [Theory]
+    [InlineData("aci")]
+    [InlineData("ehbp")]
+    public async Task Chat_e2ee_through_up_streams_and_not_and_the_loopback_capture_holds_no_plaintext(string mode)
     {
         Assert.SkipUnless(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS(), "needs Unix sockets");
         var ct = TestContext.Current.CancellationToken;
@@ -67,10 +69,10 @@ public sealed partial class UpCommandTests
 
             foreach (var stream in new[] { true, false })
             {
-                string[] args = ["chat", relayed, SecretPrompt, "--e2ee", "aci", "--model", model, .. verifyArgs, .. stream ? Array.Empty<string>() : ["--no-stream"]];
+                string[] args = ["chat", relayed, SecretPrompt, "--e2ee", mode, "--model", model, .. verifyArgs, .. stream ? Array.Empty<string>() : ["--no-stream"]];
                 var (exit, stdout, stderr) = await RunAsync(Cli(args), ct);
-                Assert.True(exit == ExitCodes.Accepted, $"chat --e2ee aci (stream {stream}) exited {exit}\n{stdout}\n{stderr}\n--- node ---\n{Printed()}");
-                Assert.Contains("VERIFIED: end-to-end encrypted (x25519-aes-256-gcm-hkdf-sha256)", stdout, StringComparison.Ordinal);
+                Assert.True(exit == ExitCodes.Accepted, $"chat --e2ee {mode} (stream {stream}) exited {exit}\n{stdout}\n{stderr}\n--- node ---\n{Printed()}");
+                Assert.Contains(mode == "aci" ? "VERIFIED: end-to-end encrypted (x25519-aes-256-gcm-hkdf-sha256)" : "VERIFIED: end-to-end encrypted (EHBP)", stdout, StringComparison.Ordinal);
                 var answer = stdout.Split('\n').SkipWhile(l => !l.StartsWith("✔ node attested", StringComparison.Ordinal)).Skip(1).First().Trim();
                 Assert.False(string.IsNullOrWhiteSpace(answer), stdout);
 
@@ -80,7 +82,12 @@ public sealed partial class UpCommandTests
                 Assert.True(start >= 0, "no completion request was captured");
                 var end = all.IndexOf("GET /v1/signature/", start, StringComparison.Ordinal);
                 var capture = end < 0 ? all[start..] : all[start..end];
-                Assert.Contains("X-E2EE-Version: 2", capture, StringComparison.OrdinalIgnoreCase);
+                Assert.Contains(mode == "aci" ? "X-E2EE-Version: 2" : "Ehbp-Encapsulated-Key: ", capture, StringComparison.OrdinalIgnoreCase);
+                if (mode == "ehbp")
+                {
+                    Assert.Contains("Ehbp-Response-Nonce: ", capture, StringComparison.OrdinalIgnoreCase);
+                }
+
                 Assert.DoesNotContain("okapis", all, StringComparison.Ordinal);
                 Assert.DoesNotContain("okapis", capture, StringComparison.Ordinal);
                 // The demo model's words are random vocabulary pieces that may occur anywhere (e.g. "private"); pairs of

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Client;
+using PrivateMl.Client.E2ee.Ehbp;
 using PrivateMl.Client.E2ee.Aci;
 using PrivateMl.E2ee.Aci;
 
@@ -114,13 +115,47 @@ internal static class ChatCommand
         }
     }
 
-    /// <summary><c>--e2ee ehbp</c>: helper ehbp's transport (src/PrivateMl.Client/E2ee/Ehbp/) plugs in here.</summary>
-    internal static Task<int> RunEhbpAsync(VerifyRequest request, string prompt, string model, bool stream, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    /// <summary>
+    /// <c>--e2ee ehbp</c>: verifies the node with its ACI report (the quote binds the workload keyset and this run's
+    /// nonce), requires its <c>/.well-known/hpke-keys</c> to serve the keyset's EHBP key, then sends the whole request
+    /// body HPKE-encrypted and opens the answer frame by frame (a tampered, dropped, reordered or truncated frame stops
+    /// it), and checks the gateway's signature and receipt over the ciphertext. No plaintext fallback.
+    /// </summary>
+    internal static async Task<int> RunEhbpAsync(VerifyRequest request, string prompt, string model, bool stream, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        // EHBP: replace this body with the EHBP chat (attest with NodeReportFormat.Aci, take the ehbp key from attestation.Keyset).
-        _ = (request, prompt, model, stream, output, cancellationToken);
-        error.WriteLine("error: --e2ee ehbp is not available in this build (NotSupported); use --e2ee aci");
-        return Task.FromResult(ExitCodes.UsageOrInput);
+        var (options, baseAddress, exit) = await PrepareAsync(request, error, cancellationToken);
+        if (options is null)
+        {
+            return exit;
+        }
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        var attestation = await new NodeVerifier(http, options with { Collateral = VerifyCommand.CollateralSource(request, http), ReportFormat = NodeReportFormat.Aci }).VerifyAsync(baseAddress!, cancellationToken);
+        if (!attestation.Trusted || attestation.Keyset is null)
+        {
+            VerifyCommand.WriteText(attestation, fromBundle: false, output);
+            output.WriteLine("not sending the prompt: the node or its keyset is not attested");
+            return ExitCodes.Rejected;
+        }
+
+        try
+        {
+            using var ehbp = await EhbpChatTransport.ConnectAsync(attestation, baseAddress!, request.Token, cancellationToken: cancellationToken);
+            output.WriteLine($"✔ node attested{(attestation.IsSimulated ? " (SIMULATED)" : string.Empty)}: keyset {attestation.Keyset.Digest}; encrypting whole bodies (EHBP) to its HPKE key");
+            var answer = await ehbp.Chat.SendAsync(VerifiedChat.RequestBody(model, prompt, stream), attestation.SigningAddress!, attestation.Report!.SigningAlgo, delta => output.Write(delta), cancellationToken);
+            return WriteAnswer(answer, attestation, output, "end-to-end encrypted (EHBP); ");
+        }
+        catch (AttestationException e)
+        {
+            output.WriteLine();
+            error.WriteLine($"REFUSED [{e.Code}]: {e.Message}");
+            return ExitCodes.Rejected;
+        }
+        catch (HttpRequestException e)
+        {
+            error.WriteLine($"error: the node did not answer: {e.Message}");
+            return ExitCodes.Rejected;
+        }
     }
 
     private static async Task<(NodeVerifierOptions? Options, Uri? BaseAddress, int Exit)> PrepareAsync(VerifyRequest request, TextWriter error, CancellationToken cancellationToken)
@@ -189,6 +224,16 @@ internal static class ChatCommand
             return ExitCodes.Rejected;
         }
 
+        if (saveReceipt is not null && answer.ReceiptJson is not null)
+        {
+            await File.WriteAllTextAsync(saveReceipt.FullName, answer.ReceiptJson, cancellationToken);
+        }
+
+        return WriteAnswer(answer, attestation, output, string.Empty, saveReceipt is not null && answer.ReceiptJson is not null ? saveReceipt : null);
+    }
+
+    private static int WriteAnswer(ChatVerification answer, NodeVerificationResult attestation, TextWriter output, string how, FileInfo? savedReceipt = null)
+    {
         output.WriteLine();
         foreach (var c in answer.Checks)
         {
@@ -200,16 +245,17 @@ internal static class ChatCommand
             });
         }
 
-        if (saveReceipt is not null && answer.ReceiptJson is not null)
+        if (savedReceipt is not null)
         {
-            await File.WriteAllTextAsync(saveReceipt.FullName, answer.ReceiptJson, cancellationToken);
-            output.WriteLine($"receipt written to {saveReceipt.FullName}");
+            output.WriteLine($"receipt written to {savedReceipt.FullName}");
         }
 
         var unsigned = answer.Checks.Any(c => c.Detail.StartsWith("UNSIGNED", StringComparison.Ordinal));
         var tampered = answer.Checks.Any(c => c.Outcome == CheckOutcome.Failed && c.Detail.StartsWith("TAMPERED", StringComparison.Ordinal));
+        var refused = answer.Checks.FirstOrDefault(c => c.Name == VerifiedChat.TransportCheck && c.Outcome == CheckOutcome.Failed);
         output.WriteLine(answer.Verified
-            ? $"VERIFIED: this answer was signed by the attested key {attestation.SigningAddress} over exactly the bytes received"
+            ? $"VERIFIED: {how}this answer was signed by the attested key {attestation.SigningAddress} over exactly the bytes received"
+            : refused is not null ? $"REFUSED [{refused.Code}]: the encrypted answer did not authenticate; the text shown above is void"
             : unsigned ? "UNSIGNED: the node did not sign this answer; do not trust it"
             : tampered ? "TAMPERED: the bytes received are not the bytes the node signed"
             : "NOT VERIFIED: see the failed checks above");
