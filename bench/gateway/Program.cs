@@ -14,6 +14,12 @@ using PrivateMl.Inference.Upstream;
 //   dotnet run -c Release --project bench/gateway -- [--tokens 64] [--interval-ms 10] [--levels 1,16,128]
 //       [--seconds 10] [--unpaced-concurrency 32] [--unpaced-seconds 10] [--skip-paced] [--skip-unpaced]
 var settings = Settings.Parse(args);
+if (args.Contains("--e2ee"))
+{
+    await E2eeSideBySide.RunAsync(settings, args);
+    return;
+}
+
 if (args.Contains("--signing"))
 {
     SigningCost.Print();
