@@ -8,13 +8,15 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using PrivateMl.Attestation.Verification;
 using PrivateMl.E2ee.Aci;
+using PrivateMl.E2ee.Ehbp;
 using PrivateMl.Gateway;
 using PrivateMl.Gateway.Keyset;
 using PrivateMl.Inference.Upstream;
 
 /// <summary>
-/// <c>--e2ee</c>: plaintext vs ACI E2EE v2 (both suites) [vs EHBP] through the same gateway, side by side in one run,
+/// <c>--e2ee</c>: plaintext vs ACI E2EE v2 (both suites) vs EHBP through the same gateway, side by side in one run,
 /// closed loop at <c>--e2ee-streams</c> (16) concurrent streams, paced (<c>--interval-ms</c>) and unpaced. Each client
 /// does its mode's whole job per request: a fresh key, nonce and timestamp, encrypting the prompt, decrypting every
 /// chunk and counting tokens and <c>[DONE]</c> (a miss is an error). Prints sample counts with every figure.
@@ -48,8 +50,7 @@ internal static class E2eeSideBySide
             ("plaintext", (uri, buffer) => PlaintextOnceAsync(client, uri, buffer)),
             ("aci x25519", (uri, buffer) => AciOnceAsync(client, uri, buffer, keyset, AciSuite.X25519)),
             ("aci secp256k1", (uri, buffer) => AciOnceAsync(client, uri, buffer, keyset, AciSuite.Secp256k1)),
-
-            // EHBP mode: helper ehbp adds ("ehbp", (uri, buffer) => EhbpOnceAsync(...)) here.
+            ("ehbp", (uri, buffer) => EhbpOnceAsync(client, uri, buffer, keyset)),
         };
 
         Console.WriteLine($"# E2EE side by side: {Environment.ProcessorCount} cores, .NET {Environment.Version}, {streams} concurrent streams, {settings.Tokens} tokens/stream, {rounds} interleaved rounds per mode");
@@ -135,7 +136,7 @@ internal static class E2eeSideBySide
                     Interlocked.Add(ref tokens, outcome.Tokens);
                     Interlocked.Increment(ref requests);
                 }
-                catch (Exception e) when (e is HttpRequestException or IOException or AciE2eeException or JsonException or InvalidDataException)
+                catch (Exception e) when (e is HttpRequestException or IOException or AciE2eeException or AttestationException or JsonException or InvalidDataException)
                 {
                     Interlocked.Increment(ref errors);
                 }
@@ -207,6 +208,50 @@ internal static class E2eeSideBySide
         var (ok, ttfb) = await ReadAsync(client, request, buffer, splitter, started);
         return new Outcome(ok && done, tokens, ttfb, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
+
+    /// <summary>EHBP: a fresh HPKE context per request, the body sealed in frames, every answer frame opened as it arrives.</summary>
+    private static async Task<Outcome> EhbpOnceAsync(HttpClient client, Uri uri, byte[] buffer, WorkloadKeyset keyset)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var key = Convert.FromHexString(keyset.E2eePublicKeys.First(k => k.Algo == EhbpProtocol.KeysetAlgorithm).PublicKey);
+        using var exchange = EhbpClientExchange.Create(key, Random);
+        using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = new ByteArrayContent(exchange.SealBody(Plain)) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        request.Headers.Add(EhbpProtocol.EncapsulatedKeyHeader, exchange.EncapsulatedKeyHeader);
+        var tokens = 0;
+        var done = false;
+        var splitter = new AciSseSplitter((_, data, _) =>
+        {
+            if (data == "[DONE]")
+            {
+                done = true;
+            }
+            else if (data is not null && data.Contains("\"content\"", StringComparison.Ordinal))
+            {
+                tokens++;
+            }
+        });
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var nonce = response.Headers.TryGetValues(EhbpProtocol.ResponseNonceHeader, out var values) ? values.First() : null;
+        await using var stream = new EhbpDecryptingStream(await response.Content.ReadAsStreamAsync(), exchange.OpenResponse(nonce), 1024 * 1024);
+        var sink = new ArrayBufferWriter<byte>();
+        var ttfb = double.NaN;
+        int read;
+        while ((read = await stream.ReadAsync(buffer)) > 0)
+        {
+            if (double.IsNaN(ttfb))
+            {
+                ttfb = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            }
+
+            splitter.Feed(buffer.AsSpan(0, read), sink);
+        }
+
+        splitter.Complete(sink);
+        return new Outcome(response.IsSuccessStatusCode && done, tokens, ttfb, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+    }
+
+    private static readonly RandomNumberGenerator Random = RandomNumberGenerator.Create();
 
     private static async Task<(bool Ok, double TtfbMs)> ReadAsync(HttpClient client, HttpRequestMessage request, byte[] buffer, AciSseSplitter splitter, long started)
     {

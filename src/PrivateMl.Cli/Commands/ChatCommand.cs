@@ -1,8 +1,8 @@
 using System.CommandLine;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Client;
-using PrivateMl.Client.E2ee.Ehbp;
 using PrivateMl.Client.E2ee.Aci;
+using PrivateMl.Client.E2ee.Ehbp;
 using PrivateMl.E2ee.Aci;
 
 namespace PrivateMl.Cli.Commands;

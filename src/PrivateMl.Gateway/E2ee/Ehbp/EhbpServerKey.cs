@@ -53,7 +53,7 @@ internal sealed class EhbpKeyHolder
 /// </summary>
 internal sealed class EhbpKeysetContributor(EhbpKeyHolder holder) : IKeysetContributor, IDisposable
 {
-    public const string KeyId = "ehbp-x25519-1";
+    public const string KeyId = "ehbp-hpke-1";
     public const string KeyName = "ehbp-x25519-key";
     public const string Purpose = "ehbp";
 
