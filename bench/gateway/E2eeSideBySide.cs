@@ -231,32 +231,22 @@ internal static class E2eeSideBySide
                 tokens++;
             }
         });
-        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        var nonce = response.Headers.TryGetValues(EhbpProtocol.ResponseNonceHeader, out var values) ? values.First() : null;
-        await using var stream = new EhbpDecryptingStream(await response.Content.ReadAsStreamAsync(), exchange.OpenResponse(nonce), 1024 * 1024);
-        var sink = new ArrayBufferWriter<byte>();
-        var ttfb = double.NaN;
-        int read;
-        while ((read = await stream.ReadAsync(buffer)) > 0)
+        var (ok, ttfb) = await ReadAsync(client, request, buffer, splitter, started, (response, stream) =>
         {
-            if (double.IsNaN(ttfb))
-            {
-                ttfb = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            }
-
-            splitter.Feed(buffer.AsSpan(0, read), sink);
-        }
-
-        splitter.Complete(sink);
-        return new Outcome(response.IsSuccessStatusCode && done, tokens, ttfb, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            var nonce = response.Headers.TryGetValues(EhbpProtocol.ResponseNonceHeader, out var values) ? values.First() : null;
+            return new EhbpDecryptingStream(stream, exchange.OpenResponse(nonce), 1024 * 1024);
+        });
+        return new Outcome(ok && done, tokens, ttfb, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 
     private static readonly RandomNumberGenerator Random = RandomNumberGenerator.Create();
 
-    private static async Task<(bool Ok, double TtfbMs)> ReadAsync(HttpClient client, HttpRequestMessage request, byte[] buffer, AciSseSplitter splitter, long started)
+    private static async Task<(bool Ok, double TtfbMs)> ReadAsync(
+        HttpClient client, HttpRequestMessage request, byte[] buffer, AciSseSplitter splitter, long started, Func<HttpResponseMessage, Stream, Stream>? open = null)
     {
         using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-        await using var stream = await response.Content.ReadAsStreamAsync();
+        var body = await response.Content.ReadAsStreamAsync();
+        await using var stream = open is null ? body : open(response, body);
         var sink = new ArrayBufferWriter<byte>();
         var ttfb = double.NaN;
         int read;

@@ -73,19 +73,11 @@ internal static class ChatCommand
     /// </summary>
     internal static async Task<int> RunAciAsync(VerifyRequest request, string prompt, string model, bool stream, AciSuite suite, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        var (options, baseAddress, exit) = await PrepareAsync(request, error, cancellationToken);
-        if (options is null)
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        var (attestation, baseAddress, exit) = await AttestKeysetAsync(request, http, output, error, cancellationToken);
+        if (attestation?.Keyset is null)
         {
             return exit;
-        }
-
-        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
-        var attestation = await new NodeVerifier(http, options with { Collateral = VerifyCommand.CollateralSource(request, http), ReportFormat = NodeReportFormat.Aci }).VerifyAsync(baseAddress!, cancellationToken);
-        if (!attestation.Trusted || attestation.Keyset is null)
-        {
-            VerifyCommand.WriteText(attestation, fromBundle: false, output);
-            output.WriteLine("not sending the prompt: the node or its keyset is not attested");
-            return ExitCodes.Rejected;
         }
 
         output.WriteLine($"✔ node attested{(attestation.IsSimulated ? " (SIMULATED)" : string.Empty)}: keyset {attestation.Keyset.Digest}; encrypting to its {suite.Algo()} key");
@@ -123,19 +115,11 @@ internal static class ChatCommand
     /// </summary>
     internal static async Task<int> RunEhbpAsync(VerifyRequest request, string prompt, string model, bool stream, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        var (options, baseAddress, exit) = await PrepareAsync(request, error, cancellationToken);
-        if (options is null)
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        var (attestation, baseAddress, exit) = await AttestKeysetAsync(request, http, output, error, cancellationToken);
+        if (attestation?.Keyset is null)
         {
             return exit;
-        }
-
-        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
-        var attestation = await new NodeVerifier(http, options with { Collateral = VerifyCommand.CollateralSource(request, http), ReportFormat = NodeReportFormat.Aci }).VerifyAsync(baseAddress!, cancellationToken);
-        if (!attestation.Trusted || attestation.Keyset is null)
-        {
-            VerifyCommand.WriteText(attestation, fromBundle: false, output);
-            output.WriteLine("not sending the prompt: the node or its keyset is not attested");
-            return ExitCodes.Rejected;
         }
 
         try
@@ -156,6 +140,27 @@ internal static class ChatCommand
             error.WriteLine($"error: the node did not answer: {e.Message}");
             return ExitCodes.Rejected;
         }
+    }
+
+    /// <summary>Verifies the node with its ACI report; the attestation only when it is trusted and binds its keyset to this run's nonce.</summary>
+    private static async Task<(NodeVerificationResult? Attestation, Uri? BaseAddress, int Exit)> AttestKeysetAsync(
+        VerifyRequest request, HttpClient http, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        var (options, baseAddress, exit) = await PrepareAsync(request, error, cancellationToken);
+        if (options is null)
+        {
+            return (null, null, exit);
+        }
+
+        var attestation = await new NodeVerifier(http, options with { Collateral = VerifyCommand.CollateralSource(request, http), ReportFormat = NodeReportFormat.Aci }).VerifyAsync(baseAddress!, cancellationToken);
+        if (!attestation.Trusted || attestation.Keyset is null)
+        {
+            VerifyCommand.WriteText(attestation, fromBundle: false, output);
+            output.WriteLine("not sending the prompt: the node or its keyset is not attested");
+            return (null, null, ExitCodes.Rejected);
+        }
+
+        return (attestation, baseAddress, ExitCodes.Accepted);
     }
 
     private static async Task<(NodeVerifierOptions? Options, Uri? BaseAddress, int Exit)> PrepareAsync(VerifyRequest request, TextWriter error, CancellationToken cancellationToken)
