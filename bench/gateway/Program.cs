@@ -16,6 +16,12 @@ using PrivateMl.Inference.Upstream;
 //       [--skip-paced] [--skip-unpaced]
 // Every figure is printed with its sample count n.
 var settings = Settings.Parse(args);
+if (args.Contains("--e2ee"))
+{
+    await E2eeSideBySide.RunAsync(settings, args);
+    return;
+}
+
 if (args.Contains("--signing"))
 {
     SigningCost.Print();

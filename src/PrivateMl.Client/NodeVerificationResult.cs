@@ -46,6 +46,12 @@ public sealed record NodeVerificationResult
 
     public GpuPayloadVerificationResult? Gpu { get; init; }
 
+    /// <summary>
+    /// The ACI workload keyset the quote binds together with this run's nonce (only for
+    /// <see cref="NodeReportFormat.Aci"/>, and only when that binding check passed).
+    /// </summary>
+    public PrivateMl.E2ee.Aci.WorkloadKeyset? Keyset { get; init; }
+
     public bool Trusted => Verdict == NodeVerdict.Trusted;
 
     /// <summary>The signing address this run attested (only meaningful when <see cref="Trusted"/>).</summary>

@@ -35,6 +35,7 @@ public sealed class NodeVerifier
         public const string Collateral = "collateral";
         public const string SigningKeyBinding = "report-data.signing-key";
         public const string NonceBinding = "report-data.nonce";
+        public const string KeysetBinding = "report-data.keyset";
         public const string ComposeHash = "app.compose-hash";
         public const string PublishedCompose = "app.published-compose";
         public const string MrConfigId = "app.mr-config-id";
@@ -66,7 +67,9 @@ public sealed class NodeVerifier
             throw new InvalidOperationException("the nonce source must return 32 bytes");
         }
 
-        var url = new Uri(baseAddress, $"v1/attestation/report?nonce={Convert.ToHexStringLower(nonce)}&signing_algo={Uri.EscapeDataString(Options.SigningAlgo)}");
+        var url = Options.ReportFormat == NodeReportFormat.Aci
+            ? new Uri(baseAddress, $"v1/attestation/report?format=aci&nonce={Convert.ToHexStringLower(nonce)}")
+            : new Uri(baseAddress, $"v1/attestation/report?nonce={Convert.ToHexStringLower(nonce)}&signing_algo={Uri.EscapeDataString(Options.SigningAlgo)}");
         byte[] body;
         try
         {
@@ -225,8 +228,18 @@ public sealed class NodeVerifier
 
         // Bindings.
         var reportData = quote.ReportData.Span;
-        checks.Add(SigningKeyBinding(report, reportData));
-        checks.Add(NonceBinding(report, reportData, nonce.Span));
+        PrivateMl.E2ee.Aci.WorkloadKeyset? keyset = null;
+        if (Options.ReportFormat == NodeReportFormat.Aci)
+        {
+            var (binding, bound) = AciBinding.Check(report, reportJson.Span, reportData, nonce.Span, now);
+            checks.Add(binding);
+            keyset = bound;
+        }
+        else
+        {
+            checks.Add(SigningKeyBinding(report, reportData));
+            checks.Add(NonceBinding(report, reportData, nonce.Span));
+        }
 
         // Event log and app identity.
         DstackAppIdentity? identity = null;
@@ -301,6 +314,7 @@ public sealed class NodeVerifier
             Quote = dcap,
             AppIdentity = identity,
             Gpu = gpu,
+            Keyset = keyset,
         };
     }
 

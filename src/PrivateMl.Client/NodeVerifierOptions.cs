@@ -4,6 +4,16 @@ using PrivateMl.Collateral;
 
 namespace PrivateMl.Client;
 
+/// <summary>Which report format to ask a node for.</summary>
+public enum NodeReportFormat
+{
+    /// <summary>The seed proxy's: report_data = signing address (padded) ‖ nonce.</summary>
+    Seed = 0,
+
+    /// <summary>ACI (<c>format=aci</c>): report_data = sha256 of the statement over the workload keyset digest and the nonce.</summary>
+    Aci = 1,
+}
+
 /// <summary>
 /// How <see cref="NodeVerifier"/> decides. Strict by default: the Intel SGX Root CA only, <see cref="AttestationPolicy.Default"/>
 /// (UpToDate, no debug), no simulated evidence. One instance may be shared across threads.
@@ -39,6 +49,13 @@ public sealed record NodeVerifierOptions
 
     /// <summary>Which signing key's report to ask for: <c>ecdsa</c> (default) or <c>ed25519</c>.</summary>
     public string SigningAlgo { get; init; } = "ecdsa";
+
+    /// <summary>
+    /// <see cref="NodeReportFormat.Aci"/> asks for <c>format=aci</c> and checks that the quote binds the workload keyset
+    /// (receipt and E2EE keys) and this run's nonce; the result's <see cref="NodeVerificationResult.Keyset"/> is then the
+    /// attested keyset, the only keys an E2EE client may encrypt to.
+    /// </summary>
+    public NodeReportFormat ReportFormat { get; init; } = NodeReportFormat.Seed;
 
     /// <summary>Bearer token sent with the report request (the seed proxy requires one).</summary>
     public string? ApiKey { get; init; }

@@ -77,6 +77,23 @@ public sealed class VerifiedChat
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_baseAddress, "v1/chat/completions")) { Content = new ByteArrayContent(requestBody) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         Authorize(request);
+        try
+        {
+            return await SendAndVerifyAsync(request, requestBody, attestedAddress, signingAlgo, onDelta, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AttestationException e)
+        {
+            // An end-to-end encrypted transport refused the exchange (e.g. a tampered, reordered or truncated chunk,
+            // a stripped response nonce): nothing unauthenticated was shown beyond what had already authenticated.
+            return new ChatVerification { Status = 0, Content = string.Empty, ResponseBytes = [], Checks = [CheckResult.Fail(TransportCheck, e.Code, e.Message)] };
+        }
+    }
+
+    /// <summary>The check that names an end-to-end encrypted transport's refusal.</summary>
+    public const string TransportCheck = "e2ee.transport";
+
+    private async Task<ChatVerification> SendAndVerifyAsync(HttpRequestMessage request, byte[] requestBody, string attestedAddress, string signingAlgo, Action<string>? onDelta, CancellationToken cancellationToken)
+    {
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
         var isStream = response.Content.Headers.ContentType?.MediaType == "text/event-stream";
         var received = new MemoryStream();
@@ -146,6 +163,20 @@ public sealed class VerifiedChat
             return new ChatVerification { Status = (int)response.StatusCode, Content = content.ToString(), ResponseBytes = bytes, Checks = checks };
         }
 
+        // Under EHBP the node signs the ciphertext that crossed the network: verify against those exact bytes.
+        var signedRequest = requestBody;
+        var signedResponse = bytes;
+        if (request.Options.TryGetValue(E2ee.Ehbp.EhbpHandler.WireKey, out var wire))
+        {
+            if (wire.ResponseOverflowed)
+            {
+                checks.Add(CheckResult.Fail("response.size", ErrorCode.MalformedInput, "the encrypted answer was too large to keep for its signature check"));
+            }
+
+            signedRequest = wire.RequestBody;
+            signedResponse = wire.ResponseBody;
+        }
+
         var (sigStatus, signature) = await GetAsync($"v1/signature/{Uri.EscapeDataString(chatId)}?signing_algo={Uri.EscapeDataString(signingAlgo)}", cancellationToken).ConfigureAwait(false);
         if (sigStatus != 200)
         {
@@ -153,7 +184,7 @@ public sealed class VerifiedChat
         }
         else
         {
-            checks.AddRange(SignedResponseVerifier.Verify(signature, requestBody, bytes, attestedAddress, signingAlgo));
+            checks.AddRange(SignedResponseVerifier.Verify(signature, signedRequest, signedResponse, attestedAddress, signingAlgo));
         }
 
         var (receiptStatus, receipt) = await GetAsync($"v1/receipt/{Uri.EscapeDataString(chatId)}", cancellationToken).ConfigureAwait(false);
@@ -161,7 +192,7 @@ public sealed class VerifiedChat
         if (receiptStatus == 200)
         {
             receiptJson = Encoding.UTF8.GetString(receipt);
-            checks.AddRange(ReceiptVerifier.Verify(receipt, attestedAddress, requestBody, bytes));
+            checks.AddRange(ReceiptVerifier.Verify(receipt, attestedAddress, signedRequest, signedResponse));
         }
         else
         {

@@ -6,6 +6,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway.Attestation;
+using PrivateMl.Gateway.E2ee.Aci;
+using PrivateMl.Gateway.E2ee.Ehbp;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Proxy;
 using PrivateMl.Gateway.Receipts;
@@ -49,6 +51,13 @@ internal static class GatewayEndpoints
 
             await next(context);
         });
+
+        var aci = app.Services.GetRequiredService<AciE2eeMiddleware>();
+        app.Use((context, next) => aci.InvokeAsync(context, () => next(context)));
+
+        // After authentication (a 401 stays plaintext, as EHBP allows for errors without a nonce).
+        var ehbp = app.Services.GetRequiredService<EhbpMiddleware>();
+        app.Use((context, next) => ehbp.InvokeAsync(context, () => next(context)));
 
         var relay = app.Services.GetRequiredService<CompletionRelay>();
         app.MapPost("/v1/chat/completions", context => relay.HandleAsync(context, "/v1/chat/completions"));
@@ -180,13 +189,22 @@ internal static class GatewayEndpoints
         var builder = context.RequestServices.GetRequiredService<AttestationReportBuilder>();
         var query = context.Request.Query;
         var nonce = query.ContainsKey("nonce") ? query["nonce"].ToString() : null;
+        var format = query["format"].ToString();
+        if (format.Length > 0 && format is not ("aci" or "seed"))
+        {
+            await OpenAiErrors.WriteAsync(context, 400, "format must be seed (the default) or aci", "invalid_request_error", "invalid_format");
+            return;
+        }
+
         try
         {
-            var (error, json) = await builder.BuildAsync(nonce, query["signing_algo"].ToString(), query["signing_address"].ToString(), context.RequestAborted);
+            var (error, json) = format == "aci"
+                ? await builder.BuildAciAsync(nonce, context.RequestAborted)
+                : await builder.BuildAsync(nonce, query["signing_algo"].ToString(), query["signing_address"].ToString(), context.RequestAborted);
             switch (error)
             {
                 case ReportError.InvalidNonce:
-                    await OpenAiErrors.WriteAsync(context, 400, "nonce must be 64 hex characters (32 bytes)", "invalid_request_error", "invalid_nonce");
+                    await OpenAiErrors.WriteAsync(context, 400, format == "aci" ? "nonce must be 64 lower-case hex characters (32 bytes)" : "nonce must be 64 hex characters (32 bytes)", "invalid_request_error", "invalid_nonce");
                     return;
                 case ReportError.InvalidSigningAlgo:
                     await OpenAiErrors.WriteAsync(context, 400, "signing_algo must be ecdsa or ed25519", "invalid_request_error", "invalid_signing_algo");

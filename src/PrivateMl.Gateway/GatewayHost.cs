@@ -9,7 +9,11 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using PrivateMl.Agent.Client;
+using PrivateMl.E2ee.Aci;
 using PrivateMl.Gateway.Attestation;
+using PrivateMl.Gateway.E2ee.Aci;
+using PrivateMl.Gateway.E2ee.Ehbp;
+using PrivateMl.Gateway.Keyset;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Proxy;
 using PrivateMl.Gateway.Receipts;
@@ -109,6 +113,9 @@ public static class GatewayServiceCollectionExtensions
         });
         services.AddSingleton<SigningKeyHolder>();
         services.AddMetrics();
+        services.AddSingleton<GatewayKeysetHolder>();
+        services.TryAddSingleton(sp => new AciReplayCache(sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<AciE2eeMiddleware>();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton(sp => new PrometheusTextExporter(sp.GetRequiredService<GatewayMetrics>().InstanceId));
         // OpenTelemetry's hosted service (which builds the meter provider) is registered before GatewayStartup, so the
@@ -119,6 +126,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<CompletionRelay>();
         services.AddSingleton(sp => new AttestationReportBuilder(
             sp.GetRequiredService<SigningKeyHolder>(),
+            sp.GetRequiredService<GatewayKeysetHolder>(),
             sp.GetService<IDstackAgentClient>(),
             sp.GetService<IGpuEvidenceSource>(),
             sp.GetRequiredService<GatewayMetrics>(),
@@ -127,6 +135,9 @@ public static class GatewayServiceCollectionExtensions
                 new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2) }) { Timeout = Timeout.InfiniteTimeSpan },
                 options)));
         services.AddHostedService<GatewayStartup>();
+        services.AddSingleton<EhbpKeyHolder>();
+        services.AddSingleton<EhbpMiddleware>();
+        services.AddSingleton<IKeysetContributor, EhbpKeysetContributor>();
         return services;
     }
 }
@@ -135,6 +146,9 @@ public static class GatewayServiceCollectionExtensions
 internal sealed class GatewayStartup(
     GatewayOptions options,
     SigningKeyHolder holder,
+    GatewayKeysetHolder keysetHolder,
+    IEnumerable<IKeysetContributor> contributors,
+    TimeProvider time,
     RandomNumberGenerator random,
     ISignatureStore store,
     GatewayMetrics metrics,
@@ -148,8 +162,12 @@ internal sealed class GatewayStartup(
         var keys = options.KeySource == SigningKeySource.Agent
             ? await GatewaySigningKeys.DeriveAsync(agent!, options.KeyPathPrefix, cancellationToken)
             : GatewaySigningKeys.CreateRandom(random);
+        var context = new KeysetContext(options.KeySource, options.KeyPathPrefix, agent, random);
+        var keyset = await GatewayKeyset.BuildAsync(options, keys, context, contributors, time.GetUtcNow(), cancellationToken);
+        keysetHolder.Set(keyset);
         holder.Set(keys);
         GatewayLog.KeysReady(logger, keys.Source, keys.EcdsaKey.Address, keys.Ed25519Key.Address);
+        GatewayLog.KeysetReady(logger, keyset.Public.Digest, keyset.Public.E2eePublicKeys.Count);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -159,6 +177,11 @@ internal sealed class GatewayStartup(
         if (holder.IsReady)
         {
             holder.Keys.Dispose();
+        }
+
+        if (keysetHolder.IsReady)
+        {
+            keysetHolder.Keyset.Dispose();
         }
 
         return ValueTask.CompletedTask;

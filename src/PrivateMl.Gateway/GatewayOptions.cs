@@ -49,7 +49,7 @@ public sealed class GatewayOptions
     /// <summary>Paths served without a token when tokens are configured.</summary>
     public IReadOnlySet<string> PublicPaths { get; set; } = new HashSet<string>(StringComparer.Ordinal)
     {
-        "/v1/models", "/v1/metrics", "/health", "/ready",
+        "/v1/models", "/v1/metrics", "/health", "/ready", "/.well-known/hpke-keys",
     };
 
     /// <summary>Other gateways whose reports (over the same nonce) are merged into <c>all_attestations</c>.</summary>
@@ -66,8 +66,30 @@ public sealed class GatewayOptions
     /// <summary>GetKey path prefix for <see cref="SigningKeySource.Agent"/> keys: <c>{prefix}/ecdsa-signing-key</c>, <c>{prefix}/ed25519-signing-key</c>.</summary>
     public string KeyPathPrefix { get; set; } = "privateml-gateway";
 
+    /// <summary>SHA-256 (64 hex) of the served TLS certificate's SubjectPublicKeyInfo, listed in the ACI keyset; null when the gateway serves no TLS.</summary>
+    public string? TlsSpkiSha256 { get; set; }
+
+    /// <summary>Domain of the TLS key in the ACI keyset (optional).</summary>
+    public string? TlsDomain { get; set; }
+
+    /// <summary>The ACI keyset's <c>subject</c> (naming metadata, e.g. <c>dstack-app://…</c>); null by default.</summary>
+    public string? KeysetSubject { get; set; }
+
+    /// <summary>How long after start the ACI keyset stays valid (its <c>not_after</c>).</summary>
+    public TimeSpan KeysetLifetime { get; set; } = TimeSpan.FromDays(30);
+
     public void Validate()
     {
+        if (TlsSpkiSha256 is not null && (TlsSpkiSha256.Length != 64 || !TlsSpkiSha256.All(Uri.IsHexDigit)))
+        {
+            throw new ArgumentException("TlsSpkiSha256 must be 64 hex characters");
+        }
+
+        if (KeysetLifetime <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("KeysetLifetime must be positive");
+        }
+
         if (ListenUrls.Count == 0)
         {
             throw new ArgumentException("at least one listen URL is needed");

@@ -1,6 +1,9 @@
 using System.CommandLine;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Client;
+using PrivateMl.Client.E2ee.Aci;
+using PrivateMl.Client.E2ee.Ehbp;
+using PrivateMl.E2ee.Aci;
 
 namespace PrivateMl.Cli.Commands;
 
@@ -26,9 +29,13 @@ internal static class ChatCommand
         var token = new Option<string>("--token") { Description = "Bearer token for the node (default: $PRIVATEML_API_KEY)" };
         var algo = new Option<string>("--signing-algo") { Description = "ecdsa (default) or ed25519", DefaultValueFactory = _ => "ecdsa" };
         var saveReceipt = new Option<FileInfo>("--save-receipt") { Description = "Write the answer's receipt to FILE (check it later with privateml receipt verify)" };
+        var e2ee = new Option<string>("--e2ee") { Description = "End-to-end encrypt to a key attested in this run: aci (ACI E2EE v2 fields) or ehbp (HPKE whole body); never falls back to plaintext" };
+        e2ee.AcceptOnlyFromAmong("none", "aci", "ehbp");
+        var e2eeSuite = new Option<string>("--e2ee-suite") { Description = "ACI E2EE v2 suite: x25519 (default) or secp256k1", DefaultValueFactory = _ => "x25519" };
+        e2eeSuite.AcceptOnlyFromAmong("x25519", "secp256k1");
         var command = new Command("chat", "Ask an attested node a question and verify the signed answer end to end (exit 0 verified, 1 not, 2 usage error)")
         {
-            url, prompt, model, noStream, collateral, pccs, offline, allowSimulated, policy, compose, token, algo, saveReceipt,
+            url, prompt, model, noStream, collateral, pccs, offline, allowSimulated, policy, compose, token, algo, saveReceipt, e2ee, e2eeSuite,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -45,9 +52,133 @@ internal static class ChatCommand
                 SigningAlgo = parse.GetValue(algo) ?? "ecdsa",
             };
             var question = parse.GetValue(prompt) ?? await Console.In.ReadToEndAsync(cancellationToken);
+            switch (parse.GetValue(e2ee))
+            {
+                case "aci":
+                    var suite = parse.GetValue(e2eeSuite) == "secp256k1" ? AciSuite.Secp256k1 : AciSuite.X25519;
+                    return await RunAciAsync(request, question, parse.GetValue(model) ?? "default", !parse.GetValue(noStream), suite, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
+                case "ehbp":
+                    return await RunEhbpAsync(request, question, parse.GetValue(model) ?? "default", !parse.GetValue(noStream), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
+            }
+
             return await RunAsync(request, question, parse.GetValue(model) ?? "default", !parse.GetValue(noStream), parse.GetValue(saveReceipt), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
         });
         return command;
+    }
+
+    /// <summary>
+    /// <c>--e2ee aci</c>: verifies the node with its ACI report (the quote binds the workload keyset and this run's
+    /// nonce), then encrypts the prompt to the attested E2EE key of <paramref name="suite"/> and checks the gateway's
+    /// signature over the exact bytes. No plaintext fallback: every refusal exits 1 with its e2ee_* code.
+    /// </summary>
+    internal static async Task<int> RunAciAsync(VerifyRequest request, string prompt, string model, bool stream, AciSuite suite, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        var (attestation, baseAddress, exit) = await AttestKeysetAsync(request, http, output, error, cancellationToken);
+        if (attestation?.Keyset is null)
+        {
+            return exit;
+        }
+
+        output.WriteLine($"✔ node attested{(attestation.IsSimulated ? " (SIMULATED)" : string.Empty)}: keyset {attestation.Keyset.Digest}; encrypting to its {suite.Algo()} key");
+        try
+        {
+            var answer = await new AciE2eeChat(http, baseAddress!, request.Token).SendAsync(
+                attestation, VerifiedChat.RequestBody(model, prompt, stream), AciPayload.ChatEndpoint, suite, delta => output.Write(delta), holdUntilVerified: !stream, cancellationToken);
+            output.WriteLine();
+            output.WriteLine($"VERIFIED: end-to-end encrypted ({answer.Algo}); the gateway's attested key {attestation.SigningAddress} signed exactly the bytes sent and received");
+            return ExitCodes.Accepted;
+        }
+        catch (AciE2eeException e)
+        {
+            output.WriteLine();
+            error.WriteLine($"REFUSED [{e.Code}]: {e.Message}");
+            if (stream && e.Error == AciE2eeError.StreamIntegrity)
+            {
+                error.WriteLine("the text shown above is void: it is not what the attested gateway sent");
+            }
+
+            return ExitCodes.Rejected;
+        }
+        catch (HttpRequestException e)
+        {
+            error.WriteLine($"error: the node did not answer: {e.Message}");
+            return ExitCodes.Rejected;
+        }
+    }
+
+    /// <summary>
+    /// <c>--e2ee ehbp</c>: verifies the node with its ACI report (the quote binds the workload keyset and this run's
+    /// nonce), requires its <c>/.well-known/hpke-keys</c> to serve the keyset's EHBP key, then sends the whole request
+    /// body HPKE-encrypted and opens the answer frame by frame (a tampered, dropped, reordered or truncated frame stops
+    /// it), and checks the gateway's signature and receipt over the ciphertext. No plaintext fallback.
+    /// </summary>
+    internal static async Task<int> RunEhbpAsync(VerifyRequest request, string prompt, string model, bool stream, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        var (attestation, baseAddress, exit) = await AttestKeysetAsync(request, http, output, error, cancellationToken);
+        if (attestation?.Keyset is null)
+        {
+            return exit;
+        }
+
+        try
+        {
+            using var ehbp = await EhbpChatTransport.ConnectAsync(attestation, baseAddress!, request.Token, cancellationToken: cancellationToken);
+            output.WriteLine($"✔ node attested{(attestation.IsSimulated ? " (SIMULATED)" : string.Empty)}: keyset {attestation.Keyset.Digest}; encrypting whole bodies (EHBP) to its HPKE key");
+            var answer = await ehbp.Chat.SendAsync(VerifiedChat.RequestBody(model, prompt, stream), attestation.SigningAddress!, attestation.Report!.SigningAlgo, delta => output.Write(delta), cancellationToken);
+            return WriteAnswer(answer, attestation, output, "end-to-end encrypted (EHBP); ");
+        }
+        catch (AttestationException e)
+        {
+            output.WriteLine();
+            error.WriteLine($"REFUSED [{e.Code}]: {e.Message}");
+            return ExitCodes.Rejected;
+        }
+        catch (HttpRequestException e)
+        {
+            error.WriteLine($"error: the node did not answer: {e.Message}");
+            return ExitCodes.Rejected;
+        }
+    }
+
+    /// <summary>Verifies the node with its ACI report; the attestation only when it is trusted and binds its keyset to this run's nonce.</summary>
+    private static async Task<(NodeVerificationResult? Attestation, Uri? BaseAddress, int Exit)> AttestKeysetAsync(
+        VerifyRequest request, HttpClient http, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        var (options, baseAddress, exit) = await PrepareAsync(request, error, cancellationToken);
+        if (options is null)
+        {
+            return (null, null, exit);
+        }
+
+        var attestation = await new NodeVerifier(http, options with { Collateral = VerifyCommand.CollateralSource(request, http), ReportFormat = NodeReportFormat.Aci }).VerifyAsync(baseAddress!, cancellationToken);
+        if (!attestation.Trusted || attestation.Keyset is null)
+        {
+            VerifyCommand.WriteText(attestation, fromBundle: false, output);
+            output.WriteLine("not sending the prompt: the node or its keyset is not attested");
+            return (null, null, ExitCodes.Rejected);
+        }
+
+        return (attestation, baseAddress, ExitCodes.Accepted);
+    }
+
+    private static async Task<(NodeVerifierOptions? Options, Uri? BaseAddress, int Exit)> PrepareAsync(VerifyRequest request, TextWriter error, CancellationToken cancellationToken)
+    {
+        if (request.Url is not { } baseAddress || (baseAddress.Scheme != Uri.UriSchemeHttp && baseAddress.Scheme != Uri.UriSchemeHttps))
+        {
+            error.WriteLine($"error: {request.UrlText} is not an http(s) URL");
+            return (null, null, ExitCodes.UsageOrInput);
+        }
+
+        if (request.Offline && (request.Collateral is null || request.Pccs is not null))
+        {
+            error.WriteLine("error: --offline needs --collateral DIR and no --pccs");
+            return (null, null, ExitCodes.UsageOrInput);
+        }
+
+        var options = await VerifyCommand.TryBuildOptionsAsync(request, error, cancellationToken);
+        return (options, baseAddress, ExitCodes.UsageOrInput);
     }
 
     internal static async Task<int> RunAsync(VerifyRequest request, string prompt, string model, bool stream, FileInfo? saveReceipt, TextWriter output, TextWriter error, CancellationToken cancellationToken)
@@ -98,6 +229,16 @@ internal static class ChatCommand
             return ExitCodes.Rejected;
         }
 
+        if (saveReceipt is not null && answer.ReceiptJson is not null)
+        {
+            await File.WriteAllTextAsync(saveReceipt.FullName, answer.ReceiptJson, cancellationToken);
+        }
+
+        return WriteAnswer(answer, attestation, output, string.Empty, saveReceipt is not null && answer.ReceiptJson is not null ? saveReceipt : null);
+    }
+
+    private static int WriteAnswer(ChatVerification answer, NodeVerificationResult attestation, TextWriter output, string how, FileInfo? savedReceipt = null)
+    {
         output.WriteLine();
         foreach (var c in answer.Checks)
         {
@@ -109,16 +250,17 @@ internal static class ChatCommand
             });
         }
 
-        if (saveReceipt is not null && answer.ReceiptJson is not null)
+        if (savedReceipt is not null)
         {
-            await File.WriteAllTextAsync(saveReceipt.FullName, answer.ReceiptJson, cancellationToken);
-            output.WriteLine($"receipt written to {saveReceipt.FullName}");
+            output.WriteLine($"receipt written to {savedReceipt.FullName}");
         }
 
         var unsigned = answer.Checks.Any(c => c.Detail.StartsWith("UNSIGNED", StringComparison.Ordinal));
         var tampered = answer.Checks.Any(c => c.Outcome == CheckOutcome.Failed && c.Detail.StartsWith("TAMPERED", StringComparison.Ordinal));
+        var refused = answer.Checks.FirstOrDefault(c => c.Name == VerifiedChat.TransportCheck && c.Outcome == CheckOutcome.Failed);
         output.WriteLine(answer.Verified
-            ? $"VERIFIED: this answer was signed by the attested key {attestation.SigningAddress} over exactly the bytes received"
+            ? $"VERIFIED: {how}this answer was signed by the attested key {attestation.SigningAddress} over exactly the bytes received"
+            : refused is not null ? $"REFUSED [{refused.Code}]: the encrypted answer did not authenticate; the text shown above is void"
             : unsigned ? "UNSIGNED: the node did not sign this answer; do not trust it"
             : tampered ? "TAMPERED: the bytes received are not the bytes the node signed"
             : "NOT VERIFIED: see the failed checks above");

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using PrivateMl.Agent.Client;
+using PrivateMl.Gateway.Keyset;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Signing;
 using PrivateMl.Tee.Gpu;
@@ -23,8 +24,9 @@ internal enum ReportError
 /// fresh quote from the agent over it, GPU evidence over the same nonce (or a plain statement that there is none),
 /// the event log (parsed JSON), the agent's info, and <c>all_attestations</c> holding this report.
 /// </summary>
-internal sealed class AttestationReportBuilder(
+internal sealed partial class AttestationReportBuilder(
     SigningKeyHolder keys,
+    GatewayKeysetHolder keyset,
     IDstackAgentClient? agent,
     IGpuEvidenceSource? gpu,
     GatewayMetrics metrics,
@@ -149,11 +151,15 @@ internal sealed class AttestationReportBuilder(
         return (ReportError.None, buffer.ToArray());
     }
 
-    private static void WriteReport(Utf8JsonWriter w, string address, string algo, byte[] nonce, byte[] reportData, DstackQuote quote, string info, string? nvidia, string? gpuUnavailable)
+    private static void WriteReport(Utf8JsonWriter w, string address, string algo, byte[] nonce, byte[] reportData, DstackQuote quote, string info, string? nvidia, string? gpuUnavailable, bool writeNonce = true)
     {
         w.WriteString("signing_address", address);
         w.WriteString("signing_algo", algo);
-        w.WriteString("request_nonce", Convert.ToHexStringLower(nonce));
+        if (writeNonce)
+        {
+            w.WriteString("request_nonce", Convert.ToHexStringLower(nonce));
+        }
+
         w.WriteString("intel_quote", Convert.ToHexStringLower(quote.Quote));
         if (nvidia is null)
         {

@@ -34,4 +34,10 @@ internal static partial class GatewayLog
 
     [LoggerMessage(EventId = 5010, Level = LogLevel.Information, Message = "Signatures kept in {Store}")]
     public static partial void Store(ILogger logger, string store);
+
+    [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "Attested keyset {Digest} ready ({E2eeKeys} E2EE keys)")]
+    public static partial void KeysetReady(ILogger logger, string digest, int e2eeKeys);
+
+    [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "E2EE request refused on {Path}: {Code}")]
+    public static partial void E2eeRefused(ILogger logger, string path, string code);
 }

@@ -9,6 +9,7 @@ using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Receipts;
 using PrivateMl.Gateway.Signing;
 using PrivateMl.Inference;
+using PrivateMl.Gateway.E2ee;
 
 namespace PrivateMl.Gateway.Proxy;
 
@@ -52,7 +53,24 @@ internal sealed class CompletionRelay(
 
         try
         {
-            await RelayAsync(context, path, body, receivedAt);
+            var exchange = context.Features.Get<IE2eeExchange>();
+            byte[] forward = body;
+            if (exchange is not null)
+            {
+                try
+                {
+                    forward = exchange.OpenRequest(body, path);
+                }
+                catch (E2eeRefusedException e)
+                {
+                    metrics.Rejected();
+                    GatewayLog.E2eeRefused(logger, path, e.Code);
+                    await e.WriteAsync(context);
+                    return;
+                }
+            }
+
+            await RelayAsync(context, path, body, forward, exchange, receivedAt);
         }
         finally
         {
@@ -124,10 +142,11 @@ internal sealed class CompletionRelay(
         await OpenAiErrors.WriteAsync(context, 413, $"the request body is larger than {limit} bytes", "invalid_request_error", "request_too_large");
     }
 
-    private async Task RelayAsync(HttpContext context, string path, byte[] body, DateTimeOffset receivedAt)
+    private async Task RelayAsync(HttpContext context, string path, byte[] body, byte[] forward, IE2eeExchange? exchange, DateTimeOffset receivedAt)
     {
+        // The signature covers the bytes the client sent (ciphertext when end-to-end encrypted).
         var requestHash = Convert.ToHexStringLower(SHA256.HashData(body));
-        var request = new BackendRequest(HttpMethod.Post, path, body, context.Request.ContentType ?? "application/json");
+        var request = new BackendRequest(HttpMethod.Post, path, forward, exchange is null ? context.Request.ContentType ?? "application/json" : "application/json");
         BackendResponse upstream;
         try
         {
@@ -153,7 +172,7 @@ internal sealed class CompletionRelay(
                 return;
             }
 
-            await RelaySuccessAsync(context, path, body, requestHash, receivedAt, upstream);
+            await RelaySuccessAsync(context, path, forward, requestHash, receivedAt, upstream, exchange);
         }
     }
 
@@ -185,18 +204,18 @@ internal sealed class CompletionRelay(
         await context.Response.Body.WriteAsync(relayed, context.RequestAborted);
     }
 
-    private async Task RelaySuccessAsync(HttpContext context, string path, byte[] body, string requestHash, DateTimeOffset receivedAt, BackendResponse upstream)
+    private async Task RelaySuccessAsync(HttpContext context, string path, byte[] body, string requestHash, DateTimeOffset receivedAt, BackendResponse upstream, IE2eeExchange? exchange)
     {
         Span<byte> idBytes = stackalloc byte[16];
         random.GetBytes(idBytes);
         var receipt = new PendingReceipt("pml-" + Convert.ToHexStringLower(idBytes), path, body, requestHash, receivedAt, context.Features.Get<CallerCredential>()?.Hash);
         if (upstream.IsEventStream)
         {
-            await RelayStreamAsync(context, receipt, upstream);
+            await RelayStreamAsync(context, receipt, upstream, exchange);
         }
         else
         {
-            await RelayWholeAsync(context, receipt, upstream);
+            await RelayWholeAsync(context, receipt, upstream, exchange);
         }
     }
 
@@ -212,12 +231,15 @@ internal sealed class CompletionRelay(
     /// SSE: each upstream read goes to the client at once (no added buffering), chunked; signed after the last byte,
     /// before the final chunk.
     /// </summary>
-    private async Task RelayStreamAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream)
+    private async Task RelayStreamAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream, IE2eeExchange? exchange)
     {
         WriteSuccessHeaders(context, upstream, receipt.Id);
         var response = context.Response;
         response.Headers.CacheControl = "no-cache";
         response.Headers["X-Accel-Buffering"] = "no";
+        var transform = exchange?.CreateResponseTransform(true);
+        exchange?.ApplyResponseHeaders(response);
+        var transformed = transform is null ? null : new ArrayBufferWriter<byte>(CopyBufferBytes);
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         metrics.CompletionStarted(stream: true);
         var observer = new ResponseObserver(eventStream: true, options.MaxObservedBodyBytes);
@@ -242,16 +264,36 @@ internal sealed class CompletionRelay(
                     break;
                 }
 
-                var bytes = buffer.AsMemory(0, read);
-                hash.AppendData(bytes.Span);
+                ReadOnlyMemory<byte> bytes = buffer.AsMemory(0, read);
                 observer.Observe(bytes.Span);
-                if (!await WriteToClientAsync(context, bytes))
+                if (transform is not null)
                 {
-                    failure = "client disconnected";
+                    transformed!.ResetWrittenCount();
+                    if (!TryTransform(transform, bytes.Span, transformed, end: false, out failure))
+                    {
+                        break;
+                    }
+
+                    bytes = transformed.WrittenMemory;
+                }
+
+                failure = await SendAsync(context, hash, bytes);
+                if (failure is not null)
+                {
                     break;
                 }
 
-                sent += read;
+                sent += bytes.Length;
+            }
+
+            if (failure is null && transform is not null)
+            {
+                transformed!.ResetWrittenCount();
+                if (TryTransform(transform, default, transformed, end: true, out failure))
+                {
+                    failure = await SendAsync(context, hash, transformed.WrittenMemory);
+                    sent += transformed.WrittenCount;
+                }
             }
 
             observer.Complete();
@@ -298,7 +340,7 @@ internal sealed class CompletionRelay(
     /// exactly these bytes is stored; then the last byte completes the response (so a client that asks for the
     /// signature as soon as it has the body always finds it, and a client gone before that leaves no signature).
     /// </summary>
-    private async Task RelayWholeAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream)
+    private async Task RelayWholeAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream, IE2eeExchange? exchange)
     {
         metrics.CompletionStarted(stream: false);
         var limit = options.MaxObservedBodyBytes;
@@ -342,14 +384,32 @@ internal sealed class CompletionRelay(
                 return;
             }
 
-            var bytes = whole.WrittenMemory;
+            ReadOnlyMemory<byte> bytes = whole.WrittenMemory;
             var observer = new ResponseObserver(eventStream: false, limit);
             observer.Observe(bytes.Span);
             observer.Complete();
             metrics.Observed(observer.DataEvents, observer.CompletionTokens, observer.PromptTokens);
-            var responseHash = Convert.ToHexStringLower(SHA256.HashData(bytes.Span));
 
             WriteSuccessHeaders(context, upstream, receipt.Id);
+            if (exchange is not null)
+            {
+                // Sealed whole, before anything is sent: a transform failure is still a clean 502, never plaintext.
+                var transform = exchange.CreateResponseTransform(false);
+                var sealedBody = new ArrayBufferWriter<byte>(bytes.Length + CopyBufferBytes);
+                if (!TryTransform(transform, bytes.Span, sealedBody, end: false, out var sealFailure)
+                    || !TryTransform(transform, default, sealedBody, end: true, out sealFailure))
+                {
+                    GatewayLog.Aborted(logger, receipt.Id, 0, sealFailure!);
+                    context.Response.Headers.Remove("X-Receipt-Id");
+                    await OpenAiErrors.WriteAsync(context, 502, "the response could not be encrypted for the client", "upstream_error", "e2ee_response_failed");
+                    return;
+                }
+
+                exchange.ApplyResponseHeaders(context.Response);
+                bytes = sealedBody.WrittenMemory;
+            }
+
+            var responseHash = Convert.ToHexStringLower(SHA256.HashData(bytes.Span));
             context.Response.ContentLength = bytes.Length;
             var head = bytes.Length == 0 ? bytes : bytes[..^1];
             if (head.Length > 0 && !await WriteToClientAsync(context, head))
@@ -445,6 +505,50 @@ internal sealed class CompletionRelay(
         metrics.Signed(Stopwatch.GetElapsedTime(started));
         GatewayLog.Signed(logger, receipt.Id, chatId ?? receipt.Id, sent);
         return true;
+    }
+
+    /// <summary>Hashes and writes bytes to the client; the failure in words, or null.</summary>
+    private static async Task<string?> SendAsync(HttpContext context, IncrementalHash hash, ReadOnlyMemory<byte> bytes)
+    {
+        if (bytes.IsEmpty)
+        {
+            return null;
+        }
+
+        hash.AppendData(bytes.Span);
+        try
+        {
+            var flush = await context.Response.BodyWriter.WriteAsync(bytes, context.RequestAborted);
+            return flush.IsCanceled || flush.IsCompleted ? "client disconnected" : null;
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            return "client disconnected";
+        }
+    }
+
+    /// <summary>Runs the E2EE response transform; any failure aborts the response (fail closed, nothing in clear).</summary>
+    private static bool TryTransform(IResponseBodyTransform transform, ReadOnlySpan<byte> upstream, ArrayBufferWriter<byte> output, bool end, out string? failure)
+    {
+        try
+        {
+            if (end)
+            {
+                transform.Complete(output);
+            }
+            else
+            {
+                transform.Transform(upstream, output);
+            }
+
+            failure = null;
+            return true;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            failure = e is E2eeRefusedException refused ? "E2EE response refused: " + refused.Code : "E2EE response transform failed";
+            return false;
+        }
     }
 
     /// <summary>What is known about a response before its body: its receipt id and the request it answers.</summary>

@@ -30,8 +30,9 @@ internal sealed class GatewayNode : IAsyncDisposable
     private readonly WebApplication _gateway;
     private readonly UpstreamHttpBackend _backend;
 
-    private GatewayNode(string directory, WebApplication upstream, WebApplication agentApp, SimulatedTdxDevice device, DstackAgentClient agent, WebApplication gateway, UpstreamHttpBackend backend)
+    private GatewayNode(string directory, WebApplication upstream, WebApplication agentApp, SimulatedTdxDevice device, DstackAgentClient agent, WebApplication gateway, UpstreamHttpBackend backend, System.Collections.Concurrent.ConcurrentQueue<byte[]> received)
     {
+        UpstreamReceived = received;
         _directory = directory;
         _upstream = upstream;
         _agentApp = agentApp;
@@ -46,7 +47,13 @@ internal sealed class GatewayNode : IAsyncDisposable
 
     public SimulatedTdxDevice Device => _device;
 
-    public static async Task<GatewayNode> StartAsync()
+    /// <summary>The request bodies the model received (after the gateway removed any E2EE).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<byte[]> UpstreamReceived { get; }
+
+    public WebApplication Gateway => _gateway;
+
+    /// <summary>Starts the node; <paramref name="streamDelay"/> pauses the upstream between stream events (so each travels alone).</summary>
+    public static async Task<GatewayNode> StartAsync(TimeSpan? streamDelay = null)
     {
         var ct = TestContext.Current.CancellationToken;
         var directory = Directory.CreateTempSubdirectory("pml-client-gw-").FullName;
@@ -54,7 +61,8 @@ internal sealed class GatewayNode : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         var upstream = builder.Build();
-        upstream.MapPost("/v1/chat/completions", CompleteAsync);
+        var received = new System.Collections.Concurrent.ConcurrentQueue<byte[]>();
+        upstream.MapPost("/v1/chat/completions", context => CompleteAsync(context, received, streamDelay ?? TimeSpan.Zero));
         await upstream.StartAsync(ct);
 
         var agentOptions = new AgentOptions
@@ -69,8 +77,10 @@ internal sealed class GatewayNode : IAsyncDisposable
         var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = new Uri(upstream.Urls.First()) });
         var gateway = GatewayHost.Build(new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], Tokens = [Token] }, backend, agent, null, l => l.SetMinimumLevel(LogLevel.Warning));
         await gateway.StartAsync(ct);
-        return new GatewayNode(directory, upstream, agentApp, device, agent, gateway, backend);
+        return new GatewayNode(directory, upstream, agentApp, device, agent, gateway, backend, received);
     }
+
+    public NodeVerifierOptions AciOptions() => Options() with { ReportFormat = NodeReportFormat.Aci };
 
     public NodeVerifierOptions Options(bool allowSimulated = true) => new()
     {
@@ -79,9 +89,12 @@ internal sealed class GatewayNode : IAsyncDisposable
         ApiKey = Token,
     };
 
-    private static async Task CompleteAsync(HttpContext context)
+    private static async Task CompleteAsync(HttpContext context, System.Collections.Concurrent.ConcurrentQueue<byte[]> received, TimeSpan streamDelay)
     {
-        using var doc = await JsonDocument.ParseAsync(context.Request.Body);
+        using var buffer = new MemoryStream();
+        await context.Request.Body.CopyToAsync(buffer);
+        received.Enqueue(buffer.ToArray());
+        using var doc = JsonDocument.Parse(buffer.ToArray());
         var model = doc.RootElement.GetProperty("model").GetString()!;
         var stream = doc.RootElement.TryGetProperty("stream", out var s) && s.ValueKind == JsonValueKind.True;
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N")[..12];
@@ -97,6 +110,10 @@ internal sealed class GatewayNode : IAsyncDisposable
         {
             await context.Response.WriteAsync($"data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n");
             await context.Response.Body.FlushAsync();
+            if (streamDelay > TimeSpan.Zero)
+            {
+                await Task.Delay(streamDelay, context.RequestAborted);
+            }
         }
 
         await context.Response.WriteAsync("data: [DONE]\n\n");

@@ -1,0 +1,134 @@
+using System.Security.Cryptography;
+using PrivateMl.Attestation.Verification;
+using PrivateMl.E2ee.Hpke;
+
+namespace PrivateMl.E2ee.Ehbp;
+
+/// <summary>
+/// The client side of one EHBP exchange: <c>SetupBaseS(pkR, "ehbp request")</c>, request chunks sealed with that
+/// context, and the response opened with keys derived from the same context and the server's
+/// <c>Ehbp-Response-Nonce</c>. One instance per request.
+/// </summary>
+public sealed class EhbpClientExchange : IDisposable
+{
+    private readonly byte[] _responseSecret;
+
+    private EhbpClientExchange(byte[] enc, HpkeContext context)
+    {
+        EncapsulatedKey = enc;
+        Request = new EhbpChunkCipher(context.Key, context.BaseNonce);
+        _responseSecret = context.Export(EhbpProtocol.ResponseExportLabel, EhbpProtocol.ResponseSecretLength);
+        context.Dispose();
+    }
+
+    public byte[] EncapsulatedKey { get; }
+
+    /// <summary>The <c>Ehbp-Encapsulated-Key</c> header value (lowercase hex).</summary>
+    public string EncapsulatedKeyHeader => Convert.ToHexStringLower(EncapsulatedKey);
+
+    /// <summary>Seals request chunks (counter from 0).</summary>
+    public EhbpChunkCipher Request { get; }
+
+    public static EhbpClientExchange Create(ReadOnlySpan<byte> serverPublicKey, RandomNumberGenerator random)
+    {
+        var (enc, context) = Hpke.Hpke.SetupBaseSender(HpkeSuite.Ehbp, serverPublicKey, EhbpProtocol.RequestInfo, random);
+        return new EhbpClientExchange(enc, context);
+    }
+
+    /// <summary>Deterministic setup with a fixed ephemeral key (known-answer tests only).</summary>
+    internal static EhbpClientExchange CreateWithEphemeral(ReadOnlySpan<byte> serverPublicKey, ReadOnlySpan<byte> ephemeralPrivateKey)
+    {
+        var (enc, context) = Hpke.Hpke.SetupBaseSenderWithEphemeral(HpkeSuite.Ehbp, serverPublicKey, EhbpProtocol.RequestInfo, ephemeralPrivateKey);
+        return new EhbpClientExchange(enc, context);
+    }
+
+    /// <summary>The whole request body as frames of at most <paramref name="chunkBytes"/> plaintext bytes each.</summary>
+    public byte[] SealBody(ReadOnlySpan<byte> body, int chunkBytes = EhbpProtocol.DefaultPlaintextChunkBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 1);
+        var frames = (body.Length + chunkBytes - 1) / chunkBytes;
+        var wire = new byte[body.Length + (frames * (EhbpProtocol.FrameHeaderLength + HpkeSuite.TagLength))];
+        var offset = 0;
+        for (var start = 0; start < body.Length; start += chunkBytes)
+        {
+            var chunk = body.Slice(start, Math.Min(chunkBytes, body.Length - start));
+            var length = EhbpProtocol.FrameHeaderLength + chunk.Length + HpkeSuite.TagLength;
+            Request.SealFrame(chunk, wire.AsSpan(offset, length));
+            offset += length;
+        }
+
+        return wire;
+    }
+
+    /// <summary>The response chunk cipher for the server's <c>Ehbp-Response-Nonce</c> header value.</summary>
+    public EhbpChunkCipher OpenResponse(string? responseNonceHeader)
+    {
+        if (responseNonceHeader is null)
+        {
+            throw new AttestationException(ErrorCode.EhbpResponseNonceMissing, $"the response carries no {EhbpProtocol.ResponseNonceHeader} header");
+        }
+
+        var nonce = EhbpProtocol.ParseHex32(responseNonceHeader, EhbpProtocol.ResponseNonceHeader);
+        return EhbpResponseKeys.Cipher(_responseSecret, EncapsulatedKey, nonce);
+    }
+
+    public void Dispose()
+    {
+        Request.Dispose();
+        CryptographicOperations.ZeroMemory(_responseSecret);
+    }
+}
+
+/// <summary>
+/// The server side of one EHBP exchange: <c>SetupBaseR(enc, skR, "ehbp request")</c> from the
+/// <c>Ehbp-Encapsulated-Key</c> header, request chunks opened with that context, and a response sealed under a fresh
+/// 32-byte response nonce.
+/// </summary>
+public sealed class EhbpServerExchange : IDisposable
+{
+    private readonly byte[] _enc;
+    private readonly byte[] _responseSecret;
+
+    private EhbpServerExchange(byte[] enc, HpkeContext context)
+    {
+        _enc = enc;
+        Request = new EhbpChunkCipher(context.Key, context.BaseNonce);
+        _responseSecret = context.Export(EhbpProtocol.ResponseExportLabel, EhbpProtocol.ResponseSecretLength);
+        context.Dispose();
+    }
+
+    /// <summary>Opens request chunks (counter from 0).</summary>
+    public EhbpChunkCipher Request { get; }
+
+    /// <summary>
+    /// Decapsulates the header value with the server's private key. A malformed header is
+    /// <see cref="ErrorCode.EhbpHeaderMalformed"/>; a low-order key is <see cref="ErrorCode.HpkeInvalidKey"/>.
+    /// </summary>
+    public static EhbpServerExchange Accept(string? encapsulatedKeyHeader, ReadOnlySpan<byte> serverPrivateKey)
+    {
+        var enc = EhbpProtocol.ParseHex32(encapsulatedKeyHeader, EhbpProtocol.EncapsulatedKeyHeader);
+        var context = Hpke.Hpke.SetupBaseRecipient(HpkeSuite.Ehbp, enc, serverPrivateKey, EhbpProtocol.RequestInfo);
+        return new EhbpServerExchange(enc, context);
+    }
+
+    /// <summary>A fresh response nonce from <paramref name="random"/>: its header value and the response chunk cipher.</summary>
+    public (string NonceHeader, EhbpChunkCipher Cipher) CreateResponse(RandomNumberGenerator random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        var nonce = new byte[EhbpProtocol.ResponseNonceLength];
+        random.GetBytes(nonce);
+        return CreateResponse(nonce);
+    }
+
+    internal (string NonceHeader, EhbpChunkCipher Cipher) CreateResponse(ReadOnlySpan<byte> nonce) =>
+        (Convert.ToHexStringLower(nonce), EhbpResponseKeys.Cipher(_responseSecret, _enc, nonce));
+
+    /// <summary>Opens a whole framed body (bounded by <paramref name="maxPlaintextBytes"/>).</summary>
+    public byte[] OpenBody(ReadOnlySpan<byte> wire, int maxPlaintextBytes) => EhbpFraming.OpenAll(wire, Request, maxPlaintextBytes);
+
+    public void Dispose()
+    {
+        Request.Dispose();
+        CryptographicOperations.ZeroMemory(_responseSecret);
+    }
+}

@@ -1,0 +1,218 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace PrivateMl.Cli.Tests;
+
+/// <summary>
+/// <c>privateml chat --e2ee aci</c> and <c>--e2ee ehbp</c> against a node started by <c>privateml up</c> (both as child processes of the built
+/// CLI), through a TCP relay on loopback that records every byte between client and gateway: streaming and
+/// non-streaming chats verify, and the recording holds neither the prompt nor the answer.
+/// </summary>
+public sealed partial class UpCommandTests
+{
+    private const string SecretPrompt = "what do okapis eat at midnight";
+
+    [Theory]
+    [InlineData("aci")]
+    [InlineData("ehbp")]
+    public async Task Chat_e2ee_through_up_streams_and_not_and_the_loopback_capture_holds_no_plaintext(string mode)
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS(), "needs Unix sockets");
+        var ct = TestContext.Current.CancellationToken;
+        var state = Directory.CreateTempSubdirectory("pml-up-e2ee-");
+        using var up = Start(Cli(["up", "--port", "0", "--state", state.FullName]));
+        var output = new StringBuilder();
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        up.OutputDataReceived += (_, e) =>
+        {
+            lock (output)
+            {
+                output.AppendLine(e.Data);
+            }
+
+            if (e.Data is null)
+            {
+                ready.TrySetException(new InvalidOperationException("privateml up ended its output before it was ready"));
+            }
+            else if (e.Data.StartsWith("Ctrl-C stops the node", StringComparison.Ordinal))
+            {
+                ready.TrySetResult();
+            }
+        };
+        up.ErrorDataReceived += (_, e) =>
+        {
+            lock (output)
+            {
+                output.AppendLine(e.Data);
+            }
+        };
+        up.BeginOutputReadLine();
+        up.BeginErrorReadLine();
+        string Printed()
+        {
+            lock (output)
+            {
+                return output.ToString();
+            }
+        }
+
+        try
+        {
+            await ready.Task.WaitAsync(Patience, ct);
+            var banner = Printed();
+            var url = new Uri(UrlLine().Match(banner).Groups["url"].Value);
+            var model = UrlLine().Match(banner).Groups["model"].Value;
+            var verifyArgs = VerifyLine().Match(banner).Groups[1].Value.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries)[3..];
+            await using var relay = await LoopbackRecorder.StartAsync(url.Port);
+            var relayed = $"http://127.0.0.1:{relay.Port}";
+
+            foreach (var stream in new[] { true, false })
+            {
+                string[] args = ["chat", relayed, SecretPrompt, "--e2ee", mode, "--model", model, .. verifyArgs, .. stream ? Array.Empty<string>() : ["--no-stream"]];
+                var (exit, stdout, stderr) = await RunAsync(Cli(args), ct);
+                Assert.True(exit == ExitCodes.Accepted, $"chat --e2ee {mode} (stream {stream}) exited {exit}\n{stdout}\n{stderr}\n--- node ---\n{Printed()}");
+                Assert.Contains(mode == "aci" ? "VERIFIED: end-to-end encrypted (x25519-aes-256-gcm-hkdf-sha256)" : "VERIFIED: end-to-end encrypted (EHBP)", stdout, StringComparison.Ordinal);
+                var answer = stdout.Split('\n').SkipWhile(l => !l.StartsWith("✔ node attested", StringComparison.Ordinal)).Skip(1).First().Trim();
+                Assert.False(string.IsNullOrWhiteSpace(answer), stdout);
+
+                // The exchange of the completion itself (the CLI is sequential: report, completion, signature).
+                var all = relay.Captured();
+                var start = all.LastIndexOf("POST /v1/chat/completions", StringComparison.Ordinal);
+                Assert.True(start >= 0, "no completion request was captured");
+                var end = all.IndexOf("GET /v1/signature/", start, StringComparison.Ordinal);
+                var capture = end < 0 ? all[start..] : all[start..end];
+                Assert.Contains(mode == "aci" ? "X-E2EE-Version: 2" : "Ehbp-Encapsulated-Key: ", capture, StringComparison.OrdinalIgnoreCase);
+                if (mode == "ehbp")
+                {
+                    Assert.Contains("Ehbp-Response-Nonce: ", capture, StringComparison.OrdinalIgnoreCase);
+                }
+
+                Assert.DoesNotContain("okapis", all, StringComparison.Ordinal);
+                Assert.DoesNotContain("okapis", capture, StringComparison.Ordinal);
+                // The demo model's words are random vocabulary pieces that may occur anywhere (e.g. "private"); pairs of
+                // them with their space do not, unless the answer crossed the link in clear.
+                var words = answer.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var pairs = words.Zip(words.Skip(1), (a, b) => a + " " + b).Where(p => p.Length >= 8).ToList();
+                Assert.NotEmpty(pairs);
+                foreach (var pair in pairs)
+                {
+                    Assert.DoesNotContain(pair, capture, StringComparison.Ordinal);
+                }
+            }
+
+            // The same question without --e2ee: the capture does carry it (the recorder would see plaintext).
+            var (plainExit, plainOut, _) = await RunAsync(Cli(["chat", relayed, SecretPrompt, "--model", model, "--no-stream", .. verifyArgs]), ct);
+            Assert.True(plainExit == ExitCodes.Accepted, plainOut);
+            Assert.Contains("okapis", relay.Captured(), StringComparison.Ordinal);
+
+        }
+        finally
+        {
+            if (!up.HasExited)
+            {
+                up.Kill(entireProcessTree: true);
+            }
+
+            state.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>A TCP relay on loopback that records both directions of every connection.</summary>
+    private sealed class LoopbackRecorder : IAsyncDisposable
+    {
+        private readonly TcpListener _listener;
+        private readonly int _target;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly MemoryStream _recorded = new();
+        private readonly Task _accepting;
+
+        private LoopbackRecorder(TcpListener listener, int target)
+        {
+            _listener = listener;
+            _target = target;
+            _accepting = AcceptAsync();
+        }
+
+        public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+        public static Task<LoopbackRecorder> StartAsync(int target)
+        {
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            return Task.FromResult(new LoopbackRecorder(listener, target));
+        }
+
+        public string Captured()
+        {
+            lock (_recorded)
+            {
+                return Encoding.UTF8.GetString(_recorded.ToArray());
+            }
+        }
+
+        private async Task AcceptAsync()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                TcpClient client;
+                try
+                {
+                    client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                _ = Task.Run(async () =>
+                {
+                    using (client)
+                    using (var server = new TcpClient())
+                    {
+                        await server.ConnectAsync(IPAddress.Loopback, _target, _stop.Token);
+                        await Task.WhenAll(PumpAsync(client.GetStream(), server.GetStream()), PumpAsync(server.GetStream(), client.GetStream()));
+                    }
+                });
+            }
+        }
+
+        private async Task PumpAsync(NetworkStream from, NetworkStream to)
+        {
+            var buffer = new byte[16384];
+            try
+            {
+                int read;
+                while ((read = await from.ReadAsync(buffer, _stop.Token)) > 0)
+                {
+                    lock (_recorded)
+                    {
+                        _recorded.Write(buffer, 0, read);
+                    }
+
+                    await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
+                }
+
+                to.Socket.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            _listener.Stop();
+            try
+            {
+                await _accepting;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            _stop.Dispose();
+        }
+    }
+}
