@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -21,45 +22,13 @@ public sealed partial class UpCommandTests
         Assert.SkipUnless(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS(), "needs Unix sockets");
         var ct = TestContext.Current.CancellationToken;
         var state = Directory.CreateTempSubdirectory("pml-up-e2ee-");
-        using var up = Start(Cli(["up", "--port", "0", "--state", state.FullName]));
-        var output = new StringBuilder();
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        up.OutputDataReceived += (_, e) =>
-        {
-            lock (output)
-            {
-                output.AppendLine(e.Data);
-            }
-
-            if (e.Data is null)
-            {
-                ready.TrySetException(new InvalidOperationException("privateml up ended its output before it was ready"));
-            }
-            else if (e.Data.StartsWith("Ctrl-C stops the node", StringComparison.Ordinal))
-            {
-                ready.TrySetResult();
-            }
-        };
-        up.ErrorDataReceived += (_, e) =>
-        {
-            lock (output)
-            {
-                output.AppendLine(e.Data);
-            }
-        };
-        up.BeginOutputReadLine();
-        up.BeginErrorReadLine();
-        string Printed()
-        {
-            lock (output)
-            {
-                return output.ToString();
-            }
-        }
+        var (up, printed, ready) = StartUp(["up", "--port", "0", "--state", state.FullName]);
+        using var _ = up;
+        string Printed() => printed();
 
         try
         {
-            await ready.Task.WaitAsync(Patience, ct);
+            await ready.WaitAsync(Patience, ct);
             var banner = Printed();
             var url = new Uri(UrlLine().Match(banner).Groups["url"].Value);
             var model = UrlLine().Match(banner).Groups["model"].Value;
@@ -116,6 +85,46 @@ public sealed partial class UpCommandTests
 
             state.Delete(recursive: true);
         }
+    }
+
+    /// <summary>Starts <c>privateml</c> with <paramref name="arguments"/> (an <c>up</c> command), collecting its output; ready when it prints the Ctrl-C line.</summary>
+    private static (Process Up, Func<string> Printed, Task Ready) StartUp(IEnumerable<string> arguments)
+    {
+        var up = Start(Cli(arguments));
+        var output = new StringBuilder();
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        up.OutputDataReceived += (_, e) =>
+        {
+            lock (output)
+            {
+                output.AppendLine(e.Data);
+            }
+
+            if (e.Data is null)
+            {
+                ready.TrySetException(new InvalidOperationException("privateml up ended its output before it was ready"));
+            }
+            else if (e.Data.StartsWith("Ctrl-C stops the node", StringComparison.Ordinal))
+            {
+                ready.TrySetResult();
+            }
+        };
+        up.ErrorDataReceived += (_, e) =>
+        {
+            lock (output)
+            {
+                output.AppendLine(e.Data);
+            }
+        };
+        up.BeginOutputReadLine();
+        up.BeginErrorReadLine();
+        return (up, () =>
+        {
+            lock (output)
+            {
+                return output.ToString();
+            }
+        }, ready.Task);
     }
 
     /// <summary>A TCP relay on loopback that records both directions of every connection.</summary>

@@ -47,47 +47,15 @@ public sealed partial class UpCommandTests
 
         var ct = TestContext.Current.CancellationToken;
         var state = Directory.CreateTempSubdirectory("pml-up-");
-        using var up = Start(Cli([.. readmeArgs, "--port", "0", "--state", state.FullName]));
-        var output = new StringBuilder();
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        up.OutputDataReceived += (_, e) =>
-        {
-            lock (output)
-            {
-                output.AppendLine(e.Data);
-            }
-
-            if (e.Data is null)
-            {
-                ready.TrySetException(new InvalidOperationException("privateml up ended its output before it was ready"));
-            }
-            else if (e.Data.StartsWith("Ctrl-C stops the node", StringComparison.Ordinal))
-            {
-                ready.TrySetResult();
-            }
-        };
-        up.ErrorDataReceived += (_, e) =>
-        {
-            lock (output)
-            {
-                output.AppendLine(e.Data);
-            }
-        };
-        up.BeginOutputReadLine();
-        up.BeginErrorReadLine();
-        string Printed()
-        {
-            lock (output)
-            {
-                return output.ToString();
-            }
-        }
+        var (up, printed, ready) = StartUp([.. readmeArgs, "--port", "0", "--state", state.FullName]);
+        using var _ = up;
+        string Printed() => printed();
 
         try
         {
             try
             {
-                await ready.Task.WaitAsync(Patience, ct);
+                await ready.WaitAsync(Patience, ct);
             }
             catch (Exception e) when (e is TimeoutException or InvalidOperationException)
             {

@@ -6,7 +6,7 @@ namespace PrivateMl.Attestation.EventLog;
 /// JSON string escaping as serde_json writes it and as RFC 8785 (JCS) requires: only <c>"</c>, <c>\</c> and control
 /// characters are escaped (<c>\b \f \n \r \t</c>, otherwise <c>\u00xx</c> in lower case); everything else is literal.
 /// </summary>
-internal static class JsonText
+public static class JsonText
 {
     public static void AppendString(StringBuilder builder, string value)
     {

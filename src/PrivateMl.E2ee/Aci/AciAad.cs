@@ -14,35 +14,29 @@ public static class AciAad
     public const string RequestPurpose = "aci.e2ee.request.v2";
     public const string ResponsePurpose = "aci.e2ee.response.v2";
 
-    public static byte[] Request(string algo, string model, string field, string nonce, long ts)
-    {
-        var b = new StringBuilder(256);
-        b.Append("{\"algo\":");
-        Jcs.AppendString(b, algo);
-        b.Append(",\"field\":");
-        Jcs.AppendString(b, field);
-        b.Append(",\"model\":");
-        Jcs.AppendString(b, model);
-        b.Append(",\"nonce\":");
-        Jcs.AppendString(b, nonce);
-        b.Append(",\"purpose\":\"").Append(RequestPurpose).Append("\",\"ts\":").Append(ts.ToString(CultureInfo.InvariantCulture)).Append('}');
-        return Encoding.UTF8.GetBytes(b.ToString());
-    }
+    public static byte[] Request(string algo, string model, string field, string nonce, long ts) => Build(RequestPurpose, algo, model, null, field, nonce, ts);
 
-    public static byte[] Response(string algo, string model, string id, string field, string nonce, long ts)
+    public static byte[] Response(string algo, string model, string id, string field, string nonce, long ts) => Build(ResponsePurpose, algo, model, id, field, nonce, ts);
+
+    /// <summary>Members in RFC 8785 order: algo, field, id (responses), model, nonce, purpose, ts.</summary>
+    private static byte[] Build(string purpose, string algo, string model, string? id, string field, string nonce, long ts)
     {
         var b = new StringBuilder(256);
         b.Append("{\"algo\":");
         Jcs.AppendString(b, algo);
         b.Append(",\"field\":");
         Jcs.AppendString(b, field);
-        b.Append(",\"id\":");
-        Jcs.AppendString(b, id);
+        if (id is not null)
+        {
+            b.Append(",\"id\":");
+            Jcs.AppendString(b, id);
+        }
+
         b.Append(",\"model\":");
         Jcs.AppendString(b, model);
         b.Append(",\"nonce\":");
         Jcs.AppendString(b, nonce);
-        b.Append(",\"purpose\":\"").Append(ResponsePurpose).Append("\",\"ts\":").Append(ts.ToString(CultureInfo.InvariantCulture)).Append('}');
+        b.Append(",\"purpose\":\"").Append(purpose).Append("\",\"ts\":").Append(ts.ToString(CultureInfo.InvariantCulture)).Append('}');
         return Encoding.UTF8.GetBytes(b.ToString());
     }
 }

@@ -127,11 +127,23 @@ public sealed class AciPrivateKey : IDisposable
 {
     private readonly byte[] _secret;
 
+    // X25519 keys are imported into libsodium once and reused for every agreement (a service key serves many fields).
+    private readonly Key? _x25519;
+
     private AciPrivateKey(AciSuite suite, byte[] secret)
     {
         Suite = suite;
         _secret = secret;
-        PublicKey = AciSuites.PublicKeyOf(suite, secret);
+        if (suite == AciSuite.X25519)
+        {
+            _x25519 = Key.Import(KeyAgreementAlgorithm.X25519, secret, KeyBlobFormat.RawPrivateKey);
+            PublicKey = _x25519.PublicKey.Export(KeyBlobFormat.RawPublicKey);
+        }
+        else
+        {
+            PublicKey = AciSuites.PublicKeyOf(suite, secret);
+        }
+
         PublicKeyHex = Convert.ToHexStringLower(PublicKey);
     }
 
@@ -174,9 +186,34 @@ public sealed class AciPrivateKey : IDisposable
         }
     }
 
-    internal byte[]? Agree(ReadOnlySpan<byte> peerPublic) => AciSuites.Agree(Suite, _secret, peerPublic);
+    internal byte[]? Agree(ReadOnlySpan<byte> peerPublic)
+    {
+        if (_x25519 is null)
+        {
+            return AciSuites.Agree(Suite, _secret, peerPublic);
+        }
 
-    public void Dispose() => CryptographicOperations.ZeroMemory(_secret);
+        if (!NSec.Cryptography.PublicKey.TryImport(KeyAgreementAlgorithm.X25519, peerPublic, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            using var shared = KeyAgreementAlgorithm.X25519.Agree(_x25519, peer, new SharedSecretCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport });
+            return shared?.Export(SharedSecretBlobFormat.RawSharedSecret);
+        }
+        catch (CryptographicException)
+        {
+            return null; // a low-order point: no shared secret
+        }
+    }
+
+    public void Dispose()
+    {
+        _x25519?.Dispose();
+        CryptographicOperations.ZeroMemory(_secret);
+    }
 
     public override string ToString() => $"{nameof(AciPrivateKey)}({Suite.Algo()}, {PublicKeyHex})";
 }

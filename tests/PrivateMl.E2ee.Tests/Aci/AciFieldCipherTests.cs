@@ -91,6 +91,17 @@ public sealed class AciFieldCipherTests
         Assert.Equal("same", Encoding.UTF8.GetString(AciFieldCipher.Open(recipient, b, aad)));
     }
 
+    [Theory]
+    [InlineData(AciSuite.X25519)]
+    [InlineData(AciSuite.Secp256k1)]
+    public void Degenerate_ephemeral_keys_fail_as_decryption_failed(AciSuite suite)
+    {
+        using var recipient = AciPrivateKey.Create(suite);
+        var field = new string('0', 2 * (suite.PublicKeyBytes() + AciFieldCipher.NonceBytes + AciFieldCipher.TagBytes + 4));
+        var e = Assert.Throws<AciE2eeException>(() => AciFieldCipher.Open(recipient, field, "aad"u8));
+        Assert.Equal(AciE2eeError.DecryptionFailed, e.Error);
+    }
+
     [Fact]
     public void Secp256k1_keys_without_the_04_prefix_are_normalised()
     {
