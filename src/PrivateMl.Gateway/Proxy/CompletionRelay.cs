@@ -5,11 +5,11 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using PrivateMl.Gateway.E2ee;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Receipts;
 using PrivateMl.Gateway.Signing;
 using PrivateMl.Inference;
-using PrivateMl.Gateway.E2ee;
 
 namespace PrivateMl.Gateway.Proxy;
 
@@ -410,7 +410,11 @@ internal sealed class CompletionRelay(
             }
 
             var responseHash = Convert.ToHexStringLower(SHA256.HashData(bytes.Span));
-            context.Response.ContentLength = bytes.Length;
+            if (exchange is null)
+            {
+                // EHBP's spec has sealed responses chunked with no Content-Length; plaintext answers carry one.
+                context.Response.ContentLength = bytes.Length;
+            }
             var head = bytes.Length == 0 ? bytes : bytes[..^1];
             if (head.Length > 0 && !await WriteToClientAsync(context, head))
             {
