@@ -18,7 +18,7 @@ internal static class ChatCommand
     {
         var url = new Argument<string>("URL") { Description = "Base URL of the node (its gateway)" };
         var prompt = new Argument<string?>("PROMPT") { Description = "The question (default: read from standard input)", Arity = ArgumentArity.ZeroOrOne };
-        var model = new Option<string>("--model") { Description = "Model name sent in the request", DefaultValueFactory = _ => "default" };
+        var model = new Option<string>("--model") { Description = "Model name sent in the request (default: the first model the node lists at /v1/models)" };
         var noStream = new Option<bool>("--no-stream") { Description = "Ask for one JSON answer instead of a stream" };
         var collateral = new Option<string>("--collateral") { Description = "Collateral directory or bundle; with --pccs it is a cache" };
         var pccs = new Option<string>("--pccs") { Description = "PCCS or Intel PCS base URL (default: Intel PCS)" };
@@ -52,16 +52,17 @@ internal static class ChatCommand
                 SigningAlgo = parse.GetValue(algo) ?? "ecdsa",
             };
             var question = parse.GetValue(prompt) ?? await Console.In.ReadToEndAsync(cancellationToken);
+            var modelName = parse.GetValue(model) ?? await NodeModels.FirstAsync(request.Url, request.Token, handler: null, cancellationToken) ?? "default";
             switch (parse.GetValue(e2ee))
             {
                 case "aci":
                     var suite = parse.GetValue(e2eeSuite) == "secp256k1" ? AciSuite.Secp256k1 : AciSuite.X25519;
-                    return await RunAciAsync(request, question, parse.GetValue(model) ?? "default", !parse.GetValue(noStream), suite, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
+                    return await RunAciAsync(request, question, modelName, !parse.GetValue(noStream), suite, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
                 case "ehbp":
-                    return await RunEhbpAsync(request, question, parse.GetValue(model) ?? "default", !parse.GetValue(noStream), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
+                    return await RunEhbpAsync(request, question, modelName, !parse.GetValue(noStream), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
             }
 
-            return await RunAsync(request, question, parse.GetValue(model) ?? "default", !parse.GetValue(noStream), parse.GetValue(saveReceipt), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
+            return await RunAsync(request, question, modelName, !parse.GetValue(noStream), parse.GetValue(saveReceipt), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
         });
         return command;
     }
