@@ -52,7 +52,13 @@ internal static class ChatCommand
                 SigningAlgo = parse.GetValue(algo) ?? "ecdsa",
             };
             var question = parse.GetValue(prompt) ?? await Console.In.ReadToEndAsync(cancellationToken);
-            var modelName = parse.GetValue(model) ?? await NodeModels.FirstAsync(request.Url, request.Token, handler: null, cancellationToken) ?? "default";
+            var modelName = parse.GetValue(model) ?? await NodeModels.FirstAsync(request.Url, request.Token, handler: null, cancellationToken);
+            if (modelName is null)
+            {
+                // Said, not silent: the node's answer (likely a 404 for an unknown model) is still shown and verified.
+                parse.InvocationConfiguration.Error.WriteLine("warning: the node's /v1/models list could not be read; asking for model \"default\" (give --model NAME)");
+                modelName = "default";
+            }
             switch (parse.GetValue(e2ee))
             {
                 case "aci":
