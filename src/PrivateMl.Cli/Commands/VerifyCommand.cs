@@ -58,7 +58,7 @@ internal static class VerifyCommand
         var policy = new Option<FileInfo>("--policy") { Description = "Policy JSON file (default: UpToDate TCB only, no debug TD, no simulated evidence)" };
         var compose = new Option<FileInfo>("--compose") { Description = "The app-compose.json the node must run (compared by SHA-256 with the measured compose hash)" };
         var collateral = new Option<string>("--collateral") { Description = "Collateral directory or bundle (dcap-qvl JSON); with --pccs it is a cache" };
-        var pccs = new Option<string>("--pccs") { Description = "PCCS or Intel PCS base URL to fetch collateral from (default: Intel PCS)" };
+        var pccs = new Option<string>("--pccs") { Description = "PCCS or Intel PCS base URL to fetch collateral from (default: Intel PCS; with --allow-simulated and no --collateral, the node's simulated PCCS at URL/pccs)" };
         var offline = new Option<bool>("--offline") { Description = "Never fetch collateral over the network (needs --collateral)" };
         var allowSimulated = new Option<bool>("--allow-simulated") { Description = "Accept evidence from the TDX simulator (the result says SIMULATED)" };
         var simulatedRoot = new Option<FileInfo>("--simulated-root") { Description = "Pin the simulator's root certificate (DER or PEM) instead of the one the quote carries" };
