@@ -87,7 +87,7 @@ public static class KmsHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + 1L;
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + OversizeDrainBytes + 1L;
             kestrel.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
             var url = options.ListenUrl;
             void Configure(ListenOptions listen)
@@ -242,6 +242,9 @@ public static class KmsHost
         return stream.ToArray();
     }
 
+    /// <summary>How far past the limit a body is still read before the 413; beyond it the connection is dropped.</summary>
+    private const int OversizeDrainBytes = 1024 * 1024;
+
     private static async Task<JsonDocument> ReadArgsAsync(HttpContext context, int limit)
     {
         using var memory = new MemoryStream();
@@ -251,6 +254,17 @@ public static class KmsHost
         {
             if (memory.Length + read > limit)
             {
+                // Read (and drop) the rest, up to Kestrel's cap, so the client sees the 413 instead of a reset.
+                try
+                {
+                    while (await context.Request.Body.ReadAsync(buffer, context.RequestAborted) > 0)
+                    {
+                    }
+                }
+                catch (Microsoft.AspNetCore.Http.BadHttpRequestException)
+                {
+                }
+
                 throw new Microsoft.AspNetCore.Http.BadHttpRequestException($"the request body is larger than {limit} bytes", 413);
             }
 
