@@ -20,15 +20,7 @@ public sealed class KmsKeyProviderTests
     public async Task Agent_BootsWithKmsKeys_AndMeasuresTheKmsAsKeyProvider()
     {
         await using var bed = await KmsTestbed.StartAsync();
-        var options = new AgentOptions
-        {
-            SocketPath = null,
-            TappdSocketPath = null,
-            ListenUrl = new Uri($"http://127.0.0.1:{FreePort()}"),
-            StateDirectory = bed.Directory,
-            KmsUrl = bed.Url,
-        };
-        await using var agent = GuestAgentHost.BuildSimulated(options, out var device, bed.Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
+        await using var agent = GuestAgentHost.BuildSimulated(AgentOptionsFor(bed), out var device, bed.Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
         using (device)
         {
             await agent.StartAsync(TestContext.Current.CancellationToken);
@@ -52,21 +44,23 @@ public sealed class KmsKeyProviderTests
     public async Task Agent_FailsToStart_WhenTheKmsRefuses()
     {
         await using var bed = await KmsTestbed.StartAsync(new PrivateMl.Kms.Policy.KmsPolicy { AppIds = [] });
-        var options = new AgentOptions
-        {
-            SocketPath = null,
-            TappdSocketPath = null,
-            ListenUrl = new Uri($"http://127.0.0.1:{FreePort()}"),
-            StateDirectory = bed.Directory,
-            KmsUrl = bed.Url,
-        };
-        await using var agent = GuestAgentHost.BuildSimulated(options, out var device, bed.Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Critical));
+        await using var agent = GuestAgentHost.BuildSimulated(AgentOptionsFor(bed), out var device, bed.Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Critical));
         using (device)
         {
             var e = await Assert.ThrowsAsync<KmsClientException>(() => agent.StartAsync(TestContext.Current.CancellationToken));
             Assert.Equal("KmsAppNotAllowed", e.RefusalCode);
         }
     }
+
+    /// <summary>A simulated guest agent on a free loopback port, no sockets, its state beside the KMS's, key provider that KMS.</summary>
+    private static AgentOptions AgentOptionsFor(KmsTestbed bed) => new()
+    {
+        SocketPath = null,
+        TappdSocketPath = null,
+        ListenUrl = new Uri($"http://127.0.0.1:{FreePort()}"),
+        StateDirectory = bed.Directory,
+        KmsUrl = bed.Url,
+    };
 
     private static int FreePort()
     {
