@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Cli.Tests;
 
@@ -33,8 +32,9 @@ public sealed partial class UpCommandTests
             var url = new Uri(UrlLine().Match(banner).Groups["url"].Value);
             var model = UrlLine().Match(banner).Groups["model"].Value;
             var verifyArgs = VerifyLine().Match(banner).Groups[1].Value.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries)[3..];
-            await using var relay = await LoopbackRecorder.StartAsync(url.Port);
-            var relayed = $"http://127.0.0.1:{relay.Port}";
+            await using var relay = new LoopbackCapture(new Uri($"http://127.0.0.1:{url.Port}/"));
+            var relayed = $"http://127.0.0.1:{relay.BaseAddress.Port}";
+            string Captured() => Encoding.UTF8.GetString(relay.BothDirections());
 
             foreach (var stream in new[] { true, false })
             {
@@ -46,7 +46,7 @@ public sealed partial class UpCommandTests
                 Assert.False(string.IsNullOrWhiteSpace(answer), stdout);
 
                 // The exchange of the completion itself (the CLI is sequential: report, completion, signature).
-                var all = relay.Captured();
+                var all = Captured();
                 var start = all.LastIndexOf("POST /v1/chat/completions", StringComparison.Ordinal);
                 Assert.True(start >= 0, "no completion request was captured");
                 var end = all.IndexOf("GET /v1/signature/", start, StringComparison.Ordinal);
@@ -73,7 +73,7 @@ public sealed partial class UpCommandTests
             // The same question without --e2ee: the capture does carry it (the recorder would see plaintext).
             var (plainExit, plainOut, _) = await RunAsync(Cli(["chat", relayed, SecretPrompt, "--model", model, "--no-stream", .. verifyArgs]), ct);
             Assert.True(plainExit == ExitCodes.Accepted, plainOut);
-            Assert.Contains("okapis", relay.Captured(), StringComparison.Ordinal);
+            Assert.Contains("okapis", Captured(), StringComparison.Ordinal);
 
         }
         finally
@@ -125,103 +125,5 @@ public sealed partial class UpCommandTests
                 return output.ToString();
             }
         }, ready.Task);
-    }
-
-    /// <summary>A TCP relay on loopback that records both directions of every connection.</summary>
-    private sealed class LoopbackRecorder : IAsyncDisposable
-    {
-        private readonly TcpListener _listener;
-        private readonly int _target;
-        private readonly CancellationTokenSource _stop = new();
-        private readonly MemoryStream _recorded = new();
-        private readonly Task _accepting;
-
-        private LoopbackRecorder(TcpListener listener, int target)
-        {
-            _listener = listener;
-            _target = target;
-            _accepting = AcceptAsync();
-        }
-
-        public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
-
-        public static Task<LoopbackRecorder> StartAsync(int target)
-        {
-            var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return Task.FromResult(new LoopbackRecorder(listener, target));
-        }
-
-        public string Captured()
-        {
-            lock (_recorded)
-            {
-                return Encoding.UTF8.GetString(_recorded.ToArray());
-            }
-        }
-
-        private async Task AcceptAsync()
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                TcpClient client;
-                try
-                {
-                    client = await _listener.AcceptTcpClientAsync(_stop.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-
-                _ = Task.Run(async () =>
-                {
-                    using (client)
-                    using (var server = new TcpClient())
-                    {
-                        await server.ConnectAsync(IPAddress.Loopback, _target, _stop.Token);
-                        await Task.WhenAll(PumpAsync(client.GetStream(), server.GetStream()), PumpAsync(server.GetStream(), client.GetStream()));
-                    }
-                });
-            }
-        }
-
-        private async Task PumpAsync(NetworkStream from, NetworkStream to)
-        {
-            var buffer = new byte[16384];
-            try
-            {
-                int read;
-                while ((read = await from.ReadAsync(buffer, _stop.Token)) > 0)
-                {
-                    lock (_recorded)
-                    {
-                        _recorded.Write(buffer, 0, read);
-                    }
-
-                    await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
-                }
-
-                to.Socket.Shutdown(SocketShutdown.Send);
-            }
-            catch (Exception e) when (e is IOException or OperationCanceledException or SocketException or ObjectDisposedException)
-            {
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            _listener.Stop();
-            try
-            {
-                await _accepting;
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            _stop.Dispose();
-        }
     }
 }

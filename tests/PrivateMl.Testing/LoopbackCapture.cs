@@ -5,7 +5,8 @@ namespace PrivateMl.Testing;
 
 /// <summary>
 /// A TCP relay on loopback that records every byte between a client and a server, both directions: what a capture of
-/// the loopback traffic would show. Point the client at <see cref="BaseAddress"/>.
+/// the loopback traffic would show. Point the client at <see cref="BaseAddress"/>. Each direction is kept on its own, and
+/// both together in the order the relay read them (<see cref="BothDirections"/>), so a request and its answer stay in sequence.
 /// </summary>
 public sealed class LoopbackCapture : IAsyncDisposable
 {
@@ -14,6 +15,7 @@ public sealed class LoopbackCapture : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly MemoryStream _toServer = new();
     private readonly MemoryStream _toClient = new();
+    private readonly MemoryStream _both = new();
     private readonly Lock _gate = new();
     private readonly Task _accepting;
 
@@ -44,6 +46,15 @@ public sealed class LoopbackCapture : IAsyncDisposable
         lock (_gate)
         {
             return _toClient.ToArray();
+        }
+    }
+
+    /// <summary>Every byte of both directions so far, in the order the relay read them.</summary>
+    public byte[] BothDirections()
+    {
+        lock (_gate)
+        {
+            return _both.ToArray();
         }
     }
 
@@ -91,6 +102,7 @@ public sealed class LoopbackCapture : IAsyncDisposable
                 lock (_gate)
                 {
                     record.Write(buffer, 0, read);
+                    _both.Write(buffer, 0, read);
                 }
 
                 await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
