@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -10,6 +8,7 @@ using PrivateMl.Agent.Runtime;
 using PrivateMl.Attestation.EventLog;
 using PrivateMl.Kms.Keys;
 using PrivateMl.Kms.Tests.Support;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Kms.Tests.Agent;
 
@@ -57,15 +56,8 @@ public sealed class KmsKeyProviderTests
     {
         SocketPath = null,
         TappdSocketPath = null,
-        ListenUrl = new Uri($"http://127.0.0.1:{FreePort()}"),
+        ListenUrl = new Uri($"http://127.0.0.1:{FreePort.OnLoopback()}"),
         StateDirectory = bed.Directory,
         KmsUrl = bed.Url,
     };
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }
