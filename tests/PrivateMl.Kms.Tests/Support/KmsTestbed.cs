@@ -14,16 +14,9 @@ using PrivateMl.Kms.Keys;
 using PrivateMl.Kms.Policy;
 using PrivateMl.Tee.EventLog;
 using PrivateMl.Tee.Simulator;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Kms.Tests.Support;
-
-/// <summary>A clock that moves only when told to.</summary>
-internal sealed class ManualClock(DateTimeOffset start) : TimeProvider
-{
-    public DateTimeOffset Now { get; set; } = start;
-
-    public override DateTimeOffset GetUtcNow() => Now;
-}
 
 /// <summary>
 /// A KMS in --simulate mode on loopback (real TLS, port chosen by the OS) over a simulated platform in a temporary
