@@ -1,6 +1,7 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
-using PrivateMl.Testing;
 
 namespace PrivateMl.Cli.Tests;
 
@@ -32,9 +33,8 @@ public sealed partial class UpCommandTests
             var url = new Uri(UrlLine().Match(banner).Groups["url"].Value);
             var model = UrlLine().Match(banner).Groups["model"].Value;
             var verifyArgs = VerifyLine().Match(banner).Groups[1].Value.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries)[3..];
-            await using var relay = new LoopbackCapture(new Uri($"http://127.0.0.1:{url.Port}/"));
+            await using var relay = new PrivateMl.Testing.LoopbackCapture(new Uri($"http://127.0.0.1:{url.Port}/"));
             var relayed = $"http://127.0.0.1:{relay.BaseAddress.Port}";
-            string Captured() => Encoding.UTF8.GetString(relay.BothDirections());
 
             foreach (var stream in new[] { true, false })
             {
@@ -46,7 +46,7 @@ public sealed partial class UpCommandTests
                 Assert.False(string.IsNullOrWhiteSpace(answer), stdout);
 
                 // The exchange of the completion itself (the CLI is sequential: report, completion, signature).
-                var all = Captured();
+                var all = relay.Captured();
                 var start = all.LastIndexOf("POST /v1/chat/completions", StringComparison.Ordinal);
                 Assert.True(start >= 0, "no completion request was captured");
                 var end = all.IndexOf("GET /v1/signature/", start, StringComparison.Ordinal);
@@ -73,7 +73,7 @@ public sealed partial class UpCommandTests
             // The same question without --e2ee: the capture does carry it (the recorder would see plaintext).
             var (plainExit, plainOut, _) = await RunAsync(Cli(["chat", relayed, SecretPrompt, "--model", model, "--no-stream", .. verifyArgs]), ct);
             Assert.True(plainExit == ExitCodes.Accepted, plainOut);
-            Assert.Contains("okapis", Captured(), StringComparison.Ordinal);
+            Assert.Contains("okapis", relay.Captured(), StringComparison.Ordinal);
 
         }
         finally

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 
 namespace PrivateMl.Testing;
 
@@ -57,6 +58,9 @@ public sealed class LoopbackCapture : IAsyncDisposable
             return _both.ToArray();
         }
     }
+
+    /// <summary><see cref="BothDirections"/> as UTF-8 text, to search the HTTP exchanges in it.</summary>
+    public string Captured() => Encoding.UTF8.GetString(BothDirections());
 
     private async Task AcceptAsync()
     {
