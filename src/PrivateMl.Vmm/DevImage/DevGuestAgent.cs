@@ -140,8 +140,8 @@ public sealed class DevGuestAgent : IAsyncDisposable
         }
     }
 
-    /// <summary>The names of the decrypted variables (never their values), in the env's order.</summary>
-    public IReadOnlyList<string> EnvNames => [.. Runtime.DecryptedEnv.Select(v => v.Key)];
+    /// <summary>The names of the decrypted variables (never their values), in ordinal order.</summary>
+    public IReadOnlyList<string> EnvNames => [.. Runtime.DecryptedEnv.Select(v => v.Key).Order(StringComparer.Ordinal)];
 
     /// <summary>The gateway's bearer tokens: <see cref="ApiTokensVariable"/>'s value split at commas; empty when the env has none.</summary>
     public IReadOnlyList<string> ApiTokens() => Tokens(Runtime.DecryptedEnv);

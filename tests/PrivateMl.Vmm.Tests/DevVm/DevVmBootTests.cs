@@ -77,11 +77,12 @@ public sealed partial class DevVmBootTests(DevVmFixture host) : IClassFixture<De
 
         // vmm logs shows the guest console: the boot, the measured compose hash and KMS, the env's names — never a value.
         var logs = await host.VmmAsync(ct, "logs", id, "-n", "500");
+        TestContext.Current.TestOutputHelper?.WriteLine("guest console (privateml-dev lines):\n" + GuestLines(logs));
         Assert.Contains("privateml-dev: init started", logs, StringComparison.Ordinal);
         Assert.Contains($"RTMR3 event compose-hash: {composeHash}", logs, StringComparison.Ordinal);
         Assert.Contains("RTMR3 event key-provider: {\"name\":\"kms\"", logs, StringComparison.Ordinal);
         Assert.Contains(EnvLine(workDir), logs, StringComparison.Ordinal);
-        Assert.Contains($"kept by allowed_envs: {ApiKey}, GREETING (values not shown)", logs, StringComparison.Ordinal);
+        Assert.True(logs.Contains($"kept by allowed_envs: GREETING, {ApiKey} (values not shown)", StringComparison.Ordinal), GuestLines(logs));
         Assert.DoesNotContain(tokenA, logs, StringComparison.Ordinal);
         Assert.Contains("(SIMULATED)", await File.ReadAllTextAsync(host.KmsLogPath, ct), StringComparison.Ordinal);
 
@@ -97,6 +98,7 @@ public sealed partial class DevVmBootTests(DevVmFixture host) : IClassFixture<De
         Assert.Equal(HttpStatusCode.Unauthorized, await ChatStatusAsync(url, tokenA, ct));
         Assert.Equal(HttpStatusCode.OK, await ChatStatusAsync(url, tokenB, ct));
         var logsAfter = await host.VmmAsync(ct, "logs", id, "-n", "500");
+        TestContext.Current.TestOutputHelper?.WriteLine("guest console after update-env + restart:\n" + GuestLines(logsAfter));
         Assert.Contains(after, logsAfter, StringComparison.Ordinal);
         Assert.DoesNotContain(tokenB, logsAfter, StringComparison.Ordinal);
         Assert.DoesNotContain(notAllowed, logsAfter, StringComparison.Ordinal);
@@ -117,6 +119,9 @@ public sealed partial class DevVmBootTests(DevVmFixture host) : IClassFixture<De
     }
 
     private const string ApiKey = PrivateMl.Vmm.DevImage.DevGuestAgent.ApiTokensVariable;
+
+    /// <summary>The guest's own console lines (init and privateml), for failure messages and the test output.</summary>
+    private static string GuestLines(string console) => string.Join('\n', console.Split('\n').Where(l => l.Contains("privateml-dev:", StringComparison.Ordinal)));
 
     /// <summary>The status of a one-token chat completion through the forwarded port, with <paramref name="token"/> as bearer (or none).</summary>
     private static async Task<HttpStatusCode> ChatStatusAsync(string url, string? token, CancellationToken ct)
