@@ -18,9 +18,11 @@ namespace PrivateMl.Cli.Commands;
 /// <summary>
 /// <c>privateml guest boot</c>: what the development image's init runs inside the VM. It takes the shared folder the
 /// way dstack-util does (app-compose.json, .sys-config.json, .instance_info, .encrypted-env), starts the guest agent
-/// on the SIMULATED TDX — which measures the app's identity into RTMR3 as a dstack CVM does (system-preparing, app-id,
-/// compose-hash, instance-id, boot-mr-done, key-provider, system-ready) — and the inference node (embedded demo
-/// model, attesting gateway) on <c>0.0.0.0:PORT</c>. The gateway also serves the simulator's PCCS routes under
+/// on the SIMULATED TDX (the image's platform, whose root the host's <c>kms serve --simulate</c> trusts) — which
+/// measures the app's identity into RTMR3 as a dstack CVM does (system-preparing, app-id, compose-hash, instance-id,
+/// boot-mr-done, key-provider, system-ready) and, for a KMS app, takes its keys from the KMS in <c>kms_urls</c> over
+/// RA-TLS and opens the encrypted env — and then the inference node (embedded demo model, attesting gateway, bearer
+/// tokens from the env's <c>PRIVATEML_API_KEY</c>) on <c>0.0.0.0:PORT</c>. A KMS or env failure stops the boot. The gateway also serves the simulator's PCCS routes under
 /// <c>/pccs</c>, so a host can fetch the collateral for the guest's quotes. Everything goes to the console.
 /// </summary>
 internal static class GuestCommands

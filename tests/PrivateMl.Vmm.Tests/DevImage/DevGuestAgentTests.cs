@@ -26,6 +26,9 @@ public sealed class DevGuestAgentTests : IDisposable
 
     private string Shared => Path.Combine(_root, "shared");
 
+    /// <summary>The platform an image would carry (build-dev's <c>&lt;image&gt;/tdx-simulator</c>).</summary>
+    private string ImageSimulator => Path.Combine(_root, "image", "tdx-simulator");
+
     public DevGuestAgentTests() => Directory.CreateDirectory(Shared);
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
@@ -75,14 +78,12 @@ public sealed class DevGuestAgentTests : IDisposable
     public async Task Guest_WithTheImagesSimulator_GetsKmsKeys_AndOpensTheEnv()
     {
         var ct = TestContext.Current.CancellationToken;
-        var imageSimulator = Path.Combine(_root, "image", "tdx-simulator");
-        DevSimulator.Prepare(imageSimulator);
-        await using var kms = await StartKmsAsync(imageSimulator, ct);
+        await using var kms = await StartKmsAsync(ct);
         var files = await ShareWithEnvAsync(kms.Url, "PRIVATEML_API_KEY=tok-a,tok-b\nGREETING=hello\nNOT_ALLOWED=x\n", ct);
 
         var agentState = Path.Combine(_root, "agent");
-        var fingerprint = DevGuestAgent.InstallSimulator(imageSimulator, agentState);
-        Assert.Equal(DevSimulator.RootFingerprint(imageSimulator), fingerprint);
+        var fingerprint = DevGuestAgent.InstallSimulator(ImageSimulator, agentState);
+        Assert.Equal(DevSimulator.RootFingerprint(ImageSimulator), fingerprint);
         await using var agent = await DevGuestAgent.StartAsync(Options(DevGuestKeyPlan.For(files), files, agentState), Quiet, ct);
 
         Assert.IsType<KmsKeyProvider>(agent.Host.Services.GetService(typeof(IKeyProvider)));
@@ -94,9 +95,7 @@ public sealed class DevGuestAgentTests : IDisposable
     public async Task Guest_WithAFreshSimulator_IsRefusedByTheKms_AndTheBootStops()
     {
         var ct = TestContext.Current.CancellationToken;
-        var imageSimulator = Path.Combine(_root, "image", "tdx-simulator");
-        DevSimulator.Prepare(imageSimulator);
-        await using var kms = await StartKmsAsync(imageSimulator, ct);
+        await using var kms = await StartKmsAsync(ct);
         var files = await ShareWithEnvAsync(kms.Url, "PRIVATEML_API_KEY=tok-a\n", ct);
 
         // No InstallSimulator: the agent makes its own platform, whose root the KMS does not trust.
@@ -168,10 +167,11 @@ public sealed class DevGuestAgentTests : IDisposable
         return GuestSharedFolder.CopyAndRead(Shared, Path.Combine(_root, "copy"));
     }
 
-    /// <summary>A KMS as <c>privateml kms serve --simulate --simulator DIR</c> runs it, on loopback.</summary>
-    private async Task<RunningKms> StartKmsAsync(string simulator, CancellationToken ct)
+    /// <summary>A KMS as <c>privateml kms serve --simulate --simulator &lt;image&gt;/tdx-simulator</c> runs it, on loopback.</summary>
+    private async Task<RunningKms> StartKmsAsync(CancellationToken ct)
     {
-        var td = await SimulatedKmsTd.OpenAsync(simulator, TimeProvider.System);
+        DevSimulator.Prepare(ImageSimulator);
+        var td = await SimulatedKmsTd.OpenAsync(ImageSimulator, TimeProvider.System);
         var options = new KmsOptions
         {
             StateDirectory = Path.Combine(_root, "kms"),
