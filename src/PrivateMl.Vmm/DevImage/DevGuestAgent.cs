@@ -4,11 +4,13 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent;
+using PrivateMl.Agent.Certificates;
 using PrivateMl.Agent.Env;
 using PrivateMl.Agent.Hosting;
 using PrivateMl.Agent.Keys;
 using PrivateMl.Agent.Runtime;
 using PrivateMl.Attestation.Verification;
+using PrivateMl.Tee.EventLog;
 using PrivateMl.Tee.Simulator;
 
 namespace PrivateMl.Vmm.DevImage;
@@ -59,6 +61,13 @@ public sealed class DevGuestAgent : IAsyncDisposable
     /// <summary>The decrypted variable whose value (comma-separated for several) becomes the gateway's bearer tokens.</summary>
     public const string ApiTokensVariable = "PRIVATEML_API_KEY";
 
+    /// <summary>
+    /// Bound on each KMS request from the guest: under TCG the first TLS handshakes run through the JIT in software
+    /// emulation on a possibly loaded host, so the agent's default (30 s) is too tight. An unreachable KMS still fails
+    /// at once (connection refused).
+    /// </summary>
+    public static readonly TimeSpan KmsRequestTimeout = TimeSpan.FromMinutes(3);
+
     private DevGuestAgent(WebApplication host, SimulatedTdxDevice device, AgentRuntime runtime)
     {
         Host = host;
@@ -106,11 +115,21 @@ public sealed class DevGuestAgent : IAsyncDisposable
         WebApplication? host = null;
         try
         {
-            host = GuestAgentHost.BuildSimulated(options, out device, configureLogging: configureLogging);
+            host = GuestAgentHost.BuildSimulated(options, out var built, configureServices: services =>
+            {
+                if (options.KmsUrl is { } kms)
+                {
+                    // Registered before the agent's own (TryAdd) choice: the same provider, with the guest's timeout.
+                    services.AddSingleton<IKeyProvider>(sp => new KmsKeyProvider(
+                        kms, RaTlsCertificates.FromEventLog(sp.GetRequiredService<RuntimeEventLog>()), options.VmConfig,
+                        sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<RandomNumberGenerator>(), timeout: KmsRequestTimeout));
+                }
+            }, configureLogging: configureLogging);
+            device = built;
             await host.StartAsync(cancellationToken).ConfigureAwait(false);
             var runtime = host.Services.GetRequiredService<AgentRuntime>();
             await runtime.EnsureBootedAsync().ConfigureAwait(false);
-            var started = new DevGuestAgent(host, device, runtime);
+            var started = new DevGuestAgent(host, built, runtime);
             host = null;
             device = null;
             return started;
