@@ -23,6 +23,12 @@ public static class AciSuites
 
     public static int PublicKeyBytes(this AciSuite suite) => suite == AciSuite.X25519 ? 32 : 65;
 
+    /// <summary>Which secp256k1 implementation this process uses: <c>native</c> (libsecp256k1) or <c>managed</c> (the C# port).</summary>
+    public static string Secp256k1Implementation => Secp256k1Backend.Default.Name;
+
+    /// <summary>The environment variable that forces the managed port when set to <c>managed</c>.</summary>
+    public const string Secp256k1ImplementationVariable = Secp256k1Backend.EnvironmentVariable;
+
     public static AciSuite? FromAlgo(string? algo) => algo switch
     {
         WorkloadKeyset.X25519Suite => AciSuite.X25519,
