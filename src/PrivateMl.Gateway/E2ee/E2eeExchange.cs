@@ -26,6 +26,14 @@ public interface IE2eeExchange
 
     /// <summary>The transform for the model's 2xx response body.</summary>
     IResponseBodyTransform CreateResponseTransform(bool eventStream);
+
+    /// <summary>
+    /// The body to send for the model's non-2xx answer (<paramref name="errorBody"/>, already in OpenAI error shape; the
+    /// status and <c>Content-Type</c> are set, <c>Content-Length</c> is its length). EHBP seals it under the response key
+    /// and sets its headers (SPEC §5.1–5.2: a server encrypts errors whenever a receiver context exists); ACI v2 defines
+    /// no encrypted error, so it answers a typed error whose text is not the model's (a model error may quote the prompt).
+    /// </summary>
+    byte[] SealError(byte[] errorBody, HttpResponse response);
 }
 
 /// <summary>

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PrivateMl.E2ee.Aci;
+using PrivateMl.Gateway.E2ee.Aci;
 using PrivateMl.Gateway.Tests.Support;
 
 namespace PrivateMl.Gateway.Tests.E2ee;
@@ -188,11 +189,34 @@ public sealed class AciE2eeGatewayTests : IAsyncLifetime
         Assert.False(response.Headers.Contains(AciHeaders.Applied));
     }
 
-    [Fact]
-    public async Task An_upstream_error_is_relayed_without_claiming_e2ee()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_model_error_keeps_its_status_and_type_but_not_its_text_and_claims_no_e2ee(bool stream)
     {
-        var sent = await SendAsync("fault-500", false);
+        // The fake model answers 500 {"message":"boom in the model","type":"InternalServerError"}: ACI v2 has no encrypted
+        // error, so the gateway relays a typed error and withholds the model's words (which could quote the prompt).
+        var sent = await SendAsync("fault-500", stream);
+
         Assert.Equal(500, sent.Exchange.Status);
+        Assert.Equal("e2ee_model_error", Code(sent.Exchange));
+        Assert.Equal(AciE2eeError.ModelError, AciE2eeErrors.FromCode(Code(sent.Exchange)));
+        using var doc = JsonDocument.Parse(sent.Exchange.Body);
+        Assert.Equal("InternalServerError", doc.RootElement.GetProperty("error").GetProperty("type").GetString());
+        Assert.DoesNotContain("boom", sent.Exchange.Text, StringComparison.Ordinal);
         Assert.DoesNotContain("lemurs", sent.Exchange.Text, StringComparison.Ordinal);
+        Assert.Null(sent.Exchange.ReceiptId);
+    }
+
+    [Fact]
+    public void A_model_error_type_that_is_not_a_plain_identifier_is_replaced()
+    {
+        var body = AciE2eeMiddleware.ModelErrorBody(400, "{\"error\":{\"message\":\"your prompt 'lemurs' is too long\",\"type\":\"lemurs are secret\"}}"u8);
+        using var doc = JsonDocument.Parse(body);
+        var error = doc.RootElement.GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal("e2ee_model_error", error.GetProperty("code").GetString());
+        Assert.DoesNotContain("lemurs", Encoding.UTF8.GetString(body), StringComparison.Ordinal);
+        Assert.Equal("upstream_error", JsonDocument.Parse(AciE2eeMiddleware.ModelErrorBody(502, "not json"u8)).RootElement.GetProperty("error").GetProperty("type").GetString());
     }
 }

@@ -72,6 +72,34 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, AciReplayCa
         await next();
     }
 
+    /// <summary>
+    /// A model error on an E2EE request, typed: the status stays, the model's <c>error.type</c> is kept when it is a
+    /// plain identifier, and its message (which may quote the decrypted prompt) is replaced. Sent in the clear, as
+    /// ACI v2 encrypts only generated-content fields (e2ee-v2.md §5) and its reference relays errors as plain JSON.
+    /// </summary>
+    internal static byte[] ModelErrorBody(int status, ReadOnlySpan<byte> upstreamError)
+    {
+        string? type = null;
+        try
+        {
+            var reader = new Utf8JsonReader(upstreamError);
+            if (JsonNode.Parse(ref reader) is JsonObject { } root && root["error"] is JsonObject error
+                && error["type"] is JsonValue t && t.GetValueKind() == JsonValueKind.String
+                && t.GetValue<string>() is { Length: > 0 and <= 64 } text && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.'))
+            {
+                type = text;
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return OpenAiErrors.Body(
+            $"the model answered HTTP {status}; its message is not relayed on an end-to-end encrypted request, as it may quote the prompt",
+            type ?? (status is >= 500 ? "upstream_error" : "invalid_request_error"),
+            AciE2eeError.ModelError.Code());
+    }
+
     internal static E2eeRefusedException Refusal(AciE2eeException e) =>
         new(400, "application/json", OpenAiErrors.Body(e.Message, "invalid_request_error", e.Code), e.Code, e.Message);
 
@@ -114,6 +142,13 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, AciReplayCa
             response.Headers[AciHeaders.Applied] = "true";
             response.Headers[AciHeaders.Version] = AciHeaders.V2;
             response.Headers[AciHeaders.Algo] = headers.Suite.Algo();
+        }
+
+        public byte[] SealError(byte[] errorBody, HttpResponse response)
+        {
+            var body = ModelErrorBody(response.StatusCode, errorBody);
+            response.ContentLength = body.Length;
+            return body;
         }
 
         public IResponseBodyTransform CreateResponseTransform(bool eventStream)

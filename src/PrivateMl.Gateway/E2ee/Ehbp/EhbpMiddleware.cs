@@ -17,7 +17,8 @@ namespace PrivateMl.Gateway.E2ee.Ehbp;
 /// <see cref="EhbpRelayExchange.OpenRequest"/> opened, and seals the model's answer frame by frame as it arrives
 /// under a fresh <c>Ehbp-Response-Nonce</c>, signing the sealed bytes. Errors: malformed header, framing or a later
 /// chunk → 400; a key the gateway cannot use (decapsulation, or the first chunk failing under the selected key) →
-/// 422 <c>urn:ietf:params:ehbp:error:key-config</c>; the bodies give no finer cause (§5.4.4). EHBP on any other route
+/// 422 <c>urn:ietf:params:ehbp:error:key-config</c>; the bodies give no finer cause (§5.4.4). Once the request opened,
+/// the model's error answers are sealed like its 2xx answers (§5.1: servers encrypt errors too). EHBP on any other route
 /// is refused (400), so a request that asked for encryption is never answered in plaintext with a 2xx. Requests
 /// without the header pass through untouched (bodyless requests, §7.4).
 /// </summary>
@@ -147,6 +148,16 @@ internal sealed class EhbpRelayExchange(EhbpServerExchange exchange, RandomNumbe
     {
         EnsureResponse();
         return new Sealer(_response!);
+    }
+
+    public byte[] SealError(byte[] errorBody, HttpResponse response)
+    {
+        var transform = CreateResponseTransform(eventStream: false);
+        var sealedBody = new ArrayBufferWriter<byte>(errorBody.Length + 64);
+        transform.Transform(errorBody, sealedBody);
+        transform.Complete(sealedBody);
+        ApplyResponseHeaders(response);
+        return sealedBody.WrittenSpan.ToArray();
     }
 
     private void EnsureResponse()
