@@ -16,10 +16,11 @@ public interface IE2eeExchange
     string Name { get; }
 
     /// <summary>
-    /// The body to forward to the model, decrypted from the exact bytes the client sent. Throws
-    /// <see cref="E2eeRefusedException"/> (fail closed: the relay answers with its error and forwards nothing).
+    /// The body to forward to the model, decrypted from the exact bytes the client sent (ACI also claims its replay
+    /// triple here, possibly in a shared store). Throws <see cref="E2eeRefusedException"/> (fail closed: the relay
+    /// answers with its error and forwards nothing).
     /// </summary>
-    byte[] OpenRequest(ReadOnlySpan<byte> wireBody, string path);
+    ValueTask<byte[]> OpenRequestAsync(byte[] wireBody, string path, CancellationToken cancellationToken);
 
     /// <summary>Adds the E2EE response headers; called for a successful (2xx) relay only, before the body starts.</summary>
     void ApplyResponseHeaders(HttpResponse response);

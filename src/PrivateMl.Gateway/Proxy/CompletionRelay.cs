@@ -59,7 +59,7 @@ internal sealed class CompletionRelay(
             {
                 try
                 {
-                    forward = exchange.OpenRequest(body, path);
+                    forward = await exchange.OpenRequestAsync(body, path, context.RequestAborted);
                 }
                 catch (E2eeRefusedException e)
                 {

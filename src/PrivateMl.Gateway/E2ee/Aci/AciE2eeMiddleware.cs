@@ -18,9 +18,9 @@ namespace PrivateMl.Gateway.E2ee.Aci;
 /// or it is refused with the spec's code. It is never served as plaintext (no downgrade), and the legacy path
 /// (<c>X-Signing-Algo</c>: no AAD, no replay protection) is not offered.
 /// </summary>
-internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, AciReplayCache replay, TimeProvider time, RandomNumberGenerator random, GatewayMetrics metrics, ILogger<AciE2eeMiddleware> logger)
+internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, IAciReplayStore replay, TimeProvider time, RandomNumberGenerator random, GatewayMetrics metrics, ILogger<AciE2eeMiddleware> logger)
 {
-    internal AciReplayCache Replay => replay;
+    internal IAciReplayStore Replay => replay;
 
     internal RandomNumberGenerator Random => random;
 
@@ -111,7 +111,7 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, AciReplayCa
 
         public string Name => "aci-v2";
 
-        public byte[] OpenRequest(ReadOnlySpan<byte> wireBody, string path)
+        public async ValueTask<byte[]> OpenRequestAsync(byte[] wireBody, string path, CancellationToken cancellationToken)
         {
             try
             {
@@ -120,11 +120,15 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, AciReplayCa
                 var context = new AciExchangeContext(headers.Suite, model!, headers.Nonce, headers.Timestamp);
                 AciPayload.DecryptRequest(body, path, context, keyset.KeyFor(headers.Suite));
                 var servicePublic = keyset.KeyFor(headers.Suite).PublicKey;
-                if (!owner.Replay.TryClaim(headers.ClientPublicKey, servicePublic, headers.Nonce, headers.Timestamp, out var full))
+                var outcome = await owner.Replay.TryClaimAsync(headers.ClientPublicKey, servicePublic, headers.Nonce, headers.Timestamp, cancellationToken);
+                if (outcome != AciReplayOutcome.Claimed)
                 {
-                    throw new AciE2eeException(AciE2eeError.ReplayDetected, full
-                        ? "the replay store is full; the request is refused rather than left unguarded"
-                        : "this (client key, service key, nonce) was already used");
+                    throw new AciE2eeException(AciE2eeError.ReplayDetected, outcome switch
+                    {
+                        AciReplayOutcome.Full => "the replay store is full; the request is refused rather than left unguarded",
+                        AciReplayOutcome.Unavailable => "the shared replay store cannot be reached; the request is refused rather than left unguarded",
+                        _ => "this (client key, service key, nonce) was already used",
+                    });
                 }
 
                 _context = context;

@@ -14,7 +14,7 @@ namespace PrivateMl.Gateway.E2ee.Ehbp;
 /// EHBP on the gateway (Tinfoil SPEC §4–§5). Serves <c>GET /.well-known/hpke-keys</c>. A completion request with an
 /// <c>Ehbp-Encapsulated-Key</c> header is decapsulated here and handed to the completion relay as an
 /// <see cref="IE2eeExchange"/>: the relay reads and signs the exact ciphertext, forwards what
-/// <see cref="EhbpRelayExchange.OpenRequest"/> opened, and seals the model's answer frame by frame as it arrives
+/// <see cref="EhbpRelayExchange.OpenRequestAsync"/> opened, and seals the model's answer frame by frame as it arrives
 /// under a fresh <c>Ehbp-Response-Nonce</c>, signing the sealed bytes. Errors: malformed header, framing or a later
 /// chunk → 400; a key the gateway cannot use (decapsulation, or the first chunk failing under the selected key) →
 /// 422 <c>urn:ietf:params:ehbp:error:key-config</c>; the bodies give no finer cause (§5.4.4). Once the request opened,
@@ -116,7 +116,10 @@ internal sealed class EhbpRelayExchange(EhbpServerExchange exchange, RandomNumbe
 
     public string Name => "ehbp";
 
-    public byte[] OpenRequest(ReadOnlySpan<byte> wireBody, string path)
+    public ValueTask<byte[]> OpenRequestAsync(byte[] wireBody, string path, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(OpenRequest(wireBody));
+
+    private byte[] OpenRequest(ReadOnlySpan<byte> wireBody)
     {
         if (wireBody.IsEmpty)
         {
