@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -28,36 +27,11 @@ public sealed class AciE2eeGatewayTests : IAsyncLifetime
 
     private async Task<Sent> SendAsync(string model, bool stream, AciSuite suite = AciSuite.X25519, Action<Dictionary<string, string>>? editHeaders = null, Func<byte[], byte[]>? editBody = null, string path = "/v1/chat/completions")
     {
-        var service = _keyset.E2eePublicKeys.First(k => k.Algo == suite.Algo());
-        var clientKey = AciPrivateKey.Create(suite);
-        var context = new AciExchangeContext(suite, model, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
-        var body = AciPayload.ParseBody(GatewayFixture.ChatBody(model, stream, "a secret about lemurs"), out _)!;
-        if (path == "/v1/completions")
-        {
-            body.Remove("messages");
-            body["prompt"] = "a secret about lemurs";
-        }
-
-        AciPayload.EncryptRequest(body, path, context, suite.ParsePublicKey(service.PublicKey));
-        var wire = AciPayload.Serialize(body);
-        wire = editBody?.Invoke(wire) ?? wire;
-        var headers = new Dictionary<string, string>
-        {
-            [AciHeaders.Version] = "2",
-            [AciHeaders.ClientPublicKey] = clientKey.PublicKeyHex,
-            [AciHeaders.ModelPublicKey] = service.PublicKey,
-            [AciHeaders.Nonce] = context.Nonce,
-            [AciHeaders.Timestamp] = context.Timestamp.ToString(CultureInfo.InvariantCulture),
-        };
-        editHeaders?.Invoke(headers);
-        var exchange = await _node.PostAsync(path, wire, r =>
-        {
-            foreach (var (k, v) in headers)
-            {
-                r.Headers.TryAddWithoutValidation(k, v);
-            }
-        });
-        return new Sent(exchange, context, clientKey, headers);
+        var request = AciTestRequest.Create(_keyset, suite, model, stream, "a secret about lemurs", path);
+        var wire = editBody?.Invoke(request.Body) ?? request.Body;
+        editHeaders?.Invoke(request.Headers);
+        var exchange = await _node.PostAsync(path, wire, request.AddHeaders);
+        return new Sent(exchange, request.Context, request.ClientKey, request.Headers);
     }
 
     private static string Code(Exchange e)

@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using PrivateMl.E2ee.Aci;
 using PrivateMl.Gateway.E2ee.Aci;
@@ -29,13 +27,14 @@ public sealed class AciSharedReplayTests
         });
         var (_, report) = await node.GetJsonAsync("/v1/attestation/report?format=aci");
         var keyset = WorkloadKeyset.Parse(report.GetProperty("attestation").GetProperty("workload_keyset"));
-        var (body, headers) = Request(keyset, AciSuite.X25519);
+        var request = AciTestRequest.Create(keyset, AciSuite.X25519, "test-model", false, "a secret about otters");
+        var (body, headers) = (request.Body, request.Headers);
 
-        var first = await node.PostAsync("/v1/chat/completions", body, r => Add(r, headers));
+        var first = await node.PostAsync("/v1/chat/completions", body, request.AddHeaders);
         Assert.Equal(200, first.Status);
         var forwarded = node.Upstream.Received.Count;
 
-        var replayed = await GatewayFixture.PostAsync(second, "/v1/chat/completions", body, r => Add(r, headers));
+        var replayed = await GatewayFixture.PostAsync(second, "/v1/chat/completions", body, request.AddHeaders);
 
         Assert.Equal(400, replayed.Status);
         Assert.Equal("e2ee_replay_detected", Code(replayed));
@@ -52,8 +51,8 @@ public sealed class AciSharedReplayTests
         Assert.InRange(ttl.Value.TotalSeconds, 1, AciHeaders.Window.TotalSeconds + 1);
 
         // A fresh request (new nonce) from the same client still goes through on the second instance.
-        var (fresh, freshHeaders) = Request(keyset, AciSuite.X25519);
-        Assert.Equal(200, (await GatewayFixture.PostAsync(second, "/v1/chat/completions", fresh, r => Add(r, freshHeaders))).Status);
+        var fresh = AciTestRequest.Create(keyset, AciSuite.X25519, "test-model", false, "a secret about otters");
+        Assert.Equal(200, (await GatewayFixture.PostAsync(second, "/v1/chat/completions", fresh.Body, fresh.AddHeaders)).Status);
     }
 
     [Fact]
@@ -63,32 +62,6 @@ public sealed class AciSharedReplayTests
         await using var store = RedisAciReplayStore.Connect("127.0.0.1:1,connectTimeout=500,asyncTimeout=500,syncTimeout=500", TimeProvider.System);
         var outcome = await store.TryClaimAsync(new byte[32], new byte[32], new string('a', 64), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), TestContext.Current.CancellationToken);
         Assert.Equal(AciReplayOutcome.Unavailable, outcome);
-    }
-
-    private static (byte[] Body, Dictionary<string, string> Headers) Request(WorkloadKeyset keyset, AciSuite suite)
-    {
-        var service = keyset.E2eePublicKeys.First(k => k.Algo == suite.Algo());
-        using var clientKey = AciPrivateKey.Create(suite);
-        var context = new AciExchangeContext(suite, "test-model", Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
-        var body = AciPayload.ParseBody(GatewayFixture.ChatBody("test-model", false, "a secret about otters"), out _)!;
-        AciPayload.EncryptRequest(body, AciPayload.ChatEndpoint, context, suite.ParsePublicKey(service.PublicKey));
-        var headers = new Dictionary<string, string>
-        {
-            [AciHeaders.Version] = "2",
-            [AciHeaders.ClientPublicKey] = clientKey.PublicKeyHex,
-            [AciHeaders.ModelPublicKey] = service.PublicKey,
-            [AciHeaders.Nonce] = context.Nonce,
-            [AciHeaders.Timestamp] = context.Timestamp.ToString(CultureInfo.InvariantCulture),
-        };
-        return (AciPayload.Serialize(body), headers);
-    }
-
-    private static void Add(HttpRequestMessage request, Dictionary<string, string> headers)
-    {
-        foreach (var (k, v) in headers)
-        {
-            request.Headers.TryAddWithoutValidation(k, v);
-        }
     }
 
     private static string Code(Exchange e)
