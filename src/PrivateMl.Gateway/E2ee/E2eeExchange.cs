@@ -29,12 +29,14 @@ public interface IE2eeExchange
     IResponseBodyTransform CreateResponseTransform(bool eventStream);
 
     /// <summary>
-    /// The body to send for the model's non-2xx answer (<paramref name="errorBody"/>, already in OpenAI error shape; the
-    /// status and <c>Content-Type</c> are set, <c>Content-Length</c> is its length). EHBP seals it under the response key
-    /// and sets its headers (SPEC §5.1–5.2: a server encrypts errors whenever a receiver context exists); ACI v2 defines
-    /// no encrypted error, so it answers a typed error whose text is not the model's (a model error may quote the prompt).
+    /// The body to send for an error answered on this exchange (<paramref name="errorBody"/>, in OpenAI error shape;
+    /// the status and <c>Content-Type</c> are set, <c>Content-Length</c> is its length): the model's non-2xx answer
+    /// (<paramref name="fromModel"/>) or the gateway's own (429, 413, 502 …). EHBP seals both under the response key and
+    /// sets its headers (SPEC §5.1–5.2: a server encrypts errors whenever a receiver context exists). ACI v2 defines no
+    /// encrypted error: the gateway's own pass unchanged, and a model error becomes a typed error whose text is not the
+    /// model's (it may quote the decrypted prompt).
     /// </summary>
-    byte[] SealError(byte[] errorBody, HttpResponse response);
+    byte[] SealError(byte[] errorBody, HttpResponse response, bool fromModel);
 }
 
 /// <summary>

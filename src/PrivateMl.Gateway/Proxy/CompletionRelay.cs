@@ -203,7 +203,7 @@ internal sealed class CompletionRelay(
         context.Response.ContentLength = relayed.Length;
         if (exchange is not null)
         {
-            relayed = exchange.SealError(relayed, context.Response);
+            relayed = exchange.SealError(relayed, context.Response, fromModel: true);
         }
 
         await context.Response.Body.WriteAsync(relayed, context.RequestAborted);

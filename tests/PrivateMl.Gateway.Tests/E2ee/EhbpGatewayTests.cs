@@ -114,6 +114,19 @@ public sealed class EhbpGatewayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_relays_own_errors_after_the_key_was_accepted_are_sealed_too()
+    {
+        // A body over the relay's limit: the 413 comes from the relay, after the EHBP context exists (SPEC §5.1).
+        var (_, small, _) = await _node.StartGatewayAsync(o => o.MaxRequestBodyBytes = 256);
+        var result = await SendAsync(small, GatewayFixture.ChatBody("test-model", false, Prompt + new string('x', 1024)));
+
+        Assert.Equal(413, result.Status);
+        Assert.NotNull(result.NonceHeader);
+        Assert.Contains("request_too_large", Encoding.UTF8.GetString(result.Plaintext), StringComparison.Ordinal);
+        Assert.DoesNotContain("request_too_large", Encoding.UTF8.GetString(result.Wire), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Ehbp_on_a_route_the_relay_does_not_serve_is_refused()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");

@@ -148,8 +148,13 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, IAciReplayS
             response.Headers[AciHeaders.Algo] = headers.Suite.Algo();
         }
 
-        public byte[] SealError(byte[] errorBody, HttpResponse response)
+        public byte[] SealError(byte[] errorBody, HttpResponse response, bool fromModel)
         {
+            if (!fromModel)
+            {
+                return errorBody;
+            }
+
             var body = ModelErrorBody(response.StatusCode, errorBody);
             response.ContentLength = body.Length;
             return body;

@@ -17,8 +17,9 @@ namespace PrivateMl.Gateway.E2ee.Ehbp;
 /// <see cref="EhbpRelayExchange.OpenRequestAsync"/> opened, and seals the model's answer frame by frame as it arrives
 /// under a fresh <c>Ehbp-Response-Nonce</c>, signing the sealed bytes. Errors: malformed header, framing or a later
 /// chunk → 400; a key the gateway cannot use (decapsulation, or the first chunk failing under the selected key) →
-/// 422 <c>urn:ietf:params:ehbp:error:key-config</c>; the bodies give no finer cause (§5.4.4). Once the request opened,
-/// the model's error answers are sealed like its 2xx answers (§5.1: servers encrypt errors too). EHBP on any other route
+/// 422 <c>urn:ietf:params:ehbp:error:key-config</c>; the bodies give no finer cause (§5.4.4). Once the key is accepted
+/// here, every later error — the model's, or the relay's own 429/413/502 — is sealed like an answer (§5.1: servers
+/// encrypt errors too whenever a receiver context was established). EHBP on any other route
 /// is refused (400), so a request that asked for encryption is never answered in plaintext with a 2xx. Requests
 /// without the header pass through untouched (bodyless requests, §7.4).
 /// </summary>
@@ -153,7 +154,7 @@ internal sealed class EhbpRelayExchange(EhbpServerExchange exchange, RandomNumbe
         return new Sealer(_response!);
     }
 
-    public byte[] SealError(byte[] errorBody, HttpResponse response)
+    public byte[] SealError(byte[] errorBody, HttpResponse response, bool fromModel)
     {
         var transform = CreateResponseTransform(eventStream: false);
         var sealedBody = new ArrayBufferWriter<byte>(errorBody.Length + 64);
