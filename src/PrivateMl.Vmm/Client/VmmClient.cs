@@ -18,6 +18,10 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
 
     public Uri BaseUrl { get; } = baseUrl ?? throw new ArgumentNullException(nameof(baseUrl));
 
+    /// <summary>Sends <c>Authorization: Bearer</c> (vmm-cli's <c>--token</c> / <c>DSTACK_VMM_TOKEN</c>, for a VMM with <c>[auth]</c> enabled).</summary>
+    public void UseBearerToken(string token) =>
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+
     /// <summary>Adds HTTP Basic credentials (vmm-cli's --auth-user/--auth-password, for a fronting proxy).</summary>
     public void UseBasicAuth(string user, string password) =>
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}")));
@@ -52,6 +56,11 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
         using (response)
         {
             var body = await ReadBounded(response, cancellationToken);
+            if (response.StatusCode == System.Net.HttpStatusCode.Unauthorized)
+            {
+                throw new VmmException(VmmErrorCode.Upstream, $"the VMM at {BaseUrl} refused the request: {ErrorText(body) ?? "unauthorized"}");
+            }
+
             if (!response.IsSuccessStatusCode)
             {
                 throw new VmmException(VmmErrorCode.Upstream, ErrorText(body) ?? $"{method}: HTTP {(int)response.StatusCode}");
@@ -69,7 +78,8 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
         using var response = await http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
-            throw new VmmException(VmmErrorCode.UnknownVm, (await response.Content.ReadAsStringAsync(cancellationToken)).Trim());
+            var text = (await response.Content.ReadAsStringAsync(cancellationToken)).Trim();
+            throw new VmmException(response.StatusCode == System.Net.HttpStatusCode.Unauthorized ? VmmErrorCode.Upstream : VmmErrorCode.UnknownVm, text.Length > 2000 ? text[..2000] : text);
         }
 
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
