@@ -35,7 +35,7 @@ internal sealed class RunningVmm : IAsyncDisposable
 
     public string KmsUrl => Kms.Urls.First();
 
-    public static async Task<RunningVmm> StartAsync(CancellationToken ct)
+    public static async Task<RunningVmm> StartAsync(CancellationToken ct, Func<VmmOptions, VmmOptions>? configure = null)
     {
         var box = new VmmSandbox();
         var kms = WebApplication.CreateSlimBuilder();
@@ -49,6 +49,7 @@ internal sealed class RunningVmm : IAsyncDisposable
         });
         await kmsApp.StartAsync(ct);
         var options = box.Options with { KmsUrls = [kmsApp.Urls.First()] };
+        options = configure?.Invoke(options) ?? options;
         var manager = new VmManager(options, () => box.NoTdx);
         var app = VmmHost.Build(options, manager);
         await app.StartAsync(ct);
