@@ -104,6 +104,8 @@ public static class VmmHost
                     Images = VmImage.List(vms.Options.ImagePath).Select(i => new ImageEntry { Name = i.Name, Description = JsonSerializer.Serialize(i.Info), Version = i.Info.Version, IsDev = i.Info.IsDev }).ToList(),
                 },
                 "ListGpus" => vms.ListGpus(),
+                // State is read from the work directories on every call, so there is nothing to re-sync: report what is there.
+                "ReloadVms" => new Dictionary<string, int> { ["loaded"] = vms.WorkDirs().Count, ["updated"] = 0, ["removed"] = 0 },
                 "Version" => new Dictionary<string, string> { ["version"] = Version, ["rev"] = typeof(VmmHost).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "" },
                 "GetMeta" => Meta(vms.Options),
                 "GetAppEnvEncryptPubKey" => await EnvPublicKey(http, vms.Options, Parse<AppIdRequest>(body).AppId, ct),

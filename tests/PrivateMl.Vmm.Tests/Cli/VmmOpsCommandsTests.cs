@@ -21,6 +21,13 @@ public sealed class VmmOpsCommandsTests
         var (withToken, withTokenOut, _) = await Cli(ct, "lsvm", "--url", vmm.Url, "--token", "tok-123");
         var (half, _, halfErr) = await Cli(ct, "lsvm", "--url", vmm.Url, "--auth-user", "admin");
         var (basic, _, _) = await Cli(ct, "lsvm", "--url", vmm.Url, "--auth-user", "admin", "--auth-password", "tok-123");
+        var compose = Path.Combine(vmm.Box.Root, "c.json");
+        var env = Path.Combine(vmm.Box.Root, "env");
+        File.WriteAllText(compose, VmmSandbox.Compose());
+        File.WriteAllText(env, "FOO=1\n");
+        var (deploy, _, deployErr) = await Cli(ct, "deploy", "--url", vmm.Url, "--token", "tok-123", "--name", "t", "--image", "dev", "--compose", compose,
+            "--env-file", env, "--kms-url", vmm.KmsUrl, "--stopped", "--no-tee");
+        var (logs, _, logsErr) = await Cli(ct, "logs", vmm.Manager.WorkDirs().Single().Path.Split('/')[^1], "--url", vmm.Url, "--token", "tok-123");
 
         Assert.Equal(1, noToken);
         Assert.Contains("unauthorized", noTokenErr, StringComparison.Ordinal);
@@ -29,6 +36,11 @@ public sealed class VmmOpsCommandsTests
         Assert.Equal(2, half);
         Assert.Contains("password is missing", halfErr, StringComparison.Ordinal);
         Assert.Equal(0, basic);
+        Assert.True(deploy == 0, deployErr);
+        Assert.True(logs == 0, logsErr);
+
+        // The KMS reached directly for the env key never sees the VMM's token.
+        Assert.Equal([""], vmm.KmsAuthorizations);
     }
 
     [Fact]
