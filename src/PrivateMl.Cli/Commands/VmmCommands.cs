@@ -245,7 +245,8 @@ internal static partial class VmmCommands
     {
         var id = new Argument<string>("vm_id") { Description = "VM ID to stop" };
         var force = new Option<bool>("--force", "-f") { Description = "Force stop the VM (kill)" };
-        var command = new Command("stop", "Stop a VM (graceful: ACPI power button through QMP, qemu killed after the service's shutdown_timeout_secs; -f: kill now)") { id, force };
+        var noWait = new Option<bool>("--no-wait") { Description = "Return once the guest was asked to power off (vmm-cli's behaviour), instead of waiting until the VM has stopped" };
+        var command = new Command("stop", "Stop a VM: ACPI power button through QMP, then wait until it has stopped (the service kills qemu after its shutdown_timeout_secs); -f kills now") { id, force, noWait };
         command.SetAction((parse, ct) => Guard(parse, async output =>
         {
             var vmId = parse.GetValue(id)!;
@@ -253,12 +254,41 @@ internal static partial class VmmCommands
             var client = context.Connect(parse);
             await client.CallRawAsync(f ? "StopVm" : "ShutdownVm", new IdRequest { Id = vmId }, ct);
             output.WriteLine(f ? $"Forcefully stopped VM {vmId}" : $"Gracefully shutting down VM {vmId}");
-            if (!f && (await client.CallAsync<GetInfoResponse>("GetInfo", new IdRequest { Id = vmId }, ct)).Info is { } info)
+            if (f)
             {
-                output.WriteLine(info.Status == "stopping" ? $"Status: stopping — {info.ShutdownProgress}" : $"Status: {info.Status}");
+                return ExitCodes.Accepted;
             }
 
-            return ExitCodes.Accepted;
+            // ShutdownVm returns once the button is pressed; the service ends the VM (or kills it at the deadline).
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            var said = false;
+            while (true)
+            {
+                var info = (await client.CallAsync<GetInfoResponse>("GetInfo", new IdRequest { Id = vmId }, ct)).Info;
+                if (info is null || info.Status != "stopping")
+                {
+                    output.WriteLine($"Status: {info?.Status ?? "removed"}");
+                    return ExitCodes.Accepted;
+                }
+
+                if (!said)
+                {
+                    output.WriteLine($"Status: stopping — {info.ShutdownProgress}");
+                    said = true;
+                }
+
+                if (parse.GetValue(noWait))
+                {
+                    return ExitCodes.Accepted;
+                }
+
+                if (waited.Elapsed > TimeSpan.FromMinutes(30))
+                {
+                    throw new VmmException(VmmErrorCode.InvalidState, $"VM {vmId} is still stopping after 30 minutes; stop it with --force");
+                }
+
+                await Task.Delay(500, ct);
+            }
         }));
         return command;
     }

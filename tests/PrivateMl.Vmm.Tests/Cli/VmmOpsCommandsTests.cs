@@ -53,7 +53,7 @@ public sealed class VmmOpsCommandsTests
         await VmLifecycleTests.WaitFor(() => File.ReadAllText(work.SerialLog).Contains("fake guest ready", StringComparison.Ordinal), ct);
         await using var qmp = new FakeQmp(work.QmpSocket);
 
-        var (stopExit, stopOut, stopErr) = await Cli(ct, "stop", id, "--url", vmm.Url);
+        var (stopExit, stopOut, stopErr) = await Cli(ct, "stop", id, "--url", vmm.Url, "--no-wait");
         var (_, stopping, _) = await Cli(ct, "info", id, "--url", vmm.Url);
         var (_, table, _) = await Cli(ct, "lsvm", "--url", vmm.Url);
         var (forceExit, forceOut, _) = await Cli(ct, "stop", id, "-f", "--url", vmm.Url);
@@ -71,6 +71,32 @@ public sealed class VmmOpsCommandsTests
         Assert.Contains($"Forcefully stopped VM {id}", forceOut, StringComparison.Ordinal);
         Assert.Equal("stopped", JsonDocument.Parse(stoppedJson).RootElement.GetProperty("status").GetString());
         Assert.Null(VmProcess.RunningPid(work));
+    }
+
+    [Fact]
+    public async Task Stop_WaitsUntilTheGuestHasPoweredOff()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var vmm = await RunningVmm.StartAsync(ct);
+        var id = await vmm.Manager.CreateAsync(new VmConfiguration { Name = "w", Image = "dev", ComposeFile = VmmSandbox.Compose(), NoTee = true }, ct);
+        var work = vmm.Manager.WorkDir(id);
+        await VmLifecycleTests.WaitFor(() => File.ReadAllText(work.SerialLog).Contains("fake guest ready", StringComparison.Ordinal), ct);
+        var pid = VmProcess.RunningPid(work)!.Value;
+
+        // The "guest" powers off a moment after the button: qemu exits on its own.
+        await using var qmp = new FakeQmp(work.QmpSocket, onCommand: c =>
+        {
+            if (c == "system_powerdown")
+            {
+                System.Diagnostics.Process.GetProcessById(pid).Kill();
+            }
+        });
+        var (exit, output, error) = await Cli(ct, "stop", id, "--url", vmm.Url);
+
+        Assert.True(exit == 0, error);
+        Assert.EndsWith("Status: stopped", output.Trim(), StringComparison.Ordinal);
+        Assert.Null(VmProcess.RunningPid(work));
+        Assert.Equal("stopped", vmm.Manager.Info(work).Status);
     }
 
     [Fact]

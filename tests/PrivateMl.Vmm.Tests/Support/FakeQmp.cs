@@ -15,9 +15,13 @@ internal sealed class FakeQmp : IAsyncDisposable
     private readonly Task serving;
     private readonly List<string> commands = [];
 
-    public FakeQmp(string path, string? failCommand = null, bool silent = false)
+    private readonly Action<string>? onCommand;
+
+    /// <param name="onCommand">Runs before a command is answered (e.g. ends the fake qemu on system_powerdown, as a guest that powers off).</param>
+    public FakeQmp(string path, string? failCommand = null, bool silent = false, Action<string>? onCommand = null)
     {
         Path = path;
+        this.onCommand = onCommand;
         listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         listener.Bind(new UnixDomainSocketEndPoint(path));
         listener.Listen(4);
@@ -79,6 +83,7 @@ internal sealed class FakeQmp : IAsyncDisposable
                 commands.Add(command);
             }
 
+            onCommand?.Invoke(command);
             await Write(stream, """{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "NIC_RX_FILTER_CHANGED", "data": {"path": "/machine/peripheral-anon/device[0]/virtio-backend"}}""");
             await Write(stream, command == failCommand
                 ? """{"error": {"class": "GenericError", "desc": "injected refusal"}}"""
