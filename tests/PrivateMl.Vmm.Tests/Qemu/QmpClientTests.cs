@@ -88,6 +88,50 @@ public sealed class QmpClientTests
     }
 
     [Fact]
+    public async Task ARealQemu_AcceptsThePowerButton()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        if (PrivateMl.Vmm.Qemu.HostCapabilities.Probe().QemuPath is not { } qemu)
+        {
+            const string Reason = "qemu-system-x86_64 is not installed; the real-QEMU QMP test is skipped";
+            if (Environment.GetEnvironmentVariable(PrivateMl.Testing.SharedTestData.RequireVariable) == "1")
+            {
+                Assert.Fail(Reason + $", but {PrivateMl.Testing.SharedTestData.RequireVariable}=1 requires it");
+            }
+
+            Assert.Skip(Reason);
+            return;
+        }
+
+        using var dir = new TempDir();
+        var socket = dir.File("qmp.sock");
+        var info = new System.Diagnostics.ProcessStartInfo(qemu) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "-machine", "q35", "-accel", "tcg", "-nographic", "-nodefaults", "-monitor", "none", "-qmp", $"unix:{socket},server,wait=off", "-S" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = System.Diagnostics.Process.Start(info)!;
+        try
+        {
+            await Vms.VmLifecycleTests.WaitFor(() => File.Exists(socket) || process.HasExited, ct);
+            if (process.HasExited)
+            {
+                Assert.Fail($"qemu exited: {await process.StandardError.ReadToEndAsync(ct)}");
+            }
+
+            // A paused machine without a guest: QEMU takes the button press (and emits POWERDOWN before its answer).
+            await QmpClient.PowerdownAsync(socket, TimeSpan.FromSeconds(30), ct);
+            Assert.False(process.HasExited);
+        }
+        finally
+        {
+            process.Kill();
+            await process.WaitForExitAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
     public void SocketPaths_LongerThanSunPath_DoNotFit()
     {
         Assert.True(QmpClient.SocketPathFits("/tmp/" + new string('a', 102)));
