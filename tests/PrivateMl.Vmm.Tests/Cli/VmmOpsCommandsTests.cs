@@ -48,9 +48,7 @@ public sealed class VmmOpsCommandsTests
     {
         var ct = TestContext.Current.CancellationToken;
         await using var vmm = await RunningVmm.StartAsync(ct);
-        var id = await vmm.Manager.CreateAsync(new VmConfiguration { Name = "s", Image = "dev", ComposeFile = VmmSandbox.Compose(), NoTee = true }, ct);
-        var work = vmm.Manager.WorkDir(id);
-        await VmLifecycleTests.WaitFor(() => File.ReadAllText(work.SerialLog).Contains("fake guest ready", StringComparison.Ordinal), ct);
+        var (id, work) = await VmmSandbox.RunningDevVmAsync(vmm.Manager, "s", ct);
         await using var qmp = new FakeQmp(work.QmpSocket);
 
         var (stopExit, stopOut, stopErr) = await Cli(ct, "stop", id, "--url", vmm.Url, "--no-wait");
@@ -78,9 +76,7 @@ public sealed class VmmOpsCommandsTests
     {
         var ct = TestContext.Current.CancellationToken;
         await using var vmm = await RunningVmm.StartAsync(ct);
-        var id = await vmm.Manager.CreateAsync(new VmConfiguration { Name = "w", Image = "dev", ComposeFile = VmmSandbox.Compose(), NoTee = true }, ct);
-        var work = vmm.Manager.WorkDir(id);
-        await VmLifecycleTests.WaitFor(() => File.ReadAllText(work.SerialLog).Contains("fake guest ready", StringComparison.Ordinal), ct);
+        var (id, work) = await VmmSandbox.RunningDevVmAsync(vmm.Manager, "w", ct);
         var pid = VmProcess.RunningPid(work)!.Value;
 
         // The "guest" powers off a moment after the button: qemu exits on its own.

@@ -1,5 +1,6 @@
 using System.Text;
 using PrivateMl.Vmm.Compose;
+using PrivateMl.Vmm.Hosting;
 using PrivateMl.Vmm.Qemu;
 using PrivateMl.Vmm.Vms;
 
@@ -145,6 +146,15 @@ internal sealed class VmmSandbox : IDisposable
         meta.Append($",\"version\":\"{version}\",\"is_dev\":true}}");
         File.WriteAllText(Path.Combine(dir, "metadata.json"), meta.ToString());
         File.WriteAllText(Path.Combine(dir, "digest.txt"), new string('a', 64) + "\n");
+    }
+
+    /// <summary>Creates and starts a development VM on the fake qemu and waits until its "guest" is up.</summary>
+    public static async Task<(string Id, VmWorkDir Work)> RunningDevVmAsync(VmManager manager, string name, CancellationToken ct)
+    {
+        var id = await manager.CreateAsync(new VmConfiguration { Name = name, Image = "dev", ComposeFile = Compose(), NoTee = true }, ct);
+        var work = manager.WorkDir(id);
+        await Vms.VmLifecycleTests.WaitFor(() => File.ReadAllText(work.SerialLog).Contains("fake guest ready", StringComparison.Ordinal), ct);
+        return (id, work);
     }
 
     /// <summary>Entries under run_path (a failed create must leave none).</summary>

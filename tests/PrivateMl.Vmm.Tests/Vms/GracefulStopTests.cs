@@ -146,9 +146,7 @@ public sealed class GracefulStopTests
 
     private static async Task<(string Id, VmWorkDir Work)> RunningVm(VmManager manager, CancellationToken ct)
     {
-        var id = await manager.CreateAsync(new VmConfiguration { Name = "g", Image = "dev", ComposeFile = VmmSandbox.Compose(), NoTee = true }, ct);
-        var work = manager.WorkDir(id);
-        await VmLifecycleTests.WaitFor(() => File.ReadAllText(work.SerialLog).Contains("fake guest ready", StringComparison.Ordinal), ct);
+        var (id, work) = await VmmSandbox.RunningDevVmAsync(manager, "g", ct);
         Assert.Contains($"-qmp unix:{work.QmpSocket},server,wait=off", File.ReadAllText(work.SerialLog), StringComparison.Ordinal);
         return (id, work);
     }

@@ -82,12 +82,8 @@ public sealed class ResizeTests
     {
         var ct = TestContext.Current.CancellationToken;
         using var box = new VmmSandbox();
-        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
         using var manager = box.Manager(box.WithTdx);
-        var id = await manager.CreateAsync(new VmConfiguration { Name = "t", Image = "dstack-0.5.5", ComposeFile = VmmSandbox.Compose(), DiskSize = 20, Stopped = true }, ct);
-        var work = manager.WorkDir(id);
-        File.WriteAllText(work.HdaPath, "disk");
-        var before = File.ReadAllBytes(work.ManifestPath);
+        var (id, work, before) = await StoppedTdxVmWithDisk(box, manager, ct);
 
         var e = await Assert.ThrowsAsync<VmmException>(() => manager.ResizeAsync(request with { Id = id }, ct));
         Assert.True(code == e.Code, $"{why}: {e.Code} {e.Message}");
@@ -109,12 +105,8 @@ public sealed class ResizeTests
     {
         var ct = TestContext.Current.CancellationToken;
         using var box = new VmmSandbox();
-        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
         using var manager = box.Manager(box.WithTdx);
-        var id = await manager.CreateAsync(new VmConfiguration { Name = "t", Image = "dstack-0.5.5", ComposeFile = VmmSandbox.Compose(), DiskSize = 20, Stopped = true }, ct);
-        var work = manager.WorkDir(id);
-        File.WriteAllText(work.HdaPath, "disk");
-        var before = File.ReadAllBytes(work.ManifestPath);
+        var (id, work, before) = await StoppedTdxVmWithDisk(box, manager, ct);
         box.QemuImgFails = true;
 
         var e = await Assert.ThrowsAsync<VmmException>(() => manager.ResizeAsync(new ResizeVmRequest { Id = id, Vcpu = 4, DiskSize = 40 }, ct));
@@ -152,5 +144,15 @@ public sealed class ResizeTests
         Assert.Equal(18080, m.PortMap.Single().From);
         Assert.Equal(4096, m.Memory);
         Assert.Equal(VmmErrorCode.InvalidArgument, badUrl.Code);
+    }
+
+    /// <summary>A stopped TDX VM (20 GB) whose data disk exists; returns its manifest bytes as they are before the test acts.</summary>
+    private static async Task<(string Id, VmWorkDir Work, byte[] Manifest)> StoppedTdxVmWithDisk(VmmSandbox box, VmManager manager, CancellationToken ct)
+    {
+        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
+        var id = await manager.CreateAsync(new VmConfiguration { Name = "t", Image = "dstack-0.5.5", ComposeFile = VmmSandbox.Compose(), DiskSize = 20, Stopped = true }, ct);
+        var work = manager.WorkDir(id);
+        File.WriteAllText(work.HdaPath, "disk");
+        return (id, work, File.ReadAllBytes(work.ManifestPath));
     }
 }
