@@ -222,7 +222,7 @@ public sealed partial class VmManager : IDisposable
 
         try
         {
-            await QmpClient.PowerdownAsync(workDir.QmpSocket, TimeSpan.FromSeconds(5), cancellationToken);
+            await QmpClient.PowerdownAsync(workDir.QmpSocket, TimeSpan.FromSeconds(10), cancellationToken);
         }
         catch (VmmException e) when (e.Code == VmmErrorCode.GuestUnreachable)
         {
