@@ -39,6 +39,20 @@ public sealed class VmmOpsCommandsTests
         Assert.True(deploy == 0, deployErr);
         Assert.True(logs == 0, logsErr);
 
+        // DSTACK_VMM_TOKEN, as vmm-cli reads it (set only here, after the token-less calls above; harmless to services without auth).
+        int fromEnv;
+        Environment.SetEnvironmentVariable("DSTACK_VMM_TOKEN", "tok-123");
+        try
+        {
+            (fromEnv, _, _) = await Cli(ct, "lsvm", "--url", vmm.Url);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("DSTACK_VMM_TOKEN", null);
+        }
+
+        Assert.Equal(0, fromEnv);
+
         // The KMS reached directly for the env key never sees the VMM's token.
         Assert.Equal([""], vmm.KmsAuthorizations);
     }
