@@ -5,13 +5,13 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using PrivateMl.Vmm.Compose;
 using PrivateMl.Vmm.Gpus;
 using PrivateMl.Vmm.Hosting;
 using PrivateMl.Vmm.Images;
 using PrivateMl.Vmm.Qemu;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace PrivateMl.Vmm.Vms;
 
