@@ -35,6 +35,12 @@ public enum VmmErrorCode
 
     /// <summary>A call to another service (KMS) failed.</summary>
     Upstream,
+
+    /// <summary>The guest could not be asked to power off (no QMP socket, or qemu did not answer on it).</summary>
+    GuestUnreachable,
+
+    /// <summary>qemu-img could not create or grow the VM's data disk.</summary>
+    DiskFailed,
 }
 
 /// <summary>A refused VMM request: a code and a sentence for the operator. The only exception VMM code throws for bad input.</summary>

@@ -48,7 +48,17 @@ public sealed record VmmOptions
 
     [JsonPropertyName("allow_attach_all")] public bool AllowAttachAll { get; init; } = true;
 
-    [JsonPropertyName("qmp_socket")] public bool QmpSocket { get; init; }
+    /// <summary>
+    /// <c>-qmp unix:&lt;wd&gt;/qmp.sock</c> on TDX VMs (development VMs always get it). On by default here (dstack's default is
+    /// off because its ShutdownVm asks the guest agent): graceful <c>stop</c> sends the ACPI power button through it.
+    /// </summary>
+    [JsonPropertyName("qmp_socket")] public bool QmpSocket { get; init; } = true;
+
+    /// <summary>How long a graceful stop (ShutdownVm) waits for the guest to power off before qemu is killed.</summary>
+    [JsonPropertyName("shutdown_timeout_secs")] public int ShutdownTimeoutSeconds { get; init; } = 30;
+
+    /// <summary>dstack-vmm's <c>[auth]</c>: when enabled, every request except the guests' host API needs one of the tokens.</summary>
+    [JsonPropertyName("auth")] public VmmAuthOptions Auth { get; init; } = new();
 
     [JsonPropertyName("use_mrconfigid")] public bool UseMrConfigId { get; init; } = true;
 
@@ -64,6 +74,11 @@ public sealed record VmmOptions
         {
             var options = JsonSerializer.Deserialize<VmmOptions>(File.ReadAllBytes(path), Strict)
                 ?? throw VmmException.Invalid($"{path} is empty");
+            if (options.ShutdownTimeoutSeconds is < 1 or > 86_400)
+            {
+                throw VmmException.Invalid($"{path}: shutdown_timeout_secs must be 1..86400");
+            }
+
             return options;
         }
         catch (JsonException e)
@@ -75,4 +90,15 @@ public sealed record VmmOptions
             throw VmmException.Invalid($"{path}: {e.Message}");
         }
     }
+}
+
+/// <summary>dstack-vmm's <c>[auth]</c> section: <c>enabled</c> and the accepted API <c>tokens</c>.</summary>
+public sealed record VmmAuthOptions
+{
+    [JsonPropertyName("enabled")] public bool Enabled { get; init; }
+
+    [JsonPropertyName("tokens")] public IReadOnlyList<string> Tokens { get; init; } = [];
+
+    /// <summary>Ours: listen beyond loopback without auth anyway (dstack only warns; we refuse unless this is set).</summary>
+    [JsonPropertyName("allow_public_without_auth")] public bool AllowPublicWithoutAuth { get; init; }
 }

@@ -42,15 +42,18 @@ internal static partial class VmmCommands
         };
         var authUser = new Option<string?>("--auth-user") { Description = "Basic auth user (env DSTACK_VMM_AUTH_USER)", Recursive = true, DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DSTACK_VMM_AUTH_USER") };
         var authPassword = new Option<string?>("--auth-password") { Description = "Basic auth password (env DSTACK_VMM_AUTH_PASSWORD)", Recursive = true, DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DSTACK_VMM_AUTH_PASSWORD") };
+        var token = new Option<string?>("--token") { Description = "Bearer token for a VMM with auth enabled (env DSTACK_VMM_TOKEN); wins over --auth-user/--auth-password", Recursive = true, DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DSTACK_VMM_TOKEN") };
         var vmm = new Command("vmm", "Host side: VM manager service and dstack vmm-cli compatible client (GPUs, images, app compose, deploy)")
         {
-            url, authUser, authPassword,
+            url, authUser, authPassword, token,
         };
-        var context = new ClientOptions(url, authUser, authPassword);
+        var context = new ClientOptions(url, authUser, authPassword, token);
         vmm.Subcommands.Add(Serve());
         vmm.Subcommands.Add(Lsvm(context));
+        vmm.Subcommands.Add(Info(context));
         vmm.Subcommands.Add(IdVerb(context, "start", "Start a VM", (c, id, _, ct) => Say(c.CallRawAsync("StartVm", new IdRequest { Id = id }, ct), $"Started VM {id}")));
         vmm.Subcommands.Add(Stop(context));
+        vmm.Subcommands.Add(Resize(context));
         vmm.Subcommands.Add(IdVerb(context, "remove", "Remove a VM (stops it first) and delete its work directory", (c, id, _, ct) => Say(c.CallRawAsync("RemoveVm", new IdRequest { Id = id }, ct), $"Removed VM {id}")));
         vmm.Subcommands.Add(Logs(context));
         vmm.Subcommands.Add(ComposeVerb());
@@ -60,6 +63,8 @@ internal static partial class VmmCommands
         vmm.Subcommands.Add(UpdateEnv(context));
         vmm.Subcommands.Add(UpdateFile(context, "update-app-compose", "compose", "Update app compose for a VM (effective at its next start)", "compose_file"));
         vmm.Subcommands.Add(UpdateFile(context, "update-user-config", "user_config", "Update user config for a VM", "user_config"));
+        vmm.Subcommands.Add(UpdatePorts(context));
+        vmm.Subcommands.Add(Update(context));
         vmm.Subcommands.Add(New());
         vmm.Subcommands.Add(Run());
         AddImageCommands(vmm);
@@ -73,7 +78,7 @@ internal static partial class VmmCommands
     /// <summary>The kms helper's <c>vmm kms list|add|remove</c> (implemented in its own file when that branch is merged).</summary>
     static partial void AddKmsCommands(Command vmm);
 
-    private sealed record ClientOptions(Option<string> Url, Option<string?> User, Option<string?> Password)
+    private sealed record ClientOptions(Option<string> Url, Option<string?> User, Option<string?> Password, Option<string?> Token)
     {
         public VmmClient Connect(ParseResult parse)
         {
@@ -84,9 +89,19 @@ internal static partial class VmmCommands
             }
 
             var client = new VmmClient(new HttpClient { Timeout = Timeout.InfiniteTimeSpan }, uri);
-            if (parse.GetValue(User) is { } user && parse.GetValue(Password) is { } password)
+            var (user, password) = (parse.GetValue(User) is { Length: > 0 } u ? u : null, parse.GetValue(Password) is { Length: > 0 } p ? p : null);
+            if (parse.GetValue(Token) is { Length: > 0 } token)
+            {
+                client.UseBearerToken(token);
+            }
+            else if (user is not null && password is not null)
             {
                 client.UseBasicAuth(user, password);
+            }
+            else if (user is not null || password is not null)
+            {
+                // As vmm-cli: half a credential would only make every call fail against a VMM with auth.
+                throw VmmException.Invalid($"incomplete VMM Basic auth credentials: {(user is null ? "username" : "password")} is missing; set both, or use a bearer token (--token / DSTACK_VMM_TOKEN)");
             }
 
             return client;
@@ -137,6 +152,7 @@ internal static partial class VmmCommands
             await using var app = VmmHost.Build(options, manager);
             await app.StartAsync(ct);
             output.WriteLine($"privateml vmm serving on {string.Join(", ", app.Urls)} (images {options.ImagePath}, VMs {options.RunPath})");
+            output.WriteLine(VmmAuth.Describe(options));
             var caps = manager.Capabilities;
             output.WriteLine(caps.TdxRefusal() is { } why ? $"TDX: unavailable — {why}; only --no-tee development VMs can run" : "TDX: available");
             if (options.NoTee)
@@ -183,7 +199,7 @@ internal static partial class VmmCommands
             var v = parse.GetValue(verbose);
             if (v)
             {
-                headers.AddRange(["vCPU", "Memory", "Disk", "Image", "GPUs"]);
+                headers.AddRange(["Instance ID", "vCPU", "Memory", "Disk", "Image", "GPUs"]);
             }
 
             var rows = status.Vms.Select(vm =>
@@ -192,7 +208,7 @@ internal static partial class VmmCommands
                 if (v)
                 {
                     var c = vm.Configuration;
-                    row.AddRange([c?.Vcpu.ToString(CultureInfo.InvariantCulture) ?? "-", $"{c?.Memory.ToString(CultureInfo.InvariantCulture) ?? "-"}MB", $"{c?.DiskSize.ToString(CultureInfo.InvariantCulture) ?? "-"}GB", c?.Image ?? "-", FormatGpus(c?.Gpus)]);
+                    row.AddRange([vm.InstanceId is { Length: > 0 } instance ? instance : "-", c?.Vcpu.ToString(CultureInfo.InvariantCulture) ?? "-", $"{c?.Memory.ToString(CultureInfo.InvariantCulture) ?? "-"}MB", $"{c?.DiskSize.ToString(CultureInfo.InvariantCulture) ?? "-"}GB", c?.Image ?? "-", FormatGpus(c?.Gpus)]);
                 }
 
                 return (IReadOnlyList<string>)row;
@@ -229,14 +245,50 @@ internal static partial class VmmCommands
     {
         var id = new Argument<string>("vm_id") { Description = "VM ID to stop" };
         var force = new Option<bool>("--force", "-f") { Description = "Force stop the VM (kill)" };
-        var command = new Command("stop", "Stop a VM (graceful: SIGTERM to qemu, then kill; -f: kill)") { id, force };
+        var noWait = new Option<bool>("--no-wait") { Description = "Return once the guest was asked to power off (vmm-cli's behaviour), instead of waiting until the VM has stopped" };
+        var command = new Command("stop", "Stop a VM: ACPI power button through QMP, then wait until it has stopped (the service kills qemu after its shutdown_timeout_secs); -f kills now") { id, force, noWait };
         command.SetAction((parse, ct) => Guard(parse, async output =>
         {
             var vmId = parse.GetValue(id)!;
             var f = parse.GetValue(force);
-            await context.Connect(parse).CallRawAsync(f ? "StopVm" : "ShutdownVm", new IdRequest { Id = vmId }, ct);
+            var client = context.Connect(parse);
+            await client.CallRawAsync(f ? "StopVm" : "ShutdownVm", new IdRequest { Id = vmId }, ct);
             output.WriteLine(f ? $"Forcefully stopped VM {vmId}" : $"Gracefully shutting down VM {vmId}");
-            return ExitCodes.Accepted;
+            if (f)
+            {
+                return ExitCodes.Accepted;
+            }
+
+            // ShutdownVm returns once the button is pressed; the service ends the VM (or kills it at the deadline).
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            var said = false;
+            while (true)
+            {
+                var info = (await client.CallAsync<GetInfoResponse>("GetInfo", new IdRequest { Id = vmId }, ct)).Info;
+                if (info is null || info.Status != "stopping")
+                {
+                    output.WriteLine($"Status: {info?.Status ?? "removed"}");
+                    return ExitCodes.Accepted;
+                }
+
+                if (!said)
+                {
+                    output.WriteLine($"Status: stopping — {info.ShutdownProgress}");
+                    said = true;
+                }
+
+                if (parse.GetValue(noWait))
+                {
+                    return ExitCodes.Accepted;
+                }
+
+                if (waited.Elapsed > TimeSpan.FromMinutes(30))
+                {
+                    throw new VmmException(VmmErrorCode.InvalidState, $"VM {vmId} is still stopping after 30 minutes; stop it with --force");
+                }
+
+                await Task.Delay(500, ct);
+            }
         }));
         return command;
     }
@@ -332,18 +384,31 @@ internal static partial class VmmCommands
         var gatewayUrl = new Option<string[]>("--gateway-url") { Description = "Gateway URL (repeatable)", DefaultValueFactory = _ => [] };
         var stopped = new Option<bool>("--stopped") { Description = "Create VM in stopped state" };
         var noTee = new Option<bool>("--no-tee") { Description = "Development VM without TDX: plain QEMU (KVM when usable, else TCG). Nothing it attests is hardware-backed." };
+        var swap = new Option<string?>("--swap") { Description = "Swap size (e.g. 4G; 0 removes it), written into the compose's swap_size (changes the compose hash)" };
+        var kmsEncryptUrl = new Option<string?>("--kms-encrypt-url") { Description = "KMS URL reachable from here, used only to encrypt --env-file (default: the first --kms-url)" };
         var command = new Command("deploy", "Deploy a new VM")
         {
-            name, image, compose, vcpu, memory, disk, envFile, userConfig, appId, port, gpu, ppcie, pinNuma, hugepages, kmsUrl, gatewayUrl, stopped, noTee,
+            name, image, compose, vcpu, memory, disk, swap, envFile, userConfig, appId, port, gpu, ppcie, pinNuma, hugepages, kmsUrl, kmsEncryptUrl, gatewayUrl, stopped, noTee,
         };
         command.SetAction((parse, ct) => Guard(parse, async output =>
         {
             var composeText = AppComposeBuilder.ReadUtf8File(parse.GetValue(compose)!.FullName);
             var envs = parse.GetValue(envFile) is { } ef ? CliEnvFile.Read(ef.FullName) : [];
             var gpus = parse.GetValue(gpu)!;
-            if (parse.GetValue(ppcie) && gpus.Length > 0)
+            var all = parse.GetValue(ppcie) || gpus.Contains("all");
+            if (all && gpus.Any(g => g != "all"))
             {
-                throw VmmException.Invalid("--ppcie attaches all GPUs; do not combine it with --gpu");
+                throw VmmException.Invalid("--ppcie / --gpu all attach all GPUs; do not combine them with GPU slots");
+            }
+
+            if (parse.GetValue(swap) is { } swapSize)
+            {
+                // vmm-cli sends swap_size in CreateVm, a field dstack-vmm does not have (so it is dropped); the guest reads
+                // swap_size from the compose, so that is where it goes here.
+                var editor = AppComposeEditor.Parse(composeText);
+                editor.SetSwapMegabytes(ParseSize(swapSize, "MB"));
+                composeText = editor.ToJson();
+                output.WriteLine($"Swap: {(ParseSize(swapSize, "MB") > 0 ? $"{ParseSize(swapSize, "MB")}MB" : "disabled")} in the compose; compose hash {Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(composeText)))}");
             }
 
             var kms = parse.GetValue(kmsUrl)!;
@@ -361,7 +426,7 @@ internal static partial class VmmCommands
                 Hugepages = parse.GetValue(hugepages),
                 PinNuma = parse.GetValue(pinNuma),
                 Stopped = parse.GetValue(stopped),
-                Gpus = parse.GetValue(ppcie) ? new GpuConfig { AttachMode = "all" }
+                Gpus = all ? new GpuConfig { AttachMode = "all" }
                     : gpus.Length > 0 ? new GpuConfig { AttachMode = "listed", Gpus = gpus.Select(s => new GpuSpec { Slot = s }).ToList() } : null,
                 KmsUrls = kms,
                 GatewayUrls = parse.GetValue(gatewayUrl)!,
@@ -372,7 +437,7 @@ internal static partial class VmmCommands
             var client = context.Connect(parse);
             if (envs.Count > 0)
             {
-                request = request with { EncryptedEnv = await EncryptEnv(client, output, id, kms.Length > 0 ? kms[0] : null, envs, ct) };
+                request = request with { EncryptedEnv = await EncryptEnv(client, output, id, parse.GetValue(kmsEncryptUrl) ?? (kms.Length > 0 ? kms[0] : null), envs, ct) };
             }
 
             var created = await client.CallAsync<Dictionary<string, string>>("CreateVm", request, ct);
@@ -501,7 +566,13 @@ internal static partial class VmmCommands
             output.WriteLine($"Retrieved app ID: {info.Info.AppId}");
             var kms = parse.GetValue(kmsUrl)!;
             var encrypted = await EncryptEnv(client, output, info.Info.AppId, kms.Length > 0 ? kms[0] : null, envs, ct);
-            await client.CallRawAsync("UpgradeApp", new UpgradeAppRequest { Id = vmId, EncryptedEnv = encrypted }, ct);
+            var composeUpdate = AllowEnvs(info.Info.Configuration?.ComposeFile, envs);
+            if (composeUpdate is not null)
+            {
+                output.WriteLine($"allowed_envs updated in the app compose (compose hash now {Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(composeUpdate)))})");
+            }
+
+            await client.CallRawAsync("UpgradeApp", new UpgradeAppRequest { Id = vmId, EncryptedEnv = encrypted, ComposeFile = composeUpdate ?? "" }, ct);
             output.WriteLine($"Environment variables updated for VM {vmId}");
             return ExitCodes.Accepted;
         }));

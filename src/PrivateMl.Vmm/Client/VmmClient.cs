@@ -16,11 +16,17 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
 {
     private const int MaxResponseBytes = 16 * 1024 * 1024;
 
+    /// <summary>Sent to the VMM only — never to a KMS reached directly (<c>--kms-url</c>), which must not learn the VMM's credentials.</summary>
+    private AuthenticationHeaderValue? authorization;
+
     public Uri BaseUrl { get; } = baseUrl ?? throw new ArgumentNullException(nameof(baseUrl));
+
+    /// <summary>Sends <c>Authorization: Bearer</c> (vmm-cli's <c>--token</c> / <c>DSTACK_VMM_TOKEN</c>, for a VMM with <c>[auth]</c> enabled).</summary>
+    public void UseBearerToken(string token) => authorization = new AuthenticationHeaderValue("Bearer", token);
 
     /// <summary>Adds HTTP Basic credentials (vmm-cli's --auth-user/--auth-password, for a fronting proxy).</summary>
     public void UseBasicAuth(string user, string password) =>
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}")));
+        authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}")));
 
     public async Task<TResponse> CallAsync<TResponse>(string method, object? request, CancellationToken cancellationToken = default)
     {
@@ -42,7 +48,9 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
         HttpResponseMessage response;
         try
         {
-            response = await http.PostAsync(new Uri(BaseUrl, $"prpc/{method}?json"), content, cancellationToken);
+            using var message = new HttpRequestMessage(HttpMethod.Post, new Uri(BaseUrl, $"prpc/{method}?json")) { Content = content };
+            message.Headers.Authorization = authorization;
+            response = await http.SendAsync(message, cancellationToken);
         }
         catch (HttpRequestException e)
         {
@@ -52,6 +60,11 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
         using (response)
         {
             var body = await ReadBounded(response, cancellationToken);
+            if (response.StatusCode == System.Net.HttpStatusCode.Unauthorized)
+            {
+                throw new VmmException(VmmErrorCode.Upstream, $"the VMM at {BaseUrl} refused the request: {ErrorText(body) ?? "unauthorized"}");
+            }
+
             if (!response.IsSuccessStatusCode)
             {
                 throw new VmmException(VmmErrorCode.Upstream, ErrorText(body) ?? $"{method}: HTTP {(int)response.StatusCode}");
@@ -66,10 +79,13 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
     {
         ArgumentNullException.ThrowIfNull(output);
         var uri = new Uri(BaseUrl, $"logs?id={Uri.EscapeDataString(id)}&follow={(follow ? "true" : "false")}&ansi=false&lines={lines}");
-        using var response = await http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        using var message = new HttpRequestMessage(HttpMethod.Get, uri);
+        message.Headers.Authorization = authorization;
+        using var response = await http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
-            throw new VmmException(VmmErrorCode.UnknownVm, (await response.Content.ReadAsStringAsync(cancellationToken)).Trim());
+            var text = (await response.Content.ReadAsStringAsync(cancellationToken)).Trim();
+            throw new VmmException(response.StatusCode == System.Net.HttpStatusCode.Unauthorized ? VmmErrorCode.Upstream : VmmErrorCode.UnknownVm, text.Length > 2000 ? text[..2000] : text);
         }
 
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);

@@ -64,19 +64,19 @@ internal static class PythonJson
                 AppendIndent(b, level);
                 b.Append('}');
                 break;
-            case IReadOnlyList<string> list:
-                if (list.Count == 0)
+            case IReadOnlyList<object?> items:
+                if (items.Count == 0)
                 {
                     b.Append("[]");
                     break;
                 }
 
                 b.Append('[');
-                for (var k = 0; k < list.Count; k++)
+                for (var k = 0; k < items.Count; k++)
                 {
                     b.Append(k == 0 ? "\n" : ",\n");
                     AppendIndent(b, level + 1);
-                    WriteString(b, list[k]);
+                    WriteValue(b, items[k], level + 1);
                 }
 
                 b.Append('\n');

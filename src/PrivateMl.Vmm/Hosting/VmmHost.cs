@@ -24,18 +24,38 @@ public static class VmmHost
 {
     public const string Version = "0.5.5";
 
-    /// <summary>Builds the Kestrel app listening on <see cref="VmmOptions.Address"/> (port 0 picks a free port).</summary>
+    /// <summary>
+    /// Builds the Kestrel app listening on <see cref="VmmOptions.Address"/> (port 0 picks a free port). Refuses (a
+    /// <see cref="VmmException"/>) to listen beyond loopback without auth unless the config says so, and auth enabled
+    /// without tokens. With auth, every route but the guests' host API over loopback needs a token. A background loop
+    /// enforces graceful-stop deadlines every second (<see cref="VmManager.EnforceStopDeadlinesAsync"/>).
+    /// </summary>
     public static WebApplication Build(VmmOptions options, VmManager? manager = null, HttpClient? kmsHttp = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        VmmAuth.CheckExposure(options);
+        var auth = new VmmAuth(options.Auth);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls(options.Address);
         var vms = manager ?? new VmManager(options);
         builder.Services.AddSingleton(vms);
+        builder.Services.AddHostedService(_ => new StopDeadlineLoop(vms));
         var app = builder.Build();
+        vms.Logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PrivateMl.Vmm");
         var http = kmsHttp ?? new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         vms.HostApiUrl = manifest => HostApiUrl(app, manifest);
+        app.Use(async (context, next) =>
+        {
+            if (auth.Allows(context))
+            {
+                await next(context);
+            }
+            else
+            {
+                await VmmAuth.RefuseAsync(context);
+            }
+        });
 
         app.MapMethods("/prpc/{method}", ["GET", "POST"], (HttpContext context, string method) => Rpc(context, vms, http, method));
         app.MapGet("/logs", (HttpContext context) => Logs(context, vms));
@@ -72,10 +92,10 @@ public static class VmmHost
                 "CreateVm" => new Dictionary<string, string> { ["id"] = await vms.CreateAsync(Parse<VmConfiguration>(body), ct) },
                 "StartVm" => await Done(vms.StartAsync(Parse<IdRequest>(body).Id, ct)),
                 "StopVm" => await Done(vms.StopAsync(Parse<IdRequest>(body).Id, force: true, ct)),
-                "ShutdownVm" => await Done(vms.StopAsync(Parse<IdRequest>(body).Id, force: false, ct)),
+                "ShutdownVm" => await Done(vms.ShutdownAsync(Parse<IdRequest>(body).Id, ct)),
                 "RemoveVm" => await Done(vms.RemoveAsync(Parse<IdRequest>(body).Id, ct)),
                 "ResizeVm" => await Done(vms.ResizeAsync(Parse<ResizeVmRequest>(body), ct)),
-                "UpgradeApp" => new Dictionary<string, string> { ["id"] = await vms.UpgradeAsync(Parse<UpgradeAppRequest>(body), ct) },
+                "UpgradeApp" or "UpdateVm" => new Dictionary<string, string> { ["id"] = await vms.UpgradeAsync(Parse<UpgradeAppRequest>(body), ct) },
                 "GetComposeHash" => new Dictionary<string, string> { ["hash"] = Convert.ToHexStringLower(AppCompose.Parse(Parse<VmConfiguration>(body).ComposeFile).ComposeHash) },
                 "Status" => Status(vms, Parse<StatusRequest>(body)),
                 "GetInfo" => GetInfo(vms, Parse<IdRequest>(body).Id),
@@ -84,6 +104,8 @@ public static class VmmHost
                     Images = VmImage.List(vms.Options.ImagePath).Select(i => new ImageEntry { Name = i.Name, Description = JsonSerializer.Serialize(i.Info), Version = i.Info.Version, IsDev = i.Info.IsDev }).ToList(),
                 },
                 "ListGpus" => vms.ListGpus(),
+                // State is read from the work directories on every call, so there is nothing to re-sync: report what is there.
+                "ReloadVms" => new Dictionary<string, int> { ["loaded"] = vms.WorkDirs().Count, ["updated"] = 0, ["removed"] = 0 },
                 "Version" => new Dictionary<string, string> { ["version"] = Version, ["rev"] = typeof(VmmHost).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "" },
                 "GetMeta" => Meta(vms.Options),
                 "GetAppEnvEncryptPubKey" => await EnvPublicKey(http, vms.Options, Parse<AppIdRequest>(body).AppId, ct),
@@ -196,6 +218,10 @@ public static class VmmHost
                         {
                             using var info = JsonDocument.Parse(payload);
                             VmWorkDir.WriteAtomic(workDir.SharedFile(VmWorkDir.InstanceInfoFile), Encoding.UTF8.GetBytes(payload));
+                        }
+                        else if (evt is "boot.progress" or "boot.error" or "shutdown.progress" && id is not null)
+                        {
+                            vms.RecordGuestEvent(id, evt, payload);
                         }
                     }
 
@@ -384,6 +410,34 @@ public static class VmmHost
         catch (JsonException e)
         {
             throw VmmException.Invalid($"malformed request: {e.Message}");
+        }
+    }
+
+    /// <summary>Runs <see cref="VmManager.EnforceStopDeadlinesAsync"/> at start and then every second until the host stops.</summary>
+    private sealed class StopDeadlineLoop(VmManager vms) : Microsoft.Extensions.Hosting.BackgroundService
+    {
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), vms.Time);
+            try
+            {
+                do
+                {
+                    try
+                    {
+                        await vms.EnforceStopDeadlinesAsync(stoppingToken);
+                    }
+                    catch (Exception e) when (e is VmmException or IOException or UnauthorizedAccessException)
+                    {
+                        vms.Logger.LogWarning("stop deadlines: {Reason}", e.Message);
+                    }
+                }
+                while (await timer.WaitForNextTickAsync(stoppingToken));
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                // The service is stopping; VMs keep running.
+            }
         }
     }
 

@@ -86,7 +86,36 @@ public sealed record UpgradeAppRequest
 
     [JsonPropertyName("ports")] public IReadOnlyList<PortMapping> Ports { get; init; } = [];
 
+    [JsonPropertyName("update_kms_urls")] public bool UpdateKmsUrls { get; init; }
+
+    [JsonPropertyName("kms_urls")] public IReadOnlyList<string> KmsUrls { get; init; } = [];
+
+    [JsonPropertyName("update_gateway_urls")] public bool UpdateGatewayUrls { get; init; }
+
+    [JsonPropertyName("gateway_urls")] public IReadOnlyList<string> GatewayUrls { get; init; } = [];
+
     [JsonPropertyName("gpus")] public GpuConfig? Gpus { get; init; }
+
+    [JsonPropertyName("vcpu")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public long? Vcpu { get; init; }
+
+    [JsonPropertyName("memory")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public long? Memory { get; init; }
+
+    [JsonPropertyName("disk_size")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public long? DiskSize { get; init; }
+
+    [JsonPropertyName("image")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Image { get; init; }
+
+    [JsonPropertyName("no_tee")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public bool? NoTee { get; init; }
+}
+
+/// <summary>A guest's report through the host API (dstack's GuestEvent).</summary>
+public sealed record GuestEvent
+{
+    [JsonPropertyName("event")] public string Event { get; init; } = "";
+
+    [JsonPropertyName("body")] public string Body { get; init; } = "";
+
+    /// <summary>Milliseconds since the Unix epoch.</summary>
+    [JsonPropertyName("timestamp")] public ulong Timestamp { get; init; }
 }
 
 public sealed record StatusRequest
@@ -113,7 +142,7 @@ public sealed record VmInfo
 
     [JsonPropertyName("name")] public required string Name { get; init; }
 
-    /// <summary>running | exited | stopped.</summary>
+    /// <summary>running | exited | stopping (stop asked, qemu still running) | stopped.</summary>
     [JsonPropertyName("status")] public required string Status { get; init; }
 
     [JsonPropertyName("uptime")] public string Uptime { get; init; } = "";
@@ -135,6 +164,8 @@ public sealed record VmInfo
     [JsonPropertyName("shutdown_progress")] public string ShutdownProgress { get; init; } = "";
 
     [JsonPropertyName("image_version")] public string ImageVersion { get; init; } = "";
+
+    [JsonPropertyName("events")] public IReadOnlyList<GuestEvent> Events { get; init; } = [];
 }
 
 public sealed record StatusResponse
@@ -200,11 +231,11 @@ public sealed record ResizeVmRequest
 {
     [JsonPropertyName("id")] public string Id { get; init; } = "";
 
-    [JsonPropertyName("vcpu")] public long? Vcpu { get; init; }
+    [JsonPropertyName("vcpu")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public long? Vcpu { get; init; }
 
-    [JsonPropertyName("memory")] public long? Memory { get; init; }
+    [JsonPropertyName("memory")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public long? Memory { get; init; }
 
-    [JsonPropertyName("disk_size")] public long? DiskSize { get; init; }
+    [JsonPropertyName("disk_size")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public long? DiskSize { get; init; }
 
-    [JsonPropertyName("image")] public string? Image { get; init; }
+    [JsonPropertyName("image")][JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Image { get; init; }
 }

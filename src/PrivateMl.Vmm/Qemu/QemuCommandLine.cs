@@ -149,7 +149,7 @@ public static class QemuCommandLine
     }
 
     /// <summary>
-    /// The development (no-TEE) command line: q35, KVM when usable else TCG, the image's kernel/initrd/cmdline,
+    /// The development (no-TEE) command line: q35, KVM when usable else TCG, a QMP socket (when settings say so), the image's kernel/initrd/cmdline,
     /// user-mode network with the port forwards, the shared folder read-only as <c>host-shared</c>, the serial console
     /// into serial.log, no data disk, and no reboot (a guest panic ends the process).
     /// </summary>
@@ -164,6 +164,11 @@ public static class QemuCommandLine
         a.AddRange(["-smp", Math.Max(1, manifest.Vcpu).ToString(CultureInfo.InvariantCulture), "-m", $"{manifest.Memory}M"]);
         a.AddRange(["-nographic", "-nodefaults", "-no-reboot"]);
         a.AddRange(["-chardev", $"file,id=com0,path={workDir.SerialLog}", "-serial", "chardev:com0", "-monitor", "none"]);
+        if (settings.QmpSocket)
+        {
+            // Graceful stop presses the ACPI power button through it (QMP system_powerdown).
+            a.AddRange(["-qmp", $"unix:{workDir.QmpSocket},server,wait=off"]);
+        }
         if (image.Bios is { } bios)
         {
             a.AddRange(["-bios", bios]);

@@ -1,9 +1,12 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using PrivateMl.Vmm.Compose;
 using PrivateMl.Vmm.Gpus;
 using PrivateMl.Vmm.Hosting;
@@ -22,6 +25,7 @@ public sealed partial class VmManager : IDisposable
     private readonly SemaphoreSlim gate = new(1, 1);
     private readonly Dictionary<string, Process> children = new(StringComparer.Ordinal);
     private readonly Func<HostCapabilities> capabilities;
+    private readonly ConcurrentDictionary<string, GuestState> guests = new(StringComparer.Ordinal);
 
     public VmManager(VmmOptions options, Func<HostCapabilities>? capabilities = null, TimeProvider? time = null, Func<string, bool>? portFree = null)
     {
@@ -35,6 +39,9 @@ public sealed partial class VmManager : IDisposable
     }
 
     public VmmOptions Options { get; }
+
+    /// <summary>Where the manager says what it did on its own (fallbacks, kills after a deadline); the host sets it.</summary>
+    public ILogger Logger { get; set; } = NullLogger.Instance;
 
     public void Dispose()
     {
@@ -161,27 +168,125 @@ public sealed partial class VmManager : IDisposable
         var workDir = WorkDir(id);
         if (VmProcess.RunningPid(workDir, Options.ProcRoot) is not null)
         {
-            throw new VmmException(VmmErrorCode.InvalidState, $"VM {id} is already running");
+            throw new VmmException(VmmErrorCode.InvalidState, workDir.Started
+                ? $"VM {id} is already running"
+                : $"VM {id} is stopping (waiting for the guest to power off); wait, or stop it with --force first");
         }
 
         var manifest = workDir.ReadManifest();
         CheckHost(manifest);
         CheckConflicts(manifest, checkBind: true);
         await StartLockedAsync(workDir, cancellationToken);
+        workDir.Stopping = null;
         workDir.Started = true;
     }, cancellationToken);
 
-    /// <summary>StopVm (force: SIGKILL) or ShutdownVm (SIGTERM, then SIGKILL after a grace period).</summary>
-    public Task StopAsync(string id, bool force, CancellationToken cancellationToken = default) => Locked(async () =>
+    /// <summary>
+    /// StopVm with <paramref name="force"/> (dstack's: qemu is killed at once), else ShutdownVm (<see cref="ShutdownAsync"/>).
+    /// </summary>
+    public Task StopAsync(string id, bool force, CancellationToken cancellationToken = default) =>
+        force ? KillAsync(id, cancellationToken) : ShutdownAsync(id, cancellationToken);
+
+    /// <summary>StopVm: marks the VM stopped and kills qemu now (SIGKILL), ending any graceful stop in progress.</summary>
+    public Task KillAsync(string id, CancellationToken cancellationToken = default) => Locked(async () =>
     {
         var workDir = WorkDir(id);
         workDir.Started = false;
-        if (!await VmProcess.StopAsync(workDir, force, TimeSpan.FromSeconds(force ? 10 : 20), Options.ProcRoot, cancellationToken))
+        if (!await VmProcess.StopAsync(workDir, force: true, TimeSpan.FromSeconds(10), Options.ProcRoot, cancellationToken))
         {
             throw new VmmException(VmmErrorCode.InvalidState, $"VM {id}'s qemu did not exit");
         }
 
+        workDir.Stopping = null;
         Reap(id);
+    }, cancellationToken);
+
+    /// <summary>
+    /// ShutdownVm: marks the VM stopped (lsvm shows <c>stopping</c> while qemu runs), presses the ACPI power button
+    /// through QMP and returns; qemu exits when the guest powers off, and <see cref="EnforceStopDeadlinesAsync"/> kills it
+    /// if it has not after <c>shutdown_timeout_secs</c>. The deadline is kept in the work directory, so a restarted
+    /// service still enforces it. Without a QMP socket that answers (an older VM, a path too long for a socket, a wedged
+    /// qemu) the guest cannot be asked, and qemu is stopped at once (SIGTERM, then SIGKILL). Asking again while stopping
+    /// presses the button again but keeps the first deadline.
+    /// </summary>
+    public Task ShutdownAsync(string id, CancellationToken cancellationToken = default) => Locked(async () =>
+    {
+        var workDir = WorkDir(id);
+        workDir.Started = false;
+        if (VmProcess.RunningPid(workDir, Options.ProcRoot) is null)
+        {
+            workDir.Stopping = null;
+            Reap(id);
+            return;
+        }
+
+        try
+        {
+            await QmpClient.PowerdownAsync(workDir.QmpSocket, TimeSpan.FromSeconds(10), cancellationToken);
+        }
+        catch (VmmException e) when (e.Code == VmmErrorCode.GuestUnreachable)
+        {
+            Logger.LogWarning("VM {Id}: cannot ask the guest to power off ({Reason}); stopping qemu now", id, e.Message);
+            if (!await VmProcess.StopAsync(workDir, force: false, TimeSpan.FromSeconds(10), Options.ProcRoot, cancellationToken))
+            {
+                throw new VmmException(VmmErrorCode.InvalidState, $"VM {id}'s qemu did not exit");
+            }
+
+            workDir.Stopping = null;
+            Reap(id);
+            return;
+        }
+
+        var now = Time.GetUtcNow().ToUnixTimeMilliseconds();
+        workDir.Stopping ??= new StopRequest { RequestedAtMs = now, DeadlineMs = now + (Options.ShutdownTimeoutSeconds * 1000L), Via = "acpi" };
+        Logger.LogInformation("VM {Id}: ACPI power button pressed; qemu is killed if still running after {Seconds} s", id, Options.ShutdownTimeoutSeconds);
+    }, cancellationToken);
+
+    /// <summary>
+    /// Ends graceful stops: clears the marker of a VM whose qemu has exited, kills qemu once its deadline has passed.
+    /// The service runs this every second; it is safe to run at any time. Returns the ids it killed.
+    /// </summary>
+    public Task<IReadOnlyList<string>> EnforceStopDeadlinesAsync(CancellationToken cancellationToken = default) => Locked<IReadOnlyList<string>>(async () =>
+    {
+        var killed = new List<string>();
+        var now = Time.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (var workDir in WorkDirs())
+        {
+            if (workDir.Stopping is not { } stop)
+            {
+                continue;
+            }
+
+            var id = Path.GetFileName(workDir.Path);
+            if (VmProcess.RunningPid(workDir, Options.ProcRoot) is null)
+            {
+                workDir.Stopping = null;
+                Reap(id);
+                continue;
+            }
+
+            if (workDir.Started)
+            {
+                // Started again by other means (an older service); the stop no longer applies.
+                workDir.Stopping = null;
+                continue;
+            }
+
+            if (now < stop.DeadlineMs)
+            {
+                continue;
+            }
+
+            Logger.LogWarning("VM {Id}: the guest did not power off within {Seconds} s; killing qemu", id, (stop.DeadlineMs - stop.RequestedAtMs) / 1000);
+            if (await VmProcess.StopAsync(workDir, force: true, TimeSpan.FromSeconds(10), Options.ProcRoot, cancellationToken))
+            {
+                workDir.Stopping = null;
+                Reap(id);
+                killed.Add(id);
+            }
+        }
+
+        return killed;
     }, cancellationToken);
 
     public Task RemoveAsync(string id, CancellationToken cancellationToken = default) => Locked(async () =>
@@ -194,17 +299,34 @@ public sealed partial class VmManager : IDisposable
         }
 
         Reap(id);
+        guests.TryRemove(id, out _);
         Directory.Delete(workDir.Path, recursive: true);
     }, cancellationToken);
 
-    /// <summary>UpgradeApp: replaces the non-empty fields; effective at the next start. Returns the new app_id for a new compose, else "".</summary>
-    public Task<string> UpgradeAsync(UpgradeAppRequest request, CancellationToken cancellationToken = default) => Locked(() =>
+    /// <summary>
+    /// UpgradeApp / UpdateVm: replaces what the request carries (non-empty compose, env, user config; ports with
+    /// update_ports; KMS/gateway URLs with update_*; GPUs when given; vcpu/memory/disk/image as ResizeVm does; no_tee).
+    /// Everything is validated before anything is written, so a refusal leaves the VM as it was. Effective at the next
+    /// start. Returns the new compose's default app_id, else "".
+    /// </summary>
+    public Task<string> UpgradeAsync(UpgradeAppRequest request, CancellationToken cancellationToken = default) => Locked(async () =>
     {
         ArgumentNullException.ThrowIfNull(request);
         var workDir = WorkDir(request.Id);
         var manifest = workDir.ReadManifest();
         AppCompose? compose = request.ComposeFile.Length > 0 ? AppCompose.Parse(Encoding.UTF8.GetBytes(request.ComposeFile)) : null;
         var env = request.EncryptedEnv.Length > 0 ? Hex.Decode(request.EncryptedEnv, "encrypted_env") : null;
+        if (env is { Length: > 2 * 1024 * 1024 })
+        {
+            throw VmmException.Invalid("encrypted_env is larger than 2 MiB");
+        }
+
+        int? growDisk = null;
+        if (request.Vcpu is not null || request.Memory is not null || request.DiskSize is not null || request.Image is not null)
+        {
+            (manifest, growDisk) = PlanResize(workDir, manifest, new ResizeVmRequest { Id = request.Id, Vcpu = request.Vcpu, Memory = request.Memory, DiskSize = request.DiskSize, Image = request.Image });
+        }
+
         if (request.Gpus is not null)
         {
             manifest = manifest with { Gpus = ResolveGpus(request.Gpus) };
@@ -215,7 +337,27 @@ public sealed partial class VmManager : IDisposable
             manifest = manifest with { PortMap = ResolvePorts(request.Ports) };
         }
 
+        if (request.UpdateKmsUrls)
+        {
+            manifest = manifest with { KmsUrls = CheckUrls(request.KmsUrls, "kms_urls") };
+        }
+
+        if (request.UpdateGatewayUrls)
+        {
+            manifest = manifest with { GatewayUrls = CheckUrls(request.GatewayUrls, "gateway_urls") };
+        }
+
+        if (request.NoTee is { } noTee)
+        {
+            manifest = manifest with { NoTee = noTee || Options.NoTee };
+        }
+
         CheckConflicts(manifest, checkBind: false);
+        if (growDisk is { } size)
+        {
+            await GrowDiskAsync(workDir, size, cancellationToken);
+        }
+
         if (compose is not null)
         {
             File.WriteAllBytes(workDir.SharedFile(VmWorkDir.AppComposeFile), compose.Bytes);
@@ -232,47 +374,135 @@ public sealed partial class VmManager : IDisposable
         }
 
         workDir.WriteManifest(manifest);
-        return Task.FromResult(compose is null ? "" : Convert.ToHexStringLower(compose.DefaultAppId));
+        return compose is null ? "" : Convert.ToHexStringLower(compose.DefaultAppId);
     }, cancellationToken);
 
-    /// <summary>ResizeVm: only a stopped VM; the data disk can only grow (the new size applies to a disk created later, or by qemu-img resize).</summary>
-    public Task ResizeAsync(ResizeVmRequest request, CancellationToken cancellationToken = default) => Locked(() =>
+    /// <summary>
+    /// ResizeVm: vcpu, memory, disk (grow only: <c>qemu-img resize</c> of an existing data disk, else the size of the disk
+    /// created at the next start) and image, applied at the next start. Refused unless the VM is stopped or exited, as
+    /// dstack refuses; every refusal is a <see cref="VmmException"/> and leaves the manifest and the disk as they were.
+    /// </summary>
+    public Task ResizeAsync(ResizeVmRequest request, CancellationToken cancellationToken = default) => Locked(async () =>
     {
         ArgumentNullException.ThrowIfNull(request);
         var workDir = WorkDir(request.Id);
+        var (manifest, growDisk) = PlanResize(workDir, workDir.ReadManifest(), request);
+        if (growDisk is { } size)
+        {
+            await GrowDiskAsync(workDir, size, cancellationToken);
+        }
+
+        workDir.WriteManifest(manifest);
+    }, cancellationToken);
+
+    /// <summary>Validates a resize completely; returns the new manifest and the size to grow an existing disk to.</summary>
+    private (VmManifest Manifest, int? GrowDisk) PlanResize(VmWorkDir workDir, VmManifest manifest, ResizeVmRequest request)
+    {
+        if (request.Vcpu is null && request.Memory is null && request.DiskSize is null && request.Image is null)
+        {
+            throw VmmException.Invalid("resize request contains no updates (vcpu, memory, disk_size or image)");
+        }
+
+        if (request.Image is { Length: 0 })
+        {
+            throw VmmException.Invalid("image must not be empty");
+        }
+
+        var vcpu = request.Vcpu is { } v ? Range(v, 1, 512, "vcpu") : manifest.Vcpu;
+        var memory = request.Memory is { } m ? Range(m, 64, 4 * 1024 * 1024, "memory (MB)") : manifest.Memory;
+        var disk = request.DiskSize is { } d ? Range(d, 1, 64 * 1024, "disk_size (GB)") : manifest.DiskSize;
+        if (disk < manifest.DiskSize)
+        {
+            throw VmmException.Invalid($"cannot shrink the disk: it has {manifest.DiskSize} GB, asked for {disk} GB");
+        }
+
+        var image = manifest.Image;
+        if (request.Image is { } name)
+        {
+            var loaded = VmImage.Load(Options.ImagePath, name);
+            RequireImageVersion(loaded);
+            image = loaded.Name;
+        }
+
         if (VmProcess.RunningPid(workDir, Options.ProcRoot) is not null)
         {
-            throw new VmmException(VmmErrorCode.InvalidState, $"VM {request.Id} is running; stop it before resizing");
+            throw new VmmException(VmmErrorCode.InvalidState, $"VM {manifest.Id} is {(workDir.Started ? "running" : "stopping")}; stop it before resizing (the new size applies at its next start)");
         }
 
-        var manifest = workDir.ReadManifest();
-        if (request.DiskSize is { } disk && disk < manifest.DiskSize)
+        var grow = disk > manifest.DiskSize && File.Exists(workDir.HdaPath) ? disk : (int?)null;
+        return (manifest with { Vcpu = vcpu, Memory = memory, DiskSize = disk, Image = image }, grow);
+    }
+
+    private async Task GrowDiskAsync(VmWorkDir workDir, int sizeGb, CancellationToken cancellationToken) =>
+        await RunQemuImgAsync(["resize", workDir.HdaPath, $"{sizeGb}G"], "resize", cancellationToken);
+
+    private static IReadOnlyList<string> CheckUrls(IReadOnlyList<string> urls, string what)
+    {
+        foreach (var url in urls)
         {
-            throw VmmException.Invalid($"the disk can only grow ({manifest.DiskSize} GB now)");
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                throw VmmException.Invalid($"{what}: '{url}' is not an http(s) URL");
+            }
         }
 
-        if (request.Image is { Length: > 0 } image)
+        return urls;
+    }
+
+    /// <summary>
+    /// A guest's report through the host API (dstack's Notify events): <c>boot.progress</c>, <c>boot.error</c>,
+    /// <c>shutdown.progress</c> (<c>"powering off"</c> marks the VM stopped, as dstack does, and starts the kill deadline
+    /// in case the guest hangs on its way down). Kept in memory, as dstack keeps them; the last 20 are listed.
+    /// </summary>
+    public void RecordGuestEvent(string id, string evt, string body)
+    {
+        var workDir = WorkDir(id);
+        var state = guests.GetOrAdd(id, _ => new GuestState());
+        lock (state.Sync)
         {
-            RequireImageVersion(VmImage.Load(Options.ImagePath, image));
+            state.Events.Add(new GuestEvent { Event = evt, Body = body, Timestamp = (ulong)Time.GetUtcNow().ToUnixTimeMilliseconds() });
+            if (state.Events.Count > 20)
+            {
+                state.Events.RemoveAt(0);
+            }
+
+            switch (evt)
+            {
+                case "boot.progress":
+                    state.BootProgress = body;
+                    break;
+                case "boot.error":
+                    state.BootError = body;
+                    break;
+                case "shutdown.progress":
+                    state.ShutdownProgress = body;
+                    break;
+            }
         }
 
-        manifest = manifest with
+        if (evt == "shutdown.progress" && body == "powering off")
         {
-            Vcpu = request.Vcpu is { } v ? Range(v, 1, 512, "vcpu") : manifest.Vcpu,
-            Memory = request.Memory is { } m ? Range(m, 64, 4 * 1024 * 1024, "memory (MB)") : manifest.Memory,
-            DiskSize = request.DiskSize is { } d ? Range(d, 1, 64 * 1024, "disk_size (GB)") : manifest.DiskSize,
-            Image = request.Image is { Length: > 0 } i ? i : manifest.Image,
-        };
-        workDir.WriteManifest(manifest);
-        return Task.CompletedTask;
-    }, cancellationToken);
+            workDir.Started = false;
+            var now = Time.GetUtcNow().ToUnixTimeMilliseconds();
+            workDir.Stopping ??= new StopRequest { RequestedAtMs = now, DeadlineMs = now + (Options.ShutdownTimeoutSeconds * 1000L), Via = "guest" };
+        }
+    }
 
     public VmInfo Info(VmWorkDir workDir, bool brief = false)
     {
         ArgumentNullException.ThrowIfNull(workDir);
         var manifest = workDir.ReadManifest();
         var pid = VmProcess.RunningPid(workDir, Options.ProcRoot);
-        var status = pid is not null ? "running" : workDir.Started ? "exited" : "stopped";
+        var started = workDir.Started;
+
+        // dstack's four states: what the operator asked for (vm-state.json) against whether qemu runs.
+        var status = (started, pid is not null) switch
+        {
+            (true, true) => "running",
+            (true, false) => "exited",
+            (false, true) => "stopping",
+            (false, false) => "stopped",
+        };
         string uptime = "";
         string? exitedAt = null;
         if (pid is not null && File.Exists(workDir.PidFile))
@@ -294,6 +524,15 @@ public sealed partial class VmManager : IDisposable
             // The image was removed since; the VM is still listed.
         }
 
+        var guest = guests.TryGetValue(manifest.Id, out var g) ? g.Snapshot() : new GuestState();
+        var shutdownProgress = guest.ShutdownProgress;
+        if (status == "stopping" && workDir.Stopping is { } stop)
+        {
+            var deadline = DateTimeOffset.FromUnixTimeMilliseconds(stop.DeadlineMs).ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+            var asked = stop.Via == "guest" ? "the guest is powering off" : "ACPI power button pressed";
+            shutdownProgress = $"{asked}; qemu is killed at {deadline} if still running" + (shutdownProgress.Length > 0 ? $" (guest: {shutdownProgress})" : "");
+        }
+
         return new VmInfo
         {
             Id = manifest.Id,
@@ -304,7 +543,11 @@ public sealed partial class VmManager : IDisposable
             InstanceId = workDir.InstanceId(),
             Configuration = brief ? null : ToConfiguration(manifest, workDir),
             ExitedAt = exitedAt,
+            BootProgress = guest.BootProgress,
+            BootError = guest.BootError,
+            ShutdownProgress = shutdownProgress,
             ImageVersion = imageVersion,
+            Events = guest.Events,
         };
     }
 
@@ -340,10 +583,12 @@ public sealed partial class VmManager : IDisposable
         var manifest = workDir.ReadManifest();
         var image = VmImage.Load(Options.ImagePath, manifest.Image);
         var caps = Capabilities;
-        var settings = new QemuSettings { QemuPath = caps.QemuPath ?? Options.QemuPath ?? "qemu-system-x86_64", QmpSocket = Options.QmpSocket, UseMrConfigId = Options.UseMrConfigId };
+        // A socket path longer than sun_path would make qemu refuse to start; such a VM is stopped with a signal instead.
+        var qmpFits = QmpClient.SocketPathFits(workDir.QmpSocket);
+        var settings = new QemuSettings { QemuPath = caps.QemuPath ?? Options.QemuPath ?? "qemu-system-x86_64", QmpSocket = Options.QmpSocket && qmpFits, UseMrConfigId = Options.UseMrConfigId };
         if (manifest.NoTee)
         {
-            return QemuCommandLine.Development(manifest, image, workDir, settings, caps.KvmUsable);
+            return QemuCommandLine.Development(manifest, image, workDir, settings with { QmpSocket = qmpFits }, caps.KvmUsable);
         }
 
         var compose = AppCompose.Parse(File.ReadAllBytes(workDir.SharedFile(VmWorkDir.AppComposeFile)));
@@ -393,6 +638,7 @@ public sealed partial class VmManager : IDisposable
         }
 
         File.WriteAllText(workDir.SerialLog, "");
+        guests[manifest.Id] = new GuestState { BootProgress = "booting" };
         var process = VmProcess.Launch(argv, workDir);
         children[manifest.Id] = process;
         // qemu refuses a bad argument or a taken port within moments; report that here rather than as a later "exited".
@@ -407,12 +653,18 @@ public sealed partial class VmManager : IDisposable
         }
     }
 
-    private async Task CreateDiskAsync(VmWorkDir workDir, VmImage image, int sizeGb, CancellationToken cancellationToken)
+    private Task CreateDiskAsync(VmWorkDir workDir, VmImage image, int sizeGb, CancellationToken cancellationToken) =>
+        RunQemuImgAsync(
+            image.Hda is { } hda
+                ? ["create", "-f", "qcow2", "-F", "qcow2", "-b", hda, workDir.HdaPath, $"{sizeGb}G"]
+                : ["create", "-f", "qcow2", workDir.HdaPath, $"{sizeGb}G"],
+            "create",
+            cancellationToken);
+
+    private async Task RunQemuImgAsync(IReadOnlyList<string> args, string what, CancellationToken cancellationToken)
     {
         var info = new ProcessStartInfo(Options.QemuImgPath) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var arg in image.Hda is { } hda
-            ? new[] { "create", "-f", "qcow2", "-F", "qcow2", "-b", hda, workDir.HdaPath, $"{sizeGb}G" }
-            : ["create", "-f", "qcow2", workDir.HdaPath, $"{sizeGb}G"])
+        foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
         }
@@ -420,11 +672,13 @@ public sealed partial class VmManager : IDisposable
         try
         {
             using var process = Process.Start(info)!;
+            var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
             var stderr = await process.StandardError.ReadToEndAsync(cancellationToken);
+            await stdout;
             await process.WaitForExitAsync(cancellationToken);
             if (process.ExitCode != 0)
             {
-                throw new VmmException(VmmErrorCode.LaunchFailed, $"qemu-img create failed: {stderr.Trim()}");
+                throw new VmmException(VmmErrorCode.DiskFailed, $"qemu-img {what} failed: {Last(stderr.Trim(), 2000)}");
             }
         }
         catch (System.ComponentModel.Win32Exception e)
@@ -723,4 +977,28 @@ public sealed partial class VmManager : IDisposable
 
     [GeneratedRegex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     private static partial Regex Uuid();
+
+    /// <summary>What a guest reported through the host API since its last start.</summary>
+    private sealed class GuestState
+    {
+        public string BootProgress { get; set; } = "";
+
+        public string BootError { get; set; } = "";
+
+        public string ShutdownProgress { get; set; } = "";
+
+        public List<GuestEvent> Events { get; } = [];
+
+        public Lock Sync { get; } = new();
+
+        public GuestState Snapshot()
+        {
+            lock (Sync)
+            {
+                var copy = new GuestState { BootProgress = BootProgress, BootError = BootError, ShutdownProgress = ShutdownProgress };
+                copy.Events.AddRange(Events);
+                return copy;
+            }
+        }
+    }
 }

@@ -39,6 +39,9 @@ public sealed class VmWorkDir(string path)
 
     public string HdaPath => System.IO.Path.Combine(Path, "hda.img");
 
+    /// <summary>Ours, beside dstack's files: a graceful stop in progress (<see cref="StopRequest"/>), so a restarted service keeps its deadline.</summary>
+    public string StoppingPath => System.IO.Path.Combine(Path, ".stopping");
+
     public string SharedFile(string name) => System.IO.Path.Combine(SharedDir, name);
 
     public VmManifest ReadManifest() =>
@@ -64,6 +67,34 @@ public sealed class VmWorkDir(string path)
         }
 
         set => WriteAtomic(StatePath, JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, bool> { ["started"] = value }));
+    }
+
+    /// <summary>The graceful stop in progress, or null (none, or an unreadable marker).</summary>
+    public StopRequest? Stopping
+    {
+        get
+        {
+            try
+            {
+                return File.Exists(StoppingPath) ? JsonSerializer.Deserialize<StopRequest>(File.ReadAllBytes(StoppingPath)) : null;
+            }
+            catch (Exception e) when (e is IOException or JsonException)
+            {
+                return null;
+            }
+        }
+
+        set
+        {
+            if (value is null)
+            {
+                File.Delete(StoppingPath);
+            }
+            else
+            {
+                WriteAtomic(StoppingPath, JsonSerializer.SerializeToUtf8Bytes(value));
+            }
+        }
     }
 
     /// <summary>The app_id recorded in shared/.instance_info, or null.</summary>
@@ -100,4 +131,15 @@ public sealed class VmWorkDir(string path)
         File.WriteAllBytes(temp, bytes.ToArray());
         File.Move(temp, path, overwrite: true);
     }
+}
+
+/// <summary>A graceful stop: when it was asked for, when qemu is killed if the guest has not powered off, and how the guest was asked.</summary>
+public sealed record StopRequest
+{
+    [System.Text.Json.Serialization.JsonPropertyName("requested_at_ms")] public long RequestedAtMs { get; init; }
+
+    [System.Text.Json.Serialization.JsonPropertyName("deadline_ms")] public long DeadlineMs { get; init; }
+
+    /// <summary><c>acpi</c> (QMP system_powerdown sent) or <c>guest</c> (the guest announced it is powering off).</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("via")] public string Via { get; init; } = "acpi";
 }

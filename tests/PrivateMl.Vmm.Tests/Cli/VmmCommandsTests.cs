@@ -145,7 +145,7 @@ public sealed class VmmCommandsTests
     private static string Decrypt(VmWorkDir work) =>
         Encoding.UTF8.GetString(EncryptedEnv.Decrypt(File.ReadAllBytes(work.SharedFile(".encrypted-env")), RunningVmm.EnvCryptKey));
 
-    private static async Task<(int Exit, string Output, string Error)> Cli(CancellationToken ct, params string[] args)
+    internal static async Task<(int Exit, string Output, string Error)> Cli(CancellationToken ct, params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();

@@ -32,6 +32,10 @@ public sealed class VmmRpcSurfaceTests
         using var info = await http.GetAsync($"/prpc/GetInfo?json&id={id}", ct);
         var missing = await Post(http, "/prpc/GetInfo?json", "{\"id\":\"00000000-0000-0000-0000-000000000000\"}", ct);
         var hash = await Post(http, "/prpc/GetComposeHash?json", JsonSerializer.Serialize(new { compose_file = VmmSandbox.Compose() }), ct);
+        var reload = await Post(http, "/prpc/ReloadVms?json", "", ct);
+        var update = await Post(http, "/prpc/UpdateVm?json", $"{{\"id\":\"{id}\",\"vcpu\":\"2\",\"update_kms_urls\":true,\"kms_urls\":[\"https://kms.example\"]}}", ct);
+        var emptyResize = await Post(http, "/prpc/ResizeVm?json", $"{{\"id\":\"{id}\"}}", ct);
+        var manifest = vmm.Manager.WorkDir(id).ReadManifest();
         var removed = await Post(http, "/prpc/RemoveVm?json", $"{{\"id\":\"{id}\"}}", ct);
         var bad = await Post(http, "/prpc/CreateVm?json", "{\"name\":\"x\",\"image\":\"nope\"}", ct);
         var unknown = await Post(http, "/prpc/NoSuchMethod?json", "", ct);
@@ -50,6 +54,11 @@ public sealed class VmmRpcSurfaceTests
         Assert.Equal(512, vm.GetProperty("info").GetProperty("configuration").GetProperty("memory").GetInt32());
         Assert.Equal("{\"found\":false}", missing.Body);
         Assert.Equal(VmmHost.ComposeHashHex(Encoding.UTF8.GetBytes(VmmSandbox.Compose())), JsonDocument.Parse(hash.Body).RootElement.GetProperty("hash").GetString());
+        Assert.Equal("{\"loaded\":1,\"updated\":0,\"removed\":0}", reload.Body);
+        Assert.Equal((200, "{\"id\":\"\"}"), (update.Status, update.Body));
+        Assert.Equal((2, "https://kms.example"), (manifest.Vcpu, manifest.KmsUrls.Single()));
+        Assert.Equal(400, emptyResize.Status);
+        Assert.Contains("no updates", emptyResize.Body, StringComparison.Ordinal);
         Assert.Equal((200, "null"), (removed.Status, removed.Body));
         Assert.Equal(400, bad.Status);
         Assert.StartsWith("{\n  \"error\": ", bad.Body, StringComparison.Ordinal);

@@ -140,6 +140,7 @@ public sealed class QemuCommandLineTests
             box.FakeQemu, "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048M",
             "-nographic", "-nodefaults", "-no-reboot",
             "-chardev", $"file,id=com0,path={work.SerialLog}", "-serial", "chardev:com0", "-monitor", "none",
+            "-qmp", $"unix:{work.QmpSocket},server,wait=off",
             "-kernel", Path.Combine(img, "bzImage"), "-initrd", Path.Combine(img, "initramfs.cpio.gz"), "-append", "console=ttyS0 panic=1",
             "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:8443-:443", "-device", "virtio-net-pci,netdev=net0,romfile=",
             "-virtfs", $"local,path={work.SharedDir},mount_tag=host-shared,security_model=none,readonly=on,id=virtfs0",
@@ -183,6 +184,7 @@ public sealed class QemuCommandLineTests
         {
             box.FakeQemu, "-accel", "kvm", "-cpu", "host", "-nographic", "-nodefaults",                                         // 1
             "-chardev", $"pty,id=com0,path={wd.Path}/serial.pty,logfile={wd.Path}/serial.log", "-serial", "chardev:com0",       // 2
+            "-qmp", $"unix:{wd.Path}/qmp.sock,server,wait=off",                                                                 // 3 (qmp_socket, on by default here)
             "-bios", $"{img}/ovmf.fd", "-kernel", $"{img}/bzImage", "-initrd", $"{img}/initramfs.cpio.gz",                      // 4
             "-drive", $"file={img}/rootfs.img.verity,if=none,id=hd0,format=raw,readonly=on", "-device", "virtio-blk-pci,drive=hd0", // 6
             "-drive", $"file={wd.Path}/hda.img,if=none,id=hd1", "-device", "virtio-blk-pci,drive=hd1",                            // 7

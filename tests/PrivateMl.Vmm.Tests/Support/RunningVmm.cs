@@ -35,24 +35,30 @@ internal sealed class RunningVmm : IAsyncDisposable
 
     public string KmsUrl => Kms.Urls.First();
 
-    public static async Task<RunningVmm> StartAsync(CancellationToken ct)
+    /// <summary>The Authorization header of each request the fake KMS answered ("" when none).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> KmsAuthorizations { get; private init; } = new();
+
+    public static async Task<RunningVmm> StartAsync(CancellationToken ct, Func<VmmOptions, VmmOptions>? configure = null)
     {
         var box = new VmmSandbox();
         var kms = WebApplication.CreateSlimBuilder();
         kms.WebHost.UseUrls("http://127.0.0.1:0");
         var kmsApp = kms.Build();
+        var kmsAuthorizations = new System.Collections.Concurrent.ConcurrentQueue<string>();
         kmsApp.MapPost("/prpc/GetAppEnvEncryptPubKey", async (HttpContext context) =>
         {
+            kmsAuthorizations.Enqueue(context.Request.Headers.Authorization.ToString());
             using var doc = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
             var appId = Convert.FromHexString(doc.RootElement.GetProperty("app_id").GetString()!);
             return Results.Bytes(AppEnvEncryptPublicKey.Create(KmsRootK256, appId, EnvCryptKey, DateTimeOffset.UtcNow).ToJson(), "application/json");
         });
         await kmsApp.StartAsync(ct);
         var options = box.Options with { KmsUrls = [kmsApp.Urls.First()] };
+        options = configure?.Invoke(options) ?? options;
         var manager = new VmManager(options, () => box.NoTdx);
         var app = VmmHost.Build(options, manager);
         await app.StartAsync(ct);
-        return new RunningVmm(box, manager, app, kmsApp);
+        return new RunningVmm(box, manager, app, kmsApp) { KmsAuthorizations = kmsAuthorizations };
     }
 
     public async ValueTask DisposeAsync()

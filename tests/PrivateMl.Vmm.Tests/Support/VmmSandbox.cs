@@ -1,5 +1,6 @@
 using System.Text;
 using PrivateMl.Vmm.Compose;
+using PrivateMl.Vmm.Hosting;
 using PrivateMl.Vmm.Qemu;
 using PrivateMl.Vmm.Vms;
 
@@ -36,9 +37,41 @@ internal sealed class VmmSandbox : IDisposable
             echo "fake guest ready" >> "$log"
             while true; do sleep 0.1; done
             """.Replace("\r", "", StringComparison.Ordinal));
+        FakeQemuImg = Path.Combine(Root, "bin", "qemu-img");
+        File.WriteAllText(FakeQemuImg, $$"""
+            #!/bin/sh
+            # Fake qemu-img: records its arguments; fails while the file "qemu-img.fail" exists; "create" makes the image file.
+            echo "$*" >> "{{QemuImgLog}}"
+            if [ -e "{{Path.Combine(Root, "qemu-img.fail")}}" ]; then echo "qemu-img: Could not resize: injected failure" >&2; exit 1; fi
+            if [ "$1" = create ]; then for a in "$@"; do last2="$last1"; last1="$a"; done; : > "$last2"; fi
+            exit 0
+            """.Replace("\r", "", StringComparison.Ordinal));
         if (!OperatingSystem.IsWindows())
         {
             File.SetUnixFileMode(FakeQemu, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.SetUnixFileMode(FakeQemuImg, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    public string FakeQemuImg { get; }
+
+    /// <summary>One line per fake qemu-img run: its arguments.</summary>
+    public string QemuImgLog => Path.Combine(Root, "qemu-img.log");
+
+    /// <summary>While this is true, the fake qemu-img fails.</summary>
+    public bool QemuImgFails
+    {
+        set
+        {
+            var flag = Path.Combine(Root, "qemu-img.fail");
+            if (value)
+            {
+                File.WriteAllText(flag, "");
+            }
+            else
+            {
+                File.Delete(flag);
+            }
         }
     }
 
@@ -59,6 +92,7 @@ internal sealed class VmmSandbox : IDisposable
         RunPath = RunPath,
         SysfsRoot = Sysfs,
         QemuPath = FakeQemu,
+        QemuImgPath = FakeQemuImg,
         KmsUrls = ["http://127.0.0.1:8011"],
     };
 
@@ -67,8 +101,8 @@ internal sealed class VmmSandbox : IDisposable
 
     public HostCapabilities WithTdx => new(FakeQemu, "10.1.0", QemuHasTdx: true, KvmUsable: true, KvmHasTdx: true);
 
-    public VmManager Manager(HostCapabilities? caps = null, Func<string, bool>? portFree = null) =>
-        new(Options, () => caps ?? NoTdx, TimeProvider.System, portFree);
+    public VmManager Manager(HostCapabilities? caps = null, Func<string, bool>? portFree = null, TimeProvider? time = null) =>
+        new(Options, () => caps ?? NoTdx, time ?? TimeProvider.System, portFree);
 
     public static string Compose(string name = "app") => Encoding.UTF8.GetString(AppComposeBuilder.VmmCli(new AppComposeOptions
     {
@@ -112,6 +146,15 @@ internal sealed class VmmSandbox : IDisposable
         meta.Append($",\"version\":\"{version}\",\"is_dev\":true}}");
         File.WriteAllText(Path.Combine(dir, "metadata.json"), meta.ToString());
         File.WriteAllText(Path.Combine(dir, "digest.txt"), new string('a', 64) + "\n");
+    }
+
+    /// <summary>Creates and starts a development VM on the fake qemu and waits until its "guest" is up.</summary>
+    public static async Task<(string Id, VmWorkDir Work)> RunningDevVmAsync(VmManager manager, string name, CancellationToken ct)
+    {
+        var id = await manager.CreateAsync(new VmConfiguration { Name = name, Image = "dev", ComposeFile = Compose(), NoTee = true }, ct);
+        var work = manager.WorkDir(id);
+        await Vms.VmLifecycleTests.WaitFor(() => File.ReadAllText(work.SerialLog).Contains("fake guest ready", StringComparison.Ordinal), ct);
+        return (id, work);
     }
 
     /// <summary>Entries under run_path (a failed create must leave none).</summary>
