@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -67,6 +68,7 @@ public static class GatewayHost
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + CompletionRelay.OversizeDrainBytes + 1;
             kestrel.Limits.MinResponseDataRate = null;
         });
+        builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = options.InlineSocketScheduling);
 
         configureServices?.Invoke(builder.Services);
         builder.Services.AddPrivateMlGateway(options, backend, agent);
