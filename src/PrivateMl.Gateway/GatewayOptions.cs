@@ -30,11 +30,12 @@ public sealed class GatewayOptions
 
     /// <summary>
     /// Run request handling and response sends on the thread that completed the socket operation instead of queueing
-    /// each to the thread pool once more (Kestrel's <c>SocketTransportOptions.UnsafePreferInlineScheduling</c>). This
-    /// saves a thread hop per relayed chunk and per request. The gateway's handlers never block a thread, so the
-    /// "unsafe" case (application code blocking an I/O thread) does not arise; turn it off only to compare.
+    /// each to the thread pool once more (Kestrel's <c>SocketTransportOptions.UnsafePreferInlineScheduling</c>): one
+    /// thread hop less per relayed chunk and per request. The gateway's handlers never block a thread. Off by default
+    /// (Kestrel's default) until an idle-machine comparison (<c>bench/gateway --inline-scheduling on|off</c>) shows
+    /// it helps; on the loaded 2-core VM the difference was inside the noise.
     /// </summary>
-    public bool InlineSocketScheduling { get; set; } = true;
+    public bool InlineSocketScheduling { get; set; }
 
     /// <summary>
     /// Largest non-streaming response body: it is read whole so it goes out with a Content-Length (and its id and usage

@@ -154,7 +154,7 @@ internal enum FirstBytePhase
     /// <summary>Then to the upstream's response headers (the request sent, the upstream's own work, the way back).</summary>
     UpstreamHeaders,
 
-    /// <summary>Then to the first upstream body bytes (for a model: the time to its first token).</summary>
+    /// <summary>Then to the first upstream body bytes (for a model: the time to its first token). Streams only, like the next.</summary>
     UpstreamFirstByte,
 
     /// <summary>Then to those bytes written and flushed to the client's connection: the gateway's own hop.</summary>
