@@ -59,6 +59,11 @@ public static class GatewayHost
         else
         {
             builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+
+            // ASP.NET Core's hosting and routing write two to four Information lines per request ("Request
+            // starting", "Executing endpoint", …): console work on every completion on top of the relay's own.
+            // The gateway logs what matters itself (GatewayLog); startup lines (Microsoft.Hosting.Lifetime) stay.
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         }
 
         builder.WebHost.UseUrls([.. options.ListenUrls]);
