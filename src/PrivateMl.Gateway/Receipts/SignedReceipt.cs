@@ -32,8 +32,8 @@ public static class SignedReceipt
         var fields = new ReceiptFields(
             receiptId, chatId, model, endpoint, receivedAt.ToUnixTimeMilliseconds(), completedAt.ToUnixTimeMilliseconds(), requestSha256,
             responseSha256, signatureEcdsa, keys.EcdsaKey.Address, keys.Ed25519Key.Address,
-            Convert.ToHexStringLower(keys.ReportDataPrefix(GatewaySigningKeys.Ecdsa)),
-            Convert.ToHexStringLower(keys.ReportDataPrefix(GatewaySigningKeys.Ed25519)));
+            keys.EcdsaReportDataPrefixHex,
+            keys.Ed25519ReportDataPrefixHex);
 
         // One receipt per signed response: the document is written twice (to sign, then with the signature) into a
         // buffer and writer reused by this thread, so that only the final string is allocated. A fresh
