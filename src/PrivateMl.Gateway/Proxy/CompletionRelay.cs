@@ -87,7 +87,7 @@ internal sealed class CompletionRelay(
     {
         var limit = options.MaxRequestBodyBytes;
         var declared = context.Request.ContentLength;
-        if (declared is { } length && length <= limit)
+        if (declared is { } length && length <= limit && length <= Array.MaxLength)
         {
             return await ReadDeclaredBodyAsync(context, (int)length);
         }
@@ -311,8 +311,9 @@ internal sealed class CompletionRelay(
             {
                 // Wait for the next bytes without holding a buffer (a zero-byte read; a stream that cannot wait so
                 // returns at once and the read below waits instead), then rent one for that read and the send only.
-                // A stream spends nearly all its time waiting for tokens: a buffer held across the wait is one pool
-                // array per open stream, more than the pool keeps, so it would be a fresh 16 KiB per request.
+                // A stream spends nearly all its time waiting for tokens: a buffer held across the wait is 16 KiB
+                // per open stream (16 MiB at the default 1,024 streams), and once the shared pool runs dry every
+                // rent is a fresh array. Rented around the read and send only, a few arrays serve all streams.
                 var (_, waitFailure) = await ReadUpstreamAsync(context, upstream, Memory<byte>.Empty, idle);
                 if (waitFailure is not null)
                 {
