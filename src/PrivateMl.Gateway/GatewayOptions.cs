@@ -32,8 +32,8 @@ public sealed class GatewayOptions
     /// Run request handling and response sends on the thread that completed the socket operation instead of queueing
     /// each to the thread pool once more (Kestrel's <c>SocketTransportOptions.UnsafePreferInlineScheduling</c>): one
     /// thread hop less per relayed chunk and per request. The gateway's handlers never block a thread. Off by default
-    /// (Kestrel's default) until an idle-machine comparison (<c>bench/gateway --inline-scheduling on|off</c>) shows
-    /// it helps; on the loaded 2-core VM the difference was inside the noise.
+    /// (Kestrel's default): on the loaded 2-core VM it showed no latency gain and cost ~15 % more gateway CPU per
+    /// request (docs/gateway-bench.md); compare idle with <c>bench/gateway --inline-scheduling on|off</c>.
     /// </summary>
     public bool InlineSocketScheduling { get; set; }
 
