@@ -20,9 +20,13 @@ using PrivateMl.Inference.Upstream;
 /// closed loop at <c>--e2ee-streams</c> (16) concurrent streams, paced (<c>--interval-ms</c>) and unpaced. Each client
 /// does its mode's whole job per request: a fresh key, nonce and timestamp, encrypting the prompt, decrypting every
 /// chunk and counting tokens and <c>[DONE]</c> (a miss is an error). Prints sample counts with every figure.
+/// <c>PRIVATEML_BENCH_E2EE_MODES=secp256k1</c> runs a subset; <c>--skip-paced</c> / <c>--skip-unpaced</c> as for the main bench.
 /// </summary>
 internal static class E2eeSideBySide
 {
+    /// <summary>Runs a subset of the modes (comma-separated words of their names); an environment variable, so the option parser stays as it is.</summary>
+    private const string ModesVariable = "PRIVATEML_BENCH_E2EE_MODES";
+
     private static readonly byte[] Plain = "{\"model\":\"bench\",\"messages\":[{\"role\":\"user\",\"content\":\"hi, a private question\"}],\"stream\":true}"u8.ToArray();
 
     public static async Task RunAsync(Settings settings)
@@ -52,8 +56,28 @@ internal static class E2eeSideBySide
             ("ehbp", (uri, buffer) => EhbpOnceAsync(client, uri, buffer, keyset)),
         };
 
+        if (Environment.GetEnvironmentVariable(ModesVariable) is { Length: > 0 } only)
+        {
+            // e.g. PRIVATEML_BENCH_E2EE_MODES=secp256k1: modes whose name contains one of the words (plaintext is always kept as the baseline).
+            var words = only.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            modes.RemoveAll(m => m.Name != "plaintext" && !words.Any(w => m.Name.Contains(w, StringComparison.OrdinalIgnoreCase)));
+        }
+
         Console.WriteLine($"# E2EE side by side: {Environment.ProcessorCount} cores, .NET {Environment.Version}, {streams} concurrent streams, {settings.Tokens} tokens/stream, {rounds} interleaved rounds per mode");
-        foreach (var interval in new[] { settings.IntervalMs, 0 })
+        Console.WriteLine($"# secp256k1 backend: {AciSuites.Secp256k1Implementation} (set {AciSuites.Secp256k1ImplementationVariable}=managed to force the managed port); load average at start: {LoadAverage()}");
+        Console.WriteLine($"# command line: {string.Join(' ', Environment.GetCommandLineArgs().Skip(1))}{(Environment.GetEnvironmentVariable(ModesVariable) is { Length: > 0 } subset ? $" ({ModesVariable}={subset})" : string.Empty)}");
+        var intervals = new List<int>();
+        if (!settings.SkipPaced)
+        {
+            intervals.Add(settings.IntervalMs);
+        }
+
+        if (!settings.SkipUnpaced)
+        {
+            intervals.Add(0);
+        }
+
+        foreach (var interval in intervals)
         {
             SyntheticUpstream.IntervalMs = interval;
             Console.WriteLine(interval > 0
@@ -86,8 +110,11 @@ internal static class E2eeSideBySide
             }
         }
 
+        Console.WriteLine($"\n# load average at end: {LoadAverage()}");
         await gateway.StopAsync();
     }
+
+    private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
 
     private sealed record Outcome(bool Ok, int Tokens, double TtfbMs, double LatencyMs);
 

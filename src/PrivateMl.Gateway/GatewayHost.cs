@@ -121,7 +121,9 @@ public static class GatewayServiceCollectionExtensions
         services.AddSingleton<SigningKeyHolder>();
         services.AddMetrics();
         services.AddSingleton<GatewayKeysetHolder>();
-        services.TryAddSingleton(sp => new AciReplayCache(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton<IAciReplayStore>(sp => string.IsNullOrEmpty(options.RedisConnection)
+            ? new AciReplayCache(sp.GetRequiredService<TimeProvider>())
+            : RedisAciReplayStore.Connect(options.RedisConnection, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<AciE2eeMiddleware>();
         services.AddSingleton<GatewayMetrics>();
         services.AddSingleton(sp => new PrometheusTextExporter(sp.GetRequiredService<GatewayMetrics>().InstanceId));

@@ -1,12 +1,12 @@
 using System.Buffers.Binary;
 using System.CommandLine;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using PrivateMl.Attestation.Tdx.Collateral;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Cli.Tests;
 
@@ -145,7 +145,7 @@ public sealed class SimulatorCommandsTests : IDisposable
     public async Task Pccs_serves_tcb_info_until_cancelled()
     {
         Assert.Equal(0, Run("simulator", "init", "--state", _state).Code);
-        var port = FreePort();
+        var port = FreePort.OnLoopback();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         var output = new StringWriter();
         var server = Program.BuildRoot().Parse(["simulator", "pccs", "--state", _state, "--listen", $"http://127.0.0.1:{port}"])
@@ -172,12 +172,5 @@ public sealed class SimulatorCommandsTests : IDisposable
 
         await cts.CancelAsync();
         Assert.Equal(0, await server);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -26,7 +26,7 @@ public sealed class CachingCollateralSourceTests : IDisposable
     public async Task Serves_FromDisk_WhileEveryItemIsCurrent()
     {
         var inner = new CountingSource(new OfflineBundleSource(SharedTestData.PathOf(CollateralFiles.Tdx)));
-        var clock = new ManualTimeProvider(Inside);
+        var clock = new ManualClock(Inside);
         var cache = new CachingCollateralSource(inner, directory, clock);
         var request = CollateralFiles.RequestFor(CollateralFiles.Tdx);
 
@@ -44,7 +44,7 @@ public sealed class CachingCollateralSourceTests : IDisposable
     public async Task Refetches_AtTheEarliestNextUpdate()
     {
         var inner = new CountingSource(new OfflineBundleSource(SharedTestData.PathOf(CollateralFiles.Tdx)));
-        var clock = new ManualTimeProvider(Inside);
+        var clock = new ManualClock(Inside);
         var cache = new CachingCollateralSource(inner, directory, clock);
         var request = CollateralFiles.RequestFor(CollateralFiles.Tdx);
         await cache.GetCollateralAsync(request, TestContext.Current.CancellationToken);
@@ -59,7 +59,7 @@ public sealed class CachingCollateralSourceTests : IDisposable
     public async Task Honours_RefreshMargin()
     {
         var inner = new CountingSource(new OfflineBundleSource(SharedTestData.PathOf(CollateralFiles.Tdx)));
-        var clock = new ManualTimeProvider(Inside);
+        var clock = new ManualClock(Inside);
         var cache = new CachingCollateralSource(inner, directory, clock) { RefreshMargin = TimeSpan.FromHours(1) };
         var request = CollateralFiles.RequestFor(CollateralFiles.Tdx);
         await cache.GetCollateralAsync(request, TestContext.Current.CancellationToken);
@@ -74,7 +74,7 @@ public sealed class CachingCollateralSourceTests : IDisposable
     public async Task NeverServesStale_WhenTheInnerSourceFails()
     {
         var inner = new CountingSource(new OfflineBundleSource(SharedTestData.PathOf(CollateralFiles.Tdx)));
-        var clock = new ManualTimeProvider(Inside);
+        var clock = new ManualClock(Inside);
         var cache = new CachingCollateralSource(inner, directory, clock);
         var request = CollateralFiles.RequestFor(CollateralFiles.Tdx);
         await cache.GetCollateralAsync(request, TestContext.Current.CancellationToken);
@@ -90,7 +90,7 @@ public sealed class CachingCollateralSourceTests : IDisposable
     public async Task DoesNotFile_CollateralThatIsAlreadyStale()
     {
         var inner = new CountingSource(new OfflineBundleSource(SharedTestData.PathOf(CollateralFiles.Tdx)));
-        var clock = new ManualTimeProvider(PckCrlNextUpdate.AddDays(1));
+        var clock = new ManualClock(PckCrlNextUpdate.AddDays(1));
         var cache = new CachingCollateralSource(inner, directory, clock);
         var request = CollateralFiles.RequestFor(CollateralFiles.Tdx);
 
@@ -104,7 +104,7 @@ public sealed class CachingCollateralSourceTests : IDisposable
     public async Task Replaces_ADamagedEntry()
     {
         var inner = new CountingSource(new OfflineBundleSource(SharedTestData.PathOf(CollateralFiles.Tdx)));
-        var cache = new CachingCollateralSource(inner, directory, new ManualTimeProvider(Inside));
+        var cache = new CachingCollateralSource(inner, directory, new ManualClock(Inside));
         var request = CollateralFiles.RequestFor(CollateralFiles.Tdx);
         Directory.CreateDirectory(directory);
         File.WriteAllText(cache.PathFor(request), "{\"truncated\":");
@@ -120,7 +120,7 @@ public sealed class CachingCollateralSourceTests : IDisposable
     public async Task KeepsEntriesApart_PerPlatform()
     {
         var inner = new CountingSource(new OfflineBundleSource(Path.GetDirectoryName(SharedTestData.PathOf(CollateralFiles.Tdx))!));
-        var cache = new CachingCollateralSource(inner, directory, new ManualTimeProvider(Inside));
+        var cache = new CachingCollateralSource(inner, directory, new ManualClock(Inside));
 
         var tdx = await cache.GetCollateralAsync(CollateralFiles.RequestFor(CollateralFiles.Tdx), TestContext.Current.CancellationToken);
         var sgx = await cache.GetCollateralAsync(CollateralFiles.RequestFor(CollateralFiles.Sgx), TestContext.Current.CancellationToken);

@@ -7,8 +7,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Attestation.Policy;
 using PrivateMl.Attestation.Tdx;
-using PrivateMl.Collateral.Tests.Fakes;
 using PrivateMl.Tee.Simulator;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Collateral.Tests;
 
@@ -25,7 +25,7 @@ public sealed class SimulatedPccsInteropTests
     public async Task FetchedSimulatedCollateral_VerifiesAndPassesPolicy()
     {
         using var platform = SimulatedTdxPlatform.Create(new SimulatedPlatformOptions(), Now);
-        var clock = new ManualTimeProvider(Now);
+        var clock = new ManualClock(Now);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));

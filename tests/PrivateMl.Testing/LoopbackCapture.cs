@@ -1,11 +1,13 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 
 namespace PrivateMl.Testing;
 
 /// <summary>
 /// A TCP relay on loopback that records every byte between a client and a server, both directions: what a capture of
-/// the loopback traffic would show. Point the client at <see cref="BaseAddress"/>.
+/// the loopback traffic would show. Point the client at <see cref="BaseAddress"/>. Each direction is kept on its own, and
+/// both together in the order the relay read them (<see cref="BothDirections"/>), so a request and its answer stay in sequence.
 /// </summary>
 public sealed class LoopbackCapture : IAsyncDisposable
 {
@@ -14,6 +16,7 @@ public sealed class LoopbackCapture : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly MemoryStream _toServer = new();
     private readonly MemoryStream _toClient = new();
+    private readonly MemoryStream _both = new();
     private readonly Lock _gate = new();
     private readonly Task _accepting;
 
@@ -46,6 +49,18 @@ public sealed class LoopbackCapture : IAsyncDisposable
             return _toClient.ToArray();
         }
     }
+
+    /// <summary>Every byte of both directions so far, in the order the relay read them.</summary>
+    public byte[] BothDirections()
+    {
+        lock (_gate)
+        {
+            return _both.ToArray();
+        }
+    }
+
+    /// <summary><see cref="BothDirections"/> as UTF-8 text, to search the HTTP exchanges in it.</summary>
+    public string Captured() => Encoding.UTF8.GetString(BothDirections());
 
     private async Task AcceptAsync()
     {
@@ -91,6 +106,7 @@ public sealed class LoopbackCapture : IAsyncDisposable
                 lock (_gate)
                 {
                     record.Write(buffer, 0, read);
+                    _both.Write(buffer, 0, read);
                 }
 
                 await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using PrivateMl.Agent.Certificates;
+using PrivateMl.Agent.Env;
 
 namespace PrivateMl.Agent.Keys;
 
@@ -37,14 +38,17 @@ public sealed class KmsClientOptions
 
 /// <summary>
 /// A client of dstack's KMS RPC (<c>POST {base}/prpc/{Method}?json</c>, dstack.md §2.2, §9.1) over TLS, with an
-/// optional RA-TLS client certificate. Each instance is one HTTP connection pool; a new instance means a new TLS
-/// handshake (what the KMS bench measures).
+/// optional RA-TLS client certificate (the guest agent's <c>GetAppKey</c>, onboarding), or over a transport the caller
+/// brings for the unauthenticated methods (the operator's <c>GetAppEnvEncryptPubKey</c>, as vmm-cli.py fetches it).
+/// Each instance it makes is one HTTP connection pool; a new instance means a new TLS handshake (what the KMS bench
+/// measures).
 /// </summary>
 public sealed class KmsClient : IDisposable
 {
     private readonly HttpClient _http;
+    private readonly bool _ownsHttp;
     private readonly KmsClientOptions _options;
-    private readonly Uri _prpc;
+    private readonly Uri _baseUrl;
 
     public KmsClient(Uri baseUrl, KmsClientOptions? options = null)
     {
@@ -55,8 +59,8 @@ public sealed class KmsClient : IDisposable
         }
 
         _options = options ?? new KmsClientOptions();
-        var path = baseUrl.AbsolutePath.TrimEnd('/');
-        _prpc = new Uri(baseUrl, path.EndsWith("/prpc", StringComparison.Ordinal) ? path + "/" : path + "/prpc/");
+        _baseUrl = baseUrl;
+        _ownsHttp = true;
         var ssl = new SslClientAuthenticationOptions
         {
             RemoteCertificateValidationCallback = ValidateServer,
@@ -67,11 +71,65 @@ public sealed class KmsClient : IDisposable
         _http = new HttpClient(handler) { Timeout = _options.Timeout };
     }
 
+    /// <summary>
+    /// Over <paramref name="http"/> (not disposed here), whose TLS policy is the caller's (e.g. <c>env encrypt
+    /// --kms-ca</c>), for the unauthenticated methods: no RA-TLS client certificate and no root check by this class.
+    /// </summary>
+    public KmsClient(HttpClient http, Uri baseUrl, int maxResponseBytes = 4 * 1024 * 1024)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        ArgumentNullException.ThrowIfNull(baseUrl);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxResponseBytes);
+        _http = http;
+        _baseUrl = baseUrl;
+        _options = new KmsClientOptions { MaxResponseBytes = maxResponseBytes };
+    }
+
+    /// <summary><c>&lt;base&gt;/prpc/&lt;method&gt;?json</c>, without doubling a <c>/prpc</c> the base already ends with.</summary>
+    public static Uri MethodUri(Uri kmsUrl, string method)
+    {
+        ArgumentNullException.ThrowIfNull(kmsUrl);
+        var path = kmsUrl.AbsolutePath.TrimEnd('/');
+        if (!path.EndsWith("/prpc", StringComparison.Ordinal))
+        {
+            path += "/prpc";
+        }
+
+        return new UriBuilder(kmsUrl) { Path = $"{path}/{method}", Query = "json" }.Uri;
+    }
+
     /// <summary>The server's leaf certificate from the latest handshake (for callers that verify its quote).</summary>
     public X509Certificate2? ServerCertificate { get; private set; }
 
     /// <summary>Calls <paramref name="method"/> with a JSON body; returns the parsed response (caller disposes).</summary>
     public async Task<JsonDocument> CallAsync(string method, Action<Utf8JsonWriter>? writeBody, CancellationToken cancellationToken)
+    {
+        var body = await PostAsync(method, writeBody, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 16 });
+        }
+        catch (JsonException e)
+        {
+            throw new KmsClientException($"KMS {method} answered a body that is not JSON", 200, e);
+        }
+    }
+
+    /// <summary>
+    /// <c>GetAppEnvEncryptPubKey</c> (dstack.md §7.1), unauthenticated, as vmm-cli.py asks it: <c>{"app_id":"&lt;hex&gt;"}</c>.
+    /// The answer is trusted only after <see cref="AppEnvEncryptPublicKey.Verify"/> against the client's trusted KMS keys.
+    /// </summary>
+    /// <exception cref="KmsClientException">Not reached, a non-2xx answer (the KMS's error text included), or over the size limit.</exception>
+    /// <exception cref="PrivateMl.Attestation.Verification.AttestationException">The answer is not a well-formed public-key response.</exception>
+    public async Task<AppEnvEncryptPublicKey> GetAppEnvEncryptPubKeyAsync(ReadOnlyMemory<byte> appId, CancellationToken cancellationToken)
+    {
+        var hex = Convert.ToHexStringLower(appId.Span);
+        var body = await PostAsync("GetAppEnvEncryptPubKey", w => w.WriteString("app_id", hex), cancellationToken).ConfigureAwait(false);
+        return AppEnvEncryptPublicKey.Parse(body);
+    }
+
+    /// <summary>POSTs a JSON body; returns the 2xx answer's bytes, or throws with the KMS's <c>error</c> (and <c>code</c>).</summary>
+    private async Task<byte[]> PostAsync(string method, Action<Utf8JsonWriter>? writeBody, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(method);
         var buffer = new ArrayBufferWriter<byte>(256);
@@ -84,41 +142,43 @@ public sealed class KmsClient : IDisposable
 
         using var content = new ByteArrayContent(buffer.WrittenSpan.ToArray());
         content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        var uri = MethodUri(_baseUrl, method);
         HttpResponseMessage response;
         try
         {
-            response = await _http.PostAsync(new Uri(_prpc, method + "?json"), content, cancellationToken).ConfigureAwait(false);
+            response = await _http.PostAsync(uri, content, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
         {
-            throw new KmsClientException($"the KMS at {_prpc} could not be reached: {e.Message}", null, e);
+            throw new KmsClientException($"the KMS at {uri.GetLeftPart(UriPartial.Path)} could not be reached: {e.Message}", null, e);
         }
 
         using (response)
         {
             var body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
-            JsonDocument? document = null;
+            if (response.IsSuccessStatusCode)
+            {
+                return body;
+            }
+
+            string reason = $"HTTP {(int)response.StatusCode} with a body that is not JSON";
+            string? code = null;
             try
             {
-                document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 16 });
+                using var document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 16 });
+                var root = document.RootElement;
+                if (root.ValueKind == JsonValueKind.Object)
+                {
+                    reason = root.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.String ? error.GetString()! : $"HTTP {(int)response.StatusCode}";
+                    code = root.TryGetProperty("code", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+                }
             }
             catch (JsonException)
             {
-                // Reported below with the status.
+                // Reported with the status.
             }
 
-            if (!response.IsSuccessStatusCode || document is null)
-            {
-                var reason = document is not null && document.RootElement.ValueKind == JsonValueKind.Object
-                    && document.RootElement.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.String
-                    ? error.GetString() : $"HTTP {(int)response.StatusCode} with a body that is not JSON";
-                var code = document is not null && document.RootElement.ValueKind == JsonValueKind.Object
-                    && document.RootElement.TryGetProperty("code", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
-                document?.Dispose();
-                throw new KmsClientException($"KMS {method} failed: {reason}", (int)response.StatusCode, null, code);
-            }
-
-            return document;
+            throw new KmsClientException($"KMS {method} failed: {reason}", (int)response.StatusCode, null, code);
         }
     }
 
@@ -130,7 +190,13 @@ public sealed class KmsClient : IDisposable
         return (Text(root, "temp_ca_cert"), Text(root, "temp_ca_key"), Text(root, "ca_cert"));
     }
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        if (_ownsHttp)
+        {
+            _http.Dispose();
+        }
+    }
 
     internal static string Text(JsonElement root, string name) =>
         root.ValueKind == JsonValueKind.Object && root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String

@@ -21,6 +21,7 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
     private readonly RandomNumberGenerator _random;
     private readonly string? _expectedRootSpki;
     private readonly uint? _epoch;
+    private readonly TimeSpan _timeout;
     private X509Certificate2? _rootCa;
     private string? _tempCaCertPem;
     private string? _tempCaKeyPem;
@@ -33,6 +34,7 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
     /// <param name="random">Randomness for the client certificate key.</param>
     /// <param name="expectedRootSpkiHex">When set, the KMS root CA's SPKI (hex) must equal it (a pinned KMS).</param>
     /// <param name="epoch">Key epoch to ask for; null for the KMS's current epoch.</param>
+    /// <param name="timeout">Bound on each KMS request (default 30 s; a software-emulated guest needs longer).</param>
     public KmsKeyProvider(
         Uri kmsUrl,
         RaTlsQuoteSource quotes,
@@ -40,7 +42,8 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
         TimeProvider timeProvider,
         RandomNumberGenerator random,
         string? expectedRootSpkiHex = null,
-        uint? epoch = null)
+        uint? epoch = null,
+        TimeSpan? timeout = null)
     {
         ArgumentNullException.ThrowIfNull(kmsUrl);
         ArgumentNullException.ThrowIfNull(quotes);
@@ -54,6 +57,7 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
         _random = random;
         _expectedRootSpki = expectedRootSpkiHex?.ToLowerInvariant();
         _epoch = epoch;
+        _timeout = timeout ?? new KmsClientOptions().Timeout;
     }
 
     public string Name => "kms";
@@ -73,7 +77,7 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
             return;
         }
 
-        using var client = new KmsClient(_kmsUrl);
+        using var client = new KmsClient(_kmsUrl, new KmsClientOptions { Timeout = _timeout });
         var (tempCert, tempKey, caPem) = await client.GetTempCaCertAsync(cancellationToken).ConfigureAwait(false);
         X509Certificate2 root;
         try
@@ -114,7 +118,7 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
         }
 
         using (clientCertificate)
-        using (var client = new KmsClient(_kmsUrl, new KmsClientOptions { ClientCertificate = clientCertificate, TrustedRootCa = _rootCa }))
+        using (var client = new KmsClient(_kmsUrl, new KmsClientOptions { ClientCertificate = clientCertificate, TrustedRootCa = _rootCa, Timeout = _timeout }))
         using (var response = await client.CallAsync("GetAppKey", w =>
         {
             w.WriteNumber("api_version", 1);

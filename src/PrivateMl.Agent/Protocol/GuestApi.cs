@@ -52,21 +52,7 @@ internal sealed class GuestApi(AgentRuntime runtime, RandomNumberGenerator rando
             throw RpcException.BadRequest($"unsupported algorithm '{algorithmName}' (secp256k1 or ed25519)");
         }
 
-        var derived = new GuestKeyDerivation(runtime.AppKeys).GetKey(path, purpose, algorithm);
-        try
-        {
-            return Task.FromResult(RpcJson.Write(w =>
-            {
-                w.WriteStartObject();
-                w.WriteHex("key", derived.Key);
-                w.WriteHexArray("signature_chain", derived.SignatureChain);
-                w.WriteEndObject();
-            }));
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(derived.Key);
-        }
+        return Task.FromResult(DerivedKeyJson(new GuestKeyDerivation(runtime.AppKeys).GetKey(path, purpose, algorithm), "key", "signature_chain"));
     }
 
     public async Task<byte[]> GetTlsKeyAsync(RpcArgs args, CancellationToken ct)
@@ -300,18 +286,21 @@ internal sealed class GuestApi(AgentRuntime runtime, RandomNumberGenerator rando
         }
     }
 
-    public Task<byte[]> DeriveK256KeyAsync(RpcArgs args)
+    public Task<byte[]> DeriveK256KeyAsync(RpcArgs args) => Task.FromResult(DerivedKeyJson(
+        new GuestKeyDerivation(runtime.AppKeys).GetKey(args.GetString("path"), args.GetString("purpose"), KeyAlgorithm.Secp256k1), "k256_key", "k256_signature_chain"));
+
+    /// <summary>{ keyName: hex, chainName: [hex…] } for a derived key; the key bytes are zeroed once written.</summary>
+    private static byte[] DerivedKeyJson(DerivedKey derived, string keyName, string chainName)
     {
-        var derived = new GuestKeyDerivation(runtime.AppKeys).GetKey(args.GetString("path"), args.GetString("purpose"), KeyAlgorithm.Secp256k1);
         try
         {
-            return Task.FromResult(RpcJson.Write(w =>
+            return RpcJson.Write(w =>
             {
                 w.WriteStartObject();
-                w.WriteHex("k256_key", derived.Key);
-                w.WriteHexArray("k256_signature_chain", derived.SignatureChain);
+                w.WriteHex(keyName, derived.Key);
+                w.WriteHexArray(chainName, derived.SignatureChain);
                 w.WriteEndObject();
-            }));
+            });
         }
         finally
         {

@@ -109,6 +109,14 @@ public sealed record SgxReportBody
 
     /// <summary>True when the enclave runs in debug mode.</summary>
     public bool IsDebug => (AttributeFlags & SgxAttributeFlags.Debug) != 0;
+
+    /// <summary>The 384 wire bytes of this body (what a QE report signature covers); shorter fields are zero-padded.</summary>
+    public byte[] ToBytes()
+    {
+        var bytes = new byte[QuoteLayout.SgxReportBodySize];
+        QuoteWriter.WriteSgxBody(this, bytes);
+        return bytes;
+    }
 }
 
 /// <summary>A TD report body (TDX 1.0, or TDX 1.5 with <see cref="TeeTcbSvn2"/> and <see cref="MrServiceTd"/>).</summary>

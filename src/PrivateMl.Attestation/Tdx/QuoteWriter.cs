@@ -79,7 +79,7 @@ internal static class QuoteWriter
         return buffer;
     }
 
-    /// <summary>Writes an SGX report body (also used for QE reports by the simulator).</summary>
+    /// <summary>Writes an SGX report body (an SGX quote's body, or a QE report: see <see cref="SgxReportBody.ToBytes"/>).</summary>
     public static void WriteSgxBody(SgxReportBody b, Span<byte> s)
     {
         Copy(b.CpuSvn, s, L.SgxCpuSvnOffset, L.Svn16Size);

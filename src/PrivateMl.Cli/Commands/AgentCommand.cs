@@ -138,13 +138,7 @@ internal static class AgentCommand
 
                     output.WriteLine($"privateml agent serving{(simulated ? " (SIMULATED)" : "")}: "
                         + string.Join(", ", new[] { options.SocketPath, options.TappdSocketPath, options.ListenUrl?.ToString() }.Where(s => !string.IsNullOrEmpty(s))));
-                    try
-                    {
-                        await Task.Delay(Timeout.Infinite, cancellationToken);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                    }
+                    await UntilStopped.WaitAsync(cancellationToken);
 
                     await app.StopAsync(CancellationToken.None);
                 }

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using PrivateMl.Agent.Env;
+using PrivateMl.Agent.Keys;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Client.Kms;
 
@@ -212,9 +213,10 @@ internal static class EnvCommands
         try
         {
             using var http = CreateHttpClient(request.KmsCa, error);
-            answer = await new KmsEnvKeyClient(http).GetAppEnvEncryptPubKeyAsync(new Uri(request.Kms!), appId, cancellationToken);
+            using var kms = new KmsClient(http, new Uri(request.Kms!), AppEnvEncryptPublicKey.MaxJsonBytes);
+            answer = await kms.GetAppEnvEncryptPubKeyAsync(appId, cancellationToken);
         }
-        catch (Exception e) when (e is HttpRequestException or AttestationException or TaskCanceledException or IOException or CryptographicException)
+        catch (Exception e) when (e is KmsClientException or AttestationException or TaskCanceledException or IOException or CryptographicException)
         {
             error.WriteLine($"error: could not get the app's env key from {request.Kms}: {e.Message}");
             return (ExitCodes.UsageOrInput, null);

@@ -202,13 +202,7 @@ internal static class KmsCommands
                     output.WriteLine($"  current key epoch: {new KeyEpochStore(options.StateDirectory, TimeProvider.System).Current.Current}");
                 }
 
-                try
-                {
-                    await Task.Delay(Timeout.Infinite, cancellationToken);
-                }
-                catch (OperationCanceledException)
-                {
-                }
+                await UntilStopped.WaitAsync(cancellationToken);
 
                 await app.StopAsync(CancellationToken.None);
             }

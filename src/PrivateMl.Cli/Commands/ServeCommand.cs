@@ -167,13 +167,7 @@ internal static class ServeCommand
                 output.WriteLine($"privateml gateway serving on {string.Join(", ", GatewayHost.Addresses(app))} → {upstreamUri}"
                     + (tokenList.Count == 0 ? " (no tokens: open to anyone who can reach it)" : ""));
                 Started?.Invoke(app);
-                try
-                {
-                    await Task.Delay(Timeout.Infinite, cancellationToken);
-                }
-                catch (OperationCanceledException)
-                {
-                }
+                await UntilStopped.WaitAsync(cancellationToken);
 
                 await app.StopAsync(CancellationToken.None);
             }

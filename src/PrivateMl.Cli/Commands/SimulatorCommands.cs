@@ -191,13 +191,7 @@ internal static class SimulatorCommands
                 app.MapSimulatedPccs(device.Platform, TimeProvider.System);
                 await app.StartAsync(cancellationToken);
                 parseResult.InvocationConfiguration.Output.WriteLine($"SIMULATED PCCS listening on {string.Join(", ", app.Urls)}");
-                try
-                {
-                    await Task.Delay(Timeout.Infinite, cancellationToken);
-                }
-                catch (OperationCanceledException)
-                {
-                }
+                await UntilStopped.WaitAsync(cancellationToken);
 
                 await app.StopAsync(CancellationToken.None);
             }

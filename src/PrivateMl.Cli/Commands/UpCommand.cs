@@ -159,13 +159,7 @@ internal static class UpCommand
                     output.WriteLine($"  curl -s {url}/v1/chat/completions -H 'content-type: application/json' -d '{{\"model\":\"{engine.ModelId}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}],\"max_tokens\":32}}'");
                     output.WriteLine("Ctrl-C stops the node.");
 
-                    try
-                    {
-                        await Task.Delay(Timeout.Infinite, cancellationToken);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                    }
+                    await UntilStopped.WaitAsync(cancellationToken);
 
                     output.WriteLine("stopping…");
                     await gateway.StopAsync(CancellationToken.None);

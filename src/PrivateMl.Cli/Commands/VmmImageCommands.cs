@@ -21,10 +21,11 @@ internal static class VmmImageCommands
         var source = new Option<DirectoryInfo>("--source") { Description = "The PrivateMl repository to publish privateml from (default: found above the current directory)" };
         var busybox = new Option<string>("--busybox") { Description = "Statically linked busybox (package busybox-static)", DefaultValueFactory = _ => "/bin/busybox" };
         var version = new Option<string>("--image-version") { Description = "version in metadata.json", DefaultValueFactory = _ => "0.5.5" };
+        var simulator = new Option<DirectoryInfo>("--simulator") { Description = "SIMULATED TDX platform to bake in (default <cache>/tdx-simulator, created once); the host KMS trusts it with kms serve --simulate --simulator DIR/tdx-simulator" };
         var quiet = new Option<bool>("--quiet") { Description = "Print only the image directory" };
         var command = new Command("build-dev", "Build the development guest image (Debian kernel + busybox + self-contained privateml; boots with deploy --no-tee)")
         {
-            dir, cache, kernelDeb, publishDir, source, busybox, version, quiet,
+            dir, cache, kernelDeb, publishDir, source, busybox, version, simulator, quiet,
         };
         command.SetAction(parse =>
         {
@@ -40,11 +41,13 @@ internal static class VmmImageCommands
                     SourceDirectory = parse.GetValue(source)?.FullName,
                     BusyboxPath = parse.GetValue(busybox)!,
                     Version = parse.GetValue(version)!,
+                    SimulatorDirectory = parse.GetValue(simulator)?.FullName,
                     Log = parse.GetValue(quiet) ? null : output,
                 });
                 output.WriteLine(parse.GetValue(quiet)
                     ? result.ImageDirectory
-                    : $"development image {(result.Reused ? "up to date" : "built")}: {result.ImageDirectory} (kernel {result.KernelVersion}, os_image_hash {result.OsImageHash})");
+                    : $"development image {(result.Reused ? "up to date" : "built")}: {result.ImageDirectory} (kernel {result.KernelVersion}, os_image_hash {result.OsImageHash})\n"
+                        + $"SIMULATED TDX platform for the host KMS: privateml kms serve --simulate --simulator {Path.Combine(result.ImageDirectory, DevImageBuilder.SimulatorDirectoryName)}");
                 return ExitCodes.Accepted;
             }
             catch (Exception e) when (e is DevImageException or IOException or UnauthorizedAccessException)

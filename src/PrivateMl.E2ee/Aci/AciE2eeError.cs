@@ -2,7 +2,8 @@ namespace PrivateMl.E2ee.Aci;
 
 /// <summary>
 /// Why an ACI E2EE v2 exchange was refused. The first ten are the spec's wire codes (e2ee-v2.md §9, HTTP 400 each);
-/// the rest are this client's own refusals (a response it cannot trust), never sent on the wire.
+/// <see cref="ModelError"/> is this gateway's wire code for a model error on an E2EE request; the rest are this
+/// client's own refusals (a response it cannot trust), never sent on the wire.
 /// </summary>
 public enum AciE2eeError
 {
@@ -16,6 +17,12 @@ public enum AciE2eeError
     InvalidPayloadModel,
     DecryptionFailed,
     UnsupportedEndpoint,
+
+    /// <summary>
+    /// The model answered an error (non-2xx). ACI v2 defines no encrypted error, so the gateway relays the status and a
+    /// typed body but not the model's message, which may quote the decrypted prompt (wire code <c>e2ee_model_error</c>).
+    /// </summary>
+    ModelError = 50,
 
     /// <summary>Client: the service key is not in the keyset attested in this run.</summary>
     KeyNotAttested = 100,
@@ -48,6 +55,7 @@ public static class AciE2eeErrors
         AciE2eeError.InvalidPayloadModel => "e2ee_invalid_payload_model",
         AciE2eeError.DecryptionFailed => "e2ee_decryption_failed",
         AciE2eeError.UnsupportedEndpoint => "e2ee_unsupported_endpoint",
+        AciE2eeError.ModelError => "e2ee_model_error",
         AciE2eeError.KeyNotAttested => "e2ee_key_not_attested",
         AciE2eeError.ResponseNotEncrypted => "e2ee_response_not_encrypted",
         AciE2eeError.Downgrade => "e2ee_downgrade",
@@ -56,7 +64,7 @@ public static class AciE2eeErrors
         _ => "e2ee_error",
     };
 
-    /// <summary>The error for a wire code, or null when the code is not one of the spec's.</summary>
+    /// <summary>The error for a wire code (the spec's ten and <c>e2ee_model_error</c>), or null for any other.</summary>
     public static AciE2eeError? FromCode(string? code) =>
         Enum.GetValues<AciE2eeError>().Where(e => (int)e < 100).Cast<AciE2eeError?>().FirstOrDefault(e => e!.Value.Code() == code);
 }

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using NBitcoin.Secp256k1;
 using NSec.Cryptography;
 
 namespace PrivateMl.E2ee.Aci;
@@ -23,6 +22,12 @@ public static class AciSuites
     public static byte[] HkdfInfo(this AciSuite suite) => suite == AciSuite.X25519 ? "aci.e2ee.v2.x25519"u8.ToArray() : "aci.e2ee.v2.secp256k1"u8.ToArray();
 
     public static int PublicKeyBytes(this AciSuite suite) => suite == AciSuite.X25519 ? 32 : 65;
+
+    /// <summary>Which secp256k1 implementation this process uses: <c>native</c> (libsecp256k1) or <c>managed</c> (the C# port).</summary>
+    public static string Secp256k1Implementation => Secp256k1Backend.Default.Name;
+
+    /// <summary>The environment variable that forces the managed port when set to <c>managed</c>.</summary>
+    public const string Secp256k1ImplementationVariable = Secp256k1Backend.EnvironmentVariable;
 
     public static AciSuite? FromAlgo(string? algo) => algo switch
     {
@@ -63,65 +68,14 @@ public static class AciSuites
             bytes = [0x04, .. bytes];
         }
 
-        return bytes.Length == 65 && bytes[0] == 0x04 && ECPubKey.TryCreate(bytes, Context.Instance, out _, out _) ? bytes : null;
-    }
-
-    /// <summary>The raw ECDH shared secret (X25519 output, or the secp256k1 point's x-coordinate); null for an unusable peer key.</summary>
-    internal static byte[]? Agree(AciSuite suite, ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> peerPublic)
-    {
-        if (suite == AciSuite.X25519)
-        {
-            if (!NSec.Cryptography.PublicKey.TryImport(KeyAgreementAlgorithm.X25519, peerPublic, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
-            {
-                return null;
-            }
-
-            using var key = Key.Import(KeyAgreementAlgorithm.X25519, privateKey, KeyBlobFormat.RawPrivateKey);
-            using var shared = KeyAgreementAlgorithm.X25519.Agree(key, peer, new SharedSecretCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport });
-            return shared?.Export(SharedSecretBlobFormat.RawSharedSecret);
-        }
-
-        if (!ECPrivKey.TryCreate(privateKey, Context.Instance, out var priv) || priv is null
-            || !ECPubKey.TryCreate(peerPublic, Context.Instance, out _, out var pub) || pub is null)
-        {
-            return null;
-        }
-
-        using (priv)
-        {
-            var point = pub.GetSharedPubkey(priv);
-            Span<byte> compressed = stackalloc byte[33];
-            point.WriteToSpan(true, compressed, out _);
-            return compressed[1..].ToArray();
-        }
-    }
-
-    /// <summary>The public key of a 32-byte private key (raw X25519, or uncompressed secp256k1).</summary>
-    internal static byte[] PublicKeyOf(AciSuite suite, ReadOnlySpan<byte> privateKey)
-    {
-        if (suite == AciSuite.X25519)
-        {
-            using var key = Key.Import(KeyAgreementAlgorithm.X25519, privateKey, KeyBlobFormat.RawPrivateKey);
-            return key.PublicKey.Export(KeyBlobFormat.RawPublicKey);
-        }
-
-        if (!ECPrivKey.TryCreate(privateKey, Context.Instance, out var priv) || priv is null)
-        {
-            throw new CryptographicException("not a valid secp256k1 private key");
-        }
-
-        using (priv)
-        {
-            var output = new byte[65];
-            priv.CreatePubKey().WriteToSpan(false, output, out _);
-            return output;
-        }
+        return Secp256k1Backend.Default.IsValidPublicKey(bytes) ? bytes : null;
     }
 }
 
 /// <summary>
 /// A private E2EE key of one suite (the service's keyset key, or a client's per-request key). The secret stays in
-/// this object; <see cref="Dispose"/> wipes it.
+/// this object; <see cref="Dispose"/> wipes it. secp256k1 keys run on <see cref="Secp256k1Backend.Default"/> (native
+/// libsecp256k1 when it loads, else the managed port; both give the same bytes).
 /// </summary>
 public sealed class AciPrivateKey : IDisposable
 {
@@ -129,8 +83,9 @@ public sealed class AciPrivateKey : IDisposable
 
     // X25519 keys are imported into libsodium once and reused for every agreement (a service key serves many fields).
     private readonly Key? _x25519;
+    private readonly Secp256k1Backend? _secp256k1;
 
-    private AciPrivateKey(AciSuite suite, byte[] secret)
+    private AciPrivateKey(AciSuite suite, byte[] secret, Secp256k1Backend? backend)
     {
         Suite = suite;
         _secret = secret;
@@ -141,7 +96,13 @@ public sealed class AciPrivateKey : IDisposable
         }
         else
         {
-            PublicKey = AciSuites.PublicKeyOf(suite, secret);
+            _secp256k1 = backend ?? Secp256k1Backend.Default;
+            PublicKey = new byte[Secp256k1Backend.PublicKeyBytes];
+            if (!_secp256k1.TryCreatePublicKey(secret, PublicKey))
+            {
+                CryptographicOperations.ZeroMemory(secret);
+                throw new CryptographicException("not a valid secp256k1 private key");
+            }
         }
 
         PublicKeyHex = Convert.ToHexStringLower(PublicKey);
@@ -154,20 +115,26 @@ public sealed class AciPrivateKey : IDisposable
     public string PublicKeyHex { get; }
 
     /// <summary>A key from 32 secret bytes (X25519 clamps them on use; secp256k1 needs 0 &lt; k &lt; n).</summary>
-    public static AciPrivateKey FromSecret(AciSuite suite, ReadOnlySpan<byte> secret)
+    public static AciPrivateKey FromSecret(AciSuite suite, ReadOnlySpan<byte> secret) => FromSecret(suite, secret, backend: null);
+
+    /// <summary>A fresh random key.</summary>
+    public static AciPrivateKey Create(AciSuite suite, RandomNumberGenerator? random = null) => Create(suite, random, backend: null);
+
+    /// <summary><see cref="FromSecret(AciSuite, ReadOnlySpan{byte})"/> on a chosen secp256k1 backend (tests run both).</summary>
+    internal static AciPrivateKey FromSecret(AciSuite suite, ReadOnlySpan<byte> secret, Secp256k1Backend? backend)
     {
         if (secret.Length != 32)
         {
             throw new CryptographicException("an E2EE private key is 32 bytes");
         }
 
-        return new AciPrivateKey(suite, secret.ToArray());
+        return new AciPrivateKey(suite, secret.ToArray(), backend);
     }
 
-    /// <summary>A fresh random key.</summary>
-    public static AciPrivateKey Create(AciSuite suite, RandomNumberGenerator? random = null)
+    internal static AciPrivateKey Create(AciSuite suite, RandomNumberGenerator? random, Secp256k1Backend? backend)
     {
         var secret = new byte[32];
+        var secp256k1 = suite == AciSuite.Secp256k1 ? backend ?? Secp256k1Backend.Default : null;
         while (true)
         {
             if (random is null)
@@ -179,18 +146,20 @@ public sealed class AciPrivateKey : IDisposable
                 random.GetBytes(secret);
             }
 
-            if (suite == AciSuite.X25519 || (ECPrivKey.TryCreate(secret, Context.Instance, out var k) && k is not null))
+            if (secp256k1 is null || secp256k1.IsValidSecret(secret))
             {
-                return new AciPrivateKey(suite, secret);
+                return new AciPrivateKey(suite, secret, secp256k1);
             }
         }
     }
 
+    /// <summary>The raw ECDH shared secret (X25519 output, or the secp256k1 point's x-coordinate); null for an unusable peer key.</summary>
     internal byte[]? Agree(ReadOnlySpan<byte> peerPublic)
     {
-        if (_x25519 is null)
+        if (_secp256k1 is not null)
         {
-            return AciSuites.Agree(Suite, _secret, peerPublic);
+            var shared = new byte[Secp256k1Backend.SharedBytes];
+            return _secp256k1.TryAgree(_secret, peerPublic, shared) ? shared : null;
         }
 
         if (!NSec.Cryptography.PublicKey.TryImport(KeyAgreementAlgorithm.X25519, peerPublic, KeyBlobFormat.RawPublicKey, out var peer) || peer is null)
@@ -200,7 +169,7 @@ public sealed class AciPrivateKey : IDisposable
 
         try
         {
-            using var shared = KeyAgreementAlgorithm.X25519.Agree(_x25519, peer, new SharedSecretCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport });
+            using var shared = KeyAgreementAlgorithm.X25519.Agree(_x25519!, peer, new SharedSecretCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport });
             return shared?.Export(SharedSecretBlobFormat.RawSharedSecret);
         }
         catch (CryptographicException)

@@ -5,29 +5,63 @@ using PrivateMl.E2ee.Hpke;
 namespace PrivateMl.E2ee.Ehbp;
 
 /// <summary>
-/// The client side of one EHBP exchange: <c>SetupBaseS(pkR, "ehbp request")</c>, request chunks sealed with that
-/// context, and the response opened with keys derived from the same context and the server's
-/// <c>Ehbp-Response-Nonce</c>. One instance per request.
+/// What both ends of one EHBP exchange hold after the HPKE setup (<c>"ehbp request"</c>): the request chunk cipher
+/// (the context's key and base nonce, counter from 0), the encapsulated key, and the response secret
+/// <c>Export("ehbp response", 32)</c> from which <see cref="ResponseCipher"/> derives the response keys (SPEC §4.4).
+/// The HPKE context itself is disposed once these are taken.
 /// </summary>
-public sealed class EhbpClientExchange : IDisposable
+public abstract class EhbpExchange : IDisposable
 {
     private readonly byte[] _responseSecret;
 
-    private EhbpClientExchange(byte[] enc, HpkeContext context)
+    private protected EhbpExchange(byte[] enc, HpkeContext context)
     {
+        ArgumentNullException.ThrowIfNull(context);
         EncapsulatedKey = enc;
         Request = new EhbpChunkCipher(context.Key, context.BaseNonce);
         _responseSecret = context.Export(EhbpProtocol.ResponseExportLabel, EhbpProtocol.ResponseSecretLength);
         context.Dispose();
     }
 
+    /// <summary>The HPKE <c>enc</c> (the client sends it as <c>Ehbp-Encapsulated-Key</c>).</summary>
     public byte[] EncapsulatedKey { get; }
+
+    /// <summary>Request chunks: the client seals, the server opens (counter from 0).</summary>
+    public EhbpChunkCipher Request { get; }
+
+    /// <summary>The response chunk cipher for a 32-byte response nonce.</summary>
+    private protected EhbpChunkCipher ResponseCipher(ReadOnlySpan<byte> responseNonce) => EhbpResponseKeys.Cipher(_responseSecret, EncapsulatedKey, responseNonce);
+
+    public void Dispose()
+    {
+        Dispose(disposing: true);
+        GC.SuppressFinalize(this);
+    }
+
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            Request.Dispose();
+            CryptographicOperations.ZeroMemory(_responseSecret);
+        }
+    }
+}
+
+/// <summary>
+/// The client side of one EHBP exchange: <c>SetupBaseS(pkR, "ehbp request")</c>, request chunks sealed with that
+/// context, and the response opened with keys derived from the same context and the server's
+/// <c>Ehbp-Response-Nonce</c>. One instance per request.
+/// </summary>
+public sealed class EhbpClientExchange : EhbpExchange
+{
+    private EhbpClientExchange(byte[] enc, HpkeContext context)
+        : base(enc, context)
+    {
+    }
 
     /// <summary>The <c>Ehbp-Encapsulated-Key</c> header value (lowercase hex).</summary>
     public string EncapsulatedKeyHeader => Convert.ToHexStringLower(EncapsulatedKey);
-
-    /// <summary>Seals request chunks (counter from 0).</summary>
-    public EhbpChunkCipher Request { get; }
 
     public static EhbpClientExchange Create(ReadOnlySpan<byte> serverPublicKey, RandomNumberGenerator random)
     {
@@ -68,14 +102,7 @@ public sealed class EhbpClientExchange : IDisposable
             throw new AttestationException(ErrorCode.EhbpResponseNonceMissing, $"the response carries no {EhbpProtocol.ResponseNonceHeader} header");
         }
 
-        var nonce = EhbpProtocol.ParseHex32(responseNonceHeader, EhbpProtocol.ResponseNonceHeader);
-        return EhbpResponseKeys.Cipher(_responseSecret, EncapsulatedKey, nonce);
-    }
-
-    public void Dispose()
-    {
-        Request.Dispose();
-        CryptographicOperations.ZeroMemory(_responseSecret);
+        return ResponseCipher(EhbpProtocol.ParseHex32(responseNonceHeader, EhbpProtocol.ResponseNonceHeader));
     }
 }
 
@@ -84,21 +111,12 @@ public sealed class EhbpClientExchange : IDisposable
 /// <c>Ehbp-Encapsulated-Key</c> header, request chunks opened with that context, and a response sealed under a fresh
 /// 32-byte response nonce.
 /// </summary>
-public sealed class EhbpServerExchange : IDisposable
+public sealed class EhbpServerExchange : EhbpExchange
 {
-    private readonly byte[] _enc;
-    private readonly byte[] _responseSecret;
-
     private EhbpServerExchange(byte[] enc, HpkeContext context)
+        : base(enc, context)
     {
-        _enc = enc;
-        Request = new EhbpChunkCipher(context.Key, context.BaseNonce);
-        _responseSecret = context.Export(EhbpProtocol.ResponseExportLabel, EhbpProtocol.ResponseSecretLength);
-        context.Dispose();
     }
-
-    /// <summary>Opens request chunks (counter from 0).</summary>
-    public EhbpChunkCipher Request { get; }
 
     /// <summary>
     /// Decapsulates the header value with the server's private key. A malformed header is
@@ -121,14 +139,8 @@ public sealed class EhbpServerExchange : IDisposable
     }
 
     internal (string NonceHeader, EhbpChunkCipher Cipher) CreateResponse(ReadOnlySpan<byte> nonce) =>
-        (Convert.ToHexStringLower(nonce), EhbpResponseKeys.Cipher(_responseSecret, _enc, nonce));
+        (Convert.ToHexStringLower(nonce), ResponseCipher(nonce));
 
     /// <summary>Opens a whole framed body (bounded by <paramref name="maxPlaintextBytes"/>).</summary>
     public byte[] OpenBody(ReadOnlySpan<byte> wire, int maxPlaintextBytes) => EhbpFraming.OpenAll(wire, Request, maxPlaintextBytes);
-
-    public void Dispose()
-    {
-        Request.Dispose();
-        CryptographicOperations.ZeroMemory(_responseSecret);
-    }
 }

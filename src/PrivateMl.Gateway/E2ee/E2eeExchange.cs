@@ -16,16 +16,27 @@ public interface IE2eeExchange
     string Name { get; }
 
     /// <summary>
-    /// The body to forward to the model, decrypted from the exact bytes the client sent. Throws
-    /// <see cref="E2eeRefusedException"/> (fail closed: the relay answers with its error and forwards nothing).
+    /// The body to forward to the model, decrypted from the exact bytes the client sent (ACI also claims its replay
+    /// triple here, possibly in a shared store). Throws <see cref="E2eeRefusedException"/> (fail closed: the relay
+    /// answers with its error and forwards nothing).
     /// </summary>
-    byte[] OpenRequest(ReadOnlySpan<byte> wireBody, string path);
+    ValueTask<byte[]> OpenRequestAsync(byte[] wireBody, string path, CancellationToken cancellationToken);
 
     /// <summary>Adds the E2EE response headers; called for a successful (2xx) relay only, before the body starts.</summary>
     void ApplyResponseHeaders(HttpResponse response);
 
     /// <summary>The transform for the model's 2xx response body.</summary>
     IResponseBodyTransform CreateResponseTransform(bool eventStream);
+
+    /// <summary>
+    /// The body to send for an error answered on this exchange (<paramref name="errorBody"/>, in OpenAI error shape;
+    /// the status and <c>Content-Type</c> are set, <c>Content-Length</c> is its length): the model's non-2xx answer
+    /// (<paramref name="fromModel"/>) or the gateway's own (429, 413, 502 …). EHBP seals both under the response key and
+    /// sets its headers (SPEC §5.1–5.2: a server encrypts errors whenever a receiver context exists). ACI v2 defines no
+    /// encrypted error: the gateway's own pass unchanged, and a model error becomes a typed error whose text is not the
+    /// model's (it may quote the decrypted prompt).
+    /// </summary>
+    byte[] SealError(byte[] errorBody, HttpResponse response, bool fromModel);
 }
 
 /// <summary>

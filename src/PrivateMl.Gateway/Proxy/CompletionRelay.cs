@@ -61,7 +61,7 @@ internal sealed class CompletionRelay(
             {
                 try
                 {
-                    forward = exchange.OpenRequest(body, path);
+                    forward = await exchange.OpenRequestAsync(body, path, context.RequestAborted);
                 }
                 catch (E2eeRefusedException e)
                 {
@@ -222,7 +222,7 @@ internal sealed class CompletionRelay(
         {
             if (upstream.StatusCode is < 200 or > 299)
             {
-                await RelayErrorAsync(context, path, upstream);
+                await RelayErrorAsync(context, path, upstream, exchange);
                 return;
             }
 
@@ -230,7 +230,7 @@ internal sealed class CompletionRelay(
         }
     }
 
-    private async Task RelayErrorAsync(HttpContext context, string path, BackendResponse upstream)
+    private async Task RelayErrorAsync(HttpContext context, string path, BackendResponse upstream, IE2eeExchange? exchange)
     {
         metrics.UpstreamError();
         GatewayLog.UpstreamStatus(logger, upstream.StatusCode, path);
@@ -255,6 +255,11 @@ internal sealed class CompletionRelay(
         context.Response.StatusCode = upstream.StatusCode;
         context.Response.ContentType = "application/json";
         context.Response.ContentLength = relayed.Length;
+        if (exchange is not null)
+        {
+            relayed = exchange.SealError(relayed, context.Response, fromModel: true);
+        }
+
         await context.Response.Body.WriteAsync(relayed, context.RequestAborted);
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
+using PrivateMl.Gateway.E2ee;
 
 namespace PrivateMl.Gateway.Proxy;
 
@@ -45,6 +46,11 @@ internal static class OpenAiErrors
         context.Response.ContentType = "application/json";
         var body = Body(message, type, code);
         context.Response.ContentLength = body.Length;
+        if (context.Features.Get<IE2eeExchange>() is { } exchange)
+        {
+            body = exchange.SealError(body, context.Response, fromModel: false); // EHBP seals errors once its context exists
+        }
+
         await context.Response.Body.WriteAsync(body, context.RequestAborted);
     }
 

@@ -54,12 +54,10 @@ internal static class SimulatedCollateralBuilder
 
     internal static string TcbInfoJson(PckPlatformInfo platform, TdProfile profile, TcbInfoOptions options, DateTimeOffset issued, DateTimeOffset next, bool sgxShape = false)
     {
-        var teeTcbSvn = profile.TeeTcbSvn.Span.ToArray();
-        var moduleMrSigner = (options.ModuleMrSigner ?? profile.MrSignerSeam).Span;
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, WriterOptions))
+        var teeTcbSvn = profile.TeeTcbSvn.ToArray();
+        var moduleMrSigner = options.ModuleMrSigner ?? profile.MrSignerSeam;
+        return SimulatorJson.Object(WriterOptions, w =>
         {
-            w.WriteStartObject();
             w.WriteString("id", options.Id);
             w.WriteNumber("version", options.Version);
             w.WriteString("issueDate", Date(options.IssueDate ?? issued));
@@ -72,7 +70,7 @@ internal static class SimulatedCollateralBuilder
             if (!sgxShape)
             {
                 w.WriteStartObject("tdxModule");
-                WriteModuleSigner(w, moduleMrSigner);
+                WriteModuleSigner(w, moduleMrSigner.Span);
                 w.WriteEndObject();
             }
 
@@ -81,54 +79,29 @@ internal static class SimulatedCollateralBuilder
                 w.WriteStartArray("tdxModuleIdentities");
                 w.WriteStartObject();
                 w.WriteString("id", options.ModuleIdentityId ?? "TDX_" + teeTcbSvn[1].ToString("X2", CultureInfo.InvariantCulture));
-                WriteModuleSigner(w, moduleMrSigner);
-                w.WriteStartArray("tcbLevels");
-                foreach (var level in options.ModuleLevels)
-                {
-                    w.WriteStartObject();
-                    w.WriteStartObject("tcb");
-                    w.WriteNumber("isvsvn", Clamp(teeTcbSvn[0] + level.SvnOffset, 255));
-                    w.WriteEndObject();
-                    WriteLevelTail(w, level);
-                    w.WriteEndObject();
-                }
-
-                w.WriteEndArray();
+                WriteModuleSigner(w, moduleMrSigner.Span);
+                WriteLevels(w, options.ModuleLevels, level => w.WriteNumber("isvsvn", Clamp(teeTcbSvn[0] + level.SvnOffset, 255)));
                 w.WriteEndObject();
                 w.WriteEndArray();
             }
 
-            w.WriteStartArray("tcbLevels");
-            foreach (var level in options.Levels)
+            WriteLevels(w, options.Levels, level =>
             {
-                w.WriteStartObject();
-                w.WriteStartObject("tcb");
                 WriteComponents(w, "sgxtcbcomponents", platform.SgxTcbComponents.Span, level.SvnOffset, options.ComponentCount, SgxLabels);
                 w.WriteNumber("pcesvn", Clamp(platform.PceSvn + level.PceSvnOffset + level.SvnOffset, ushort.MaxValue));
                 if (!sgxShape)
                 {
                     WriteComponents(w, "tdxtcbcomponents", teeTcbSvn, level.SvnOffset, options.ComponentCount, TdxLabels);
                 }
-
-                w.WriteEndObject();
-                WriteLevelTail(w, level);
-                w.WriteEndObject();
-            }
-
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-
-        return Encoding.UTF8.GetString(stream.ToArray());
+            });
+        });
     }
 
     internal static string QeIdentityJson(SimulatedQeOptions qe, QeIdentityOptions options, DateTimeOffset issued, DateTimeOffset next)
     {
         var attributes = options.Attributes?.ToArray() ?? Masked(qe.Attributes.Span, QeAttributesMask);
-        using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, WriterOptions))
+        return SimulatorJson.Object(WriterOptions, w =>
         {
-            w.WriteStartObject();
             w.WriteString("id", options.Id);
             w.WriteNumber("version", options.Version);
             w.WriteString("issueDate", Date(options.IssueDate ?? issued));
@@ -140,22 +113,8 @@ internal static class SimulatedCollateralBuilder
             w.WriteString("attributesMask", Convert.ToHexString(QeAttributesMask));
             w.WriteString("mrsigner", Convert.ToHexString((options.MrSigner ?? qe.MrSigner).Span));
             w.WriteNumber("isvprodid", options.IsvProdId ?? qe.IsvProdId);
-            w.WriteStartArray("tcbLevels");
-            foreach (var level in options.Levels)
-            {
-                w.WriteStartObject();
-                w.WriteStartObject("tcb");
-                w.WriteNumber("isvsvn", Clamp(qe.IsvSvn + level.SvnOffset, ushort.MaxValue));
-                w.WriteEndObject();
-                WriteLevelTail(w, level);
-                w.WriteEndObject();
-            }
-
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-
-        return Encoding.UTF8.GetString(stream.ToArray());
+            WriteLevels(w, options.Levels, level => w.WriteNumber("isvsvn", Clamp(qe.IsvSvn + level.SvnOffset, ushort.MaxValue)));
+        });
     }
 
     /// <summary>Intel's date format: second resolution, UTC, "Z".</summary>
@@ -213,6 +172,23 @@ internal static class SimulatedCollateralBuilder
                 }
             }
 
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
+
+    /// <summary>A <c>tcbLevels</c> array: per level its <c>tcb</c> object (members written by <paramref name="tcb"/>), date, status and advisories.</summary>
+    private static void WriteLevels(Utf8JsonWriter w, IReadOnlyList<SimulatedTcbLevel> levels, Action<SimulatedTcbLevel> tcb)
+    {
+        w.WriteStartArray("tcbLevels");
+        foreach (var level in levels)
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("tcb");
+            tcb(level);
+            w.WriteEndObject();
+            WriteLevelTail(w, level);
             w.WriteEndObject();
         }
 

@@ -1,12 +1,25 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using PrivateMl.Attestation.Tdx;
+using L = PrivateMl.Attestation.Tdx.QuoteLayout;
 
 namespace PrivateMl.Tee.Simulator;
 
-/// <summary>Writes TDX quote v4 (TD 1.0 body) bytes in the layout of real quotes (research/tdx-dcap.md §1.1–1.5).</summary>
+/// <summary>
+/// Writes TDX quote v4 (TD 1.0 body) bytes in the layout of real quotes (research/tdx-dcap.md §1.1–1.5). The fields go
+/// through Attestation's quote model and writer (<see cref="TdxQuote.ToBytes"/>); the defects no well-formed model
+/// carries (another version, another outer certification data type, declared lengths that lie, truncation) are then
+/// written over those bytes, the version before the quote is signed so that its signature still holds.
+/// </summary>
 internal static class SimulatedQuoteWriter
 {
+    // Fixed offsets of the v4 signature data with a TD 1.0 body.
+    private const int SignedRegionSize = L.HeaderSize + L.Td10ReportBodySize;
+    private const int QuoteSignatureOffset = SignedRegionSize + L.SignatureDataLengthSize;
+    private const int OuterCertificationDataOffset = QuoteSignatureOffset + L.EcdsaSignatureSize + L.EcdsaPublicKeySize;
+    private const int QeAuthDataSizeOffset = OuterCertificationDataOffset + L.CertificationDataHeaderSize + L.SgxReportBodySize + L.EcdsaSignatureSize;
+
     public static byte[] Write(
         SimulatedPki pki,
         SimulatedQuotingEnclave qe,
@@ -18,106 +31,116 @@ internal static class SimulatedQuoteWriter
         profile = defects.BodyProfile ?? profile;
         profile.Validate();
 
-        // Header ‖ TD report body: the signed region.
-        var signed = new byte[QuoteLayout.SignedRegionSize];
-        var header = signed.AsSpan(0, QuoteLayout.HeaderSize);
-        BinaryPrimitives.WriteUInt16LittleEndian(header[QuoteLayout.VersionOffset..], defects.Version ?? QuoteLayout.Version4);
-        BinaryPrimitives.WriteUInt16LittleEndian(
-            header[QuoteLayout.AttestationKeyTypeOffset..], defects.AttestationKeyType ?? QuoteLayout.AttestationKeyTypeEcdsaP256);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[QuoteLayout.TeeTypeOffset..], defects.TeeType ?? QuoteLayout.TeeTypeTdx);
-        var vendor = defects.QeVendorId is { } v ? v.Span : QuoteLayout.IntelQeVendorId;
-        vendor[..Math.Min(16, vendor.Length)].CopyTo(header.Slice(QuoteLayout.QeVendorIdOffset, 16));
-        qe.QeId.Span.CopyTo(header.Slice(QuoteLayout.UserDataOffset, 16));
-
-        var body = signed.AsSpan(QuoteLayout.HeaderSize, QuoteLayout.TdReportBodySize);
-        profile.TeeTcbSvn.Span.CopyTo(body[QuoteLayout.TeeTcbSvn..]);
-        profile.MrSeam.Span.CopyTo(body[QuoteLayout.MrSeam..]);
-        profile.MrSignerSeam.Span.CopyTo(body[QuoteLayout.MrSignerSeam..]);
-        profile.SeamAttributes.Span.CopyTo(body[QuoteLayout.SeamAttributes..]);
-        profile.TdAttributes.Span.CopyTo(body[QuoteLayout.TdAttributes..]);
-        profile.Xfam.Span.CopyTo(body[QuoteLayout.Xfam..]);
-        profile.MrTd.Span.CopyTo(body[QuoteLayout.MrTd..]);
-        profile.MrConfigId.Span.CopyTo(body[QuoteLayout.MrConfigId..]);
-        profile.MrOwner.Span.CopyTo(body[QuoteLayout.MrOwner..]);
-        profile.MrOwnerConfig.Span.CopyTo(body[QuoteLayout.MrOwnerConfig..]);
-        profile.Rtmr0.Span.CopyTo(body[QuoteLayout.Rtmr0..]);
-        profile.Rtmr1.Span.CopyTo(body[QuoteLayout.Rtmr1..]);
-        profile.Rtmr2.Span.CopyTo(body[QuoteLayout.Rtmr2..]);
-        rtmr3.CopyTo(body[QuoteLayout.Rtmr3..]);
-        reportData.CopyTo(body[QuoteLayout.ReportData..]);
-
-        // Quote signature by the attestation key.
-        var attestationPublicKey = (defects.AttestationPublicKey ?? qe.AttestationPublicKey).ToArray();
-        byte[] quoteSignature;
-        if (defects.SignQuoteWithUnrelatedKey)
-        {
-            using var unrelated = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-            quoteSignature = unrelated.SignData(signed, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
-        }
-        else
-        {
-            quoteSignature = qe.SignWithAttestationKey(signed);
-        }
-
-        if (defects.CorruptQuoteSignature)
-        {
-            quoteSignature[40] ^= 0x01;
-        }
-
         // QE report, signed by the PCK key, bound to the attestation key.
+        var attestationPublicKey = (defects.AttestationPublicKey ?? qe.AttestationPublicKey).ToArray();
         var authData = (defects.QeAuthData ?? qe.Options.AuthData).ToArray();
         var qeReport = qe.BuildReport(pki.Platform, defects, attestationPublicKey, authData);
-        byte[] qeReportSignature;
-        if (defects.SignQeReportWithUnrelatedKey)
-        {
-            using var unrelated = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-            qeReportSignature = unrelated.SignData(qeReport, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
-        }
-        else
-        {
-            qeReportSignature = pki.SignWithPckKey(qeReport);
-        }
-
+        var qeReportBytes = qeReport.ToBytes();
+        var qeReportSignature = defects.SignQeReportWithUnrelatedKey ? SignWithUnrelatedKey(qeReportBytes) : pki.SignWithPckKey(qeReportBytes);
         if (defects.CorruptQeReportSignature)
         {
             qeReportSignature[40] ^= 0x01;
         }
 
-        // Inner certification data: PEM chain leaf first, then one NUL byte (as in every real quote).
-        byte[] inner;
-        if (defects.CertificationData is { } raw)
+        var vendor = defects.QeVendorId ?? L.IntelQeVendorId.ToArray();
+        var quote = new TdxQuote
         {
-            inner = raw.ToArray();
-        }
-        else
+            Header = new QuoteHeader
+            {
+                // A version defect is written over the bytes below: the model's version decides the layout.
+                Version = 4,
+                AttestationKeyType = (AttestationKeyType)(defects.AttestationKeyType ?? (ushort)AttestationKeyType.EcdsaP256),
+                TeeType = (TeeType)(defects.TeeType ?? (uint)TeeType.Tdx),
+                Reserved = default,
+                QeVendorId = vendor[..Math.Min(L.QeVendorIdSize, vendor.Length)],
+                UserData = qe.QeId,
+            },
+            BodyKind = ReportBodyKind.Td10,
+            TdReport = new TdReportBody
+            {
+                TeeTcbSvn = profile.TeeTcbSvn,
+                MrSeam = profile.MrSeam,
+                MrSignerSeam = profile.MrSignerSeam,
+                SeamAttributes = profile.SeamAttributes,
+                TdAttributes = profile.TdAttributes,
+                Xfam = profile.Xfam,
+                MrTd = profile.MrTd,
+                MrConfigId = profile.MrConfigId,
+                MrOwner = profile.MrOwner,
+                MrOwnerConfig = profile.MrOwnerConfig,
+                Rtmr0 = profile.Rtmr0,
+                Rtmr1 = profile.Rtmr1,
+                Rtmr2 = profile.Rtmr2,
+                Rtmr3 = rtmr3.ToArray(),
+                ReportData = reportData.ToArray(),
+            },
+            Signature = new QuoteSignatureData
+            {
+                QuoteSignature = new byte[L.EcdsaSignatureSize], // signed below, once the signed region is final
+                AttestationPublicKey = attestationPublicKey,
+                QeReportBytes = qeReportBytes,
+                QeReport = qeReport,
+                QeReportSignature = qeReportSignature,
+                QeAuthData = authData,
+                CertificationData = new CertificationData
+                {
+                    Type = (CertificationDataType)(defects.InnerCertificationDataType ?? (ushort)CertificationDataType.PckCertificateChain),
+                    Data = InnerCertificationData(pki, defects),
+                },
+            },
+            TrailingBytes = defects.TrailingBytes,
+        };
+
+        var bytes = quote.ToBytes();
+        var s = bytes.AsSpan();
+        if (defects.Version is { } version)
         {
-            var pem = Encoding.ASCII.GetBytes(defects.PckChainPem ?? pki.PckCertificateChainPem);
-            inner = defects.OmitPemTerminator ? pem : [.. pem, 0];
+            BinaryPrimitives.WriteUInt16LittleEndian(s[L.VersionOffset..], version);
         }
 
-        var qeCertificationData = new List<byte>(QuoteLayout.SgxReportBodySize + 64 + 2 + authData.Length + 6 + inner.Length);
-        qeCertificationData.AddRange(qeReport);
-        qeCertificationData.AddRange(qeReportSignature);
-        QuoteLayout.WriteU16(qeCertificationData, authData.Length + defects.QeAuthDataSizeDelta);
-        qeCertificationData.AddRange(authData);
-        QuoteLayout.WriteU16(qeCertificationData, defects.InnerCertificationDataType ?? QuoteLayout.CertificationDataPckChain);
-        QuoteLayout.WriteU32(qeCertificationData, inner.Length + defects.InnerCertificationDataSizeDelta);
-        qeCertificationData.AddRange(inner);
+        // Quote signature by the attestation key over header ‖ TD report body.
+        var signed = bytes[..SignedRegionSize];
+        var quoteSignature = defects.SignQuoteWithUnrelatedKey ? SignWithUnrelatedKey(signed) : qe.SignWithAttestationKey(signed);
+        if (defects.CorruptQuoteSignature)
+        {
+            quoteSignature[40] ^= 0x01;
+        }
 
-        var signatureData = new List<byte>(64 + 64 + 6 + qeCertificationData.Count);
-        signatureData.AddRange(quoteSignature);
-        signatureData.AddRange(attestationPublicKey);
-        QuoteLayout.WriteU16(signatureData, defects.OuterCertificationDataType ?? QuoteLayout.CertificationDataQeReport);
-        QuoteLayout.WriteU32(signatureData, qeCertificationData.Count + defects.OuterCertificationDataSizeDelta);
-        signatureData.AddRange(qeCertificationData);
+        quoteSignature.CopyTo(s[QuoteSignatureOffset..]);
 
-        var quote = new List<byte>(signed.Length + 4 + signatureData.Count + defects.TrailingBytes.Length);
-        quote.AddRange(signed);
-        QuoteLayout.WriteU32(quote, signatureData.Count + defects.SignatureDataLengthDelta);
-        quote.AddRange(signatureData);
-        quote.AddRange(defects.TrailingBytes.Span);
+        // Declared lengths and types that lie (declared = actual + delta).
+        AddToU32(s[SignedRegionSize..], defects.SignatureDataLengthDelta);
+        if (defects.OuterCertificationDataType is { } outerType)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(s[OuterCertificationDataOffset..], outerType);
+        }
 
-        var bytes = quote.ToArray();
+        AddToU32(s[(OuterCertificationDataOffset + 2)..], defects.OuterCertificationDataSizeDelta);
+        var qeAuthDataSize = s[QeAuthDataSizeOffset..];
+        BinaryPrimitives.WriteUInt16LittleEndian(qeAuthDataSize, unchecked((ushort)(BinaryPrimitives.ReadUInt16LittleEndian(qeAuthDataSize) + defects.QeAuthDataSizeDelta)));
+        AddToU32(s[(QeAuthDataSizeOffset + L.QeAuthDataSizeSize + authData.Length + 2)..], defects.InnerCertificationDataSizeDelta);
+
         return defects.TruncateTo is { } length ? bytes[..Math.Clamp(length, 0, bytes.Length)] : bytes;
     }
+
+    /// <summary>Inner certification data: PEM chain leaf first, then one NUL byte (as in every real quote).</summary>
+    private static byte[] InnerCertificationData(SimulatedPki pki, QuoteDefects defects)
+    {
+        if (defects.CertificationData is { } raw)
+        {
+            return raw.ToArray();
+        }
+
+        var pem = Encoding.ASCII.GetBytes(defects.PckChainPem ?? pki.PckCertificateChainPem);
+        return defects.OmitPemTerminator ? pem : [.. pem, 0];
+    }
+
+    private static byte[] SignWithUnrelatedKey(byte[] data)
+    {
+        using var unrelated = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        return unrelated.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+    }
+
+    private static void AddToU32(Span<byte> field, long delta) =>
+        BinaryPrimitives.WriteUInt32LittleEndian(field, unchecked((uint)(BinaryPrimitives.ReadUInt32LittleEndian(field) + delta)));
 }

@@ -1,6 +1,6 @@
-using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using PrivateMl.Attestation.Tdx;
 
 namespace PrivateMl.Tee.Simulator;
 
@@ -66,21 +66,11 @@ public sealed class SimulatedQuotingEnclave : IDisposable
     internal byte[] SignWithAttestationKey(ReadOnlySpan<byte> data) =>
         _attestationKey.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
 
-    /// <summary>The 384-byte QE report (SGX report body, research/tdx-dcap.md §1.3).</summary>
-    internal byte[] BuildReport(PckPlatformInfo platform, QuoteDefects defects, ReadOnlySpan<byte> attestationPublicKey, ReadOnlySpan<byte> authData)
+    /// <summary>The QE report (an SGX report body, research/tdx-dcap.md §1.3); its wire bytes are <see cref="SgxReportBody.ToBytes"/>.</summary>
+    internal SgxReportBody BuildReport(PckPlatformInfo platform, QuoteDefects defects, ReadOnlySpan<byte> attestationPublicKey, ReadOnlySpan<byte> authData)
     {
-        var report = new byte[QuoteLayout.SgxReportBodySize];
-        platform.SgxTcbComponents.Span.CopyTo(report.AsSpan(0, 16));
-        BinaryPrimitives.WriteUInt32LittleEndian(report.AsSpan(16), defects.QeMiscSelect ?? Options.MiscSelect);
-        (defects.QeAttributes ?? Options.Attributes).Span.CopyTo(report.AsSpan(48, 16));
-        Options.MrEnclave.Span.CopyTo(report.AsSpan(64, 32));
-        (defects.QeMrSigner ?? Options.MrSigner).Span.CopyTo(report.AsSpan(128, 32));
-        BinaryPrimitives.WriteUInt16LittleEndian(report.AsSpan(256), defects.QeIsvProdId ?? Options.IsvProdId);
-        BinaryPrimitives.WriteUInt16LittleEndian(report.AsSpan(258), defects.QeIsvSvn ?? Options.IsvSvn);
-
-        var hashInput = Concat(attestationPublicKey.ToArray(), authData.ToArray());
-        var reportData = report.AsSpan(320, 64);
-        SHA256.HashData(hashInput, reportData[..32]);
+        var reportData = new byte[QuoteLayout.ReportDataSize];
+        SHA256.HashData(Concat(attestationPublicKey.ToArray(), authData.ToArray()), reportData.AsSpan(0, 32));
         if (defects.QeReportDataMismatch)
         {
             reportData[0] ^= 0x01;
@@ -91,7 +81,25 @@ public sealed class SimulatedQuotingEnclave : IDisposable
             reportData[63] = 0x01;
         }
 
-        return report;
+        return new SgxReportBody
+        {
+            CpuSvn = platform.SgxTcbComponents,
+            MiscSelect = defects.QeMiscSelect ?? Options.MiscSelect,
+            Reserved1 = default,
+            IsvExtProdId = default,
+            Attributes = defects.QeAttributes ?? Options.Attributes,
+            MrEnclave = Options.MrEnclave,
+            Reserved2 = default,
+            MrSigner = defects.QeMrSigner ?? Options.MrSigner,
+            Reserved3 = default,
+            ConfigId = default,
+            IsvProdId = defects.QeIsvProdId ?? Options.IsvProdId,
+            IsvSvn = defects.QeIsvSvn ?? Options.IsvSvn,
+            ConfigSvn = 0,
+            Reserved4 = default,
+            IsvFamilyId = default,
+            ReportData = reportData,
+        };
     }
 
     public void Save(string directory)

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using PrivateMl.Attestation.Tdx.Collateral;
 using PrivateMl.Tee.Tdx;
@@ -153,16 +152,11 @@ public sealed class SimulatedTdxDevice : ITdxDevice, IDisposable
             return;
         }
 
-        using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        StateFiles.WriteText(Path.Combine(StateDirectory, RtmrStateFile), SimulatorJson.Write(writer =>
         {
-            writer.WriteStartObject();
             writer.WriteString("rtmr2", Convert.ToHexStringLower(_rtmr2));
             writer.WriteString("rtmr3", Convert.ToHexStringLower(_rtmr3));
-            writer.WriteEndObject();
-        }
-
-        StateFiles.WriteText(Path.Combine(StateDirectory, RtmrStateFile), Encoding.UTF8.GetString(stream.ToArray()) + "\n");
+        }));
     }
 
     private void LoadRtmrState()

@@ -88,16 +88,20 @@ internal static class SimulatorJson
 
     private static byte[] Hex(JsonElement element, string name) => Convert.FromHexString(Text(element, name));
 
-    private static string Write(Action<Utf8JsonWriter> body)
+    /// <summary>A state file's text: one indented JSON object written by <paramref name="members"/>, then a newline.</summary>
+    internal static string Write(Action<Utf8JsonWriter> members) => Object(new JsonWriterOptions { Indented = true }, members) + "\n";
+
+    /// <summary>One JSON object written by <paramref name="members"/>, as text.</summary>
+    internal static string Object(JsonWriterOptions options, Action<Utf8JsonWriter> members)
     {
         using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        using (var writer = new Utf8JsonWriter(stream, options))
         {
             writer.WriteStartObject();
-            body(writer);
+            members(writer);
             writer.WriteEndObject();
         }
 
-        return Encoding.UTF8.GetString(stream.ToArray()) + "\n";
+        return Encoding.UTF8.GetString(stream.ToArray());
     }
 }

@@ -70,22 +70,13 @@ public sealed record TdProfile
         }
     }
 
-    public string ToJson()
+    public string ToJson() => SimulatorJson.Write(writer =>
     {
-        using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        foreach (var (name, _) in Fields)
         {
-            writer.WriteStartObject();
-            foreach (var (name, _) in Fields)
-            {
-                writer.WriteString(name, Convert.ToHexStringLower(Get(name).Span));
-            }
-
-            writer.WriteEndObject();
+            writer.WriteString(name, Convert.ToHexStringLower(Get(name).Span));
         }
-
-        return Encoding.UTF8.GetString(stream.ToArray()) + "\n";
-    }
+    });
 
     /// <summary>
     /// Reads a profile. Absent fields keep their defaults; unknown fields, non-hex values and wrong lengths are

@@ -103,7 +103,7 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
             content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
             try
             {
-                using var response = await http.PostAsync(new Uri(new Uri(kmsUrl.TrimEnd('/') + "/"), "prpc/GetAppEnvEncryptPubKey?json"), content, cancellationToken);
+                using var response = await KmsHttp.Value.PostAsync(new Uri(new Uri(kmsUrl.TrimEnd('/') + "/"), "prpc/GetAppEnvEncryptPubKey?json"), content, cancellationToken);
                 body = await ReadBounded(response, cancellationToken);
                 if (!response.IsSuccessStatusCode)
                 {
@@ -196,4 +196,16 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
             return body.Length is > 0 and < 4096 ? Encoding.UTF8.GetString(body).Trim() : null;
         }
     }
+
+    /// <summary>
+    /// For --kms-url: a KMS's TLS certificate chains to its own root, which the operator does not know beforehand, so
+    /// the server certificate is not checked; the trust decision is the env key's signature by a trusted KMS root key
+    /// (as <c>privateml env encrypt</c> without --kms-ca). Separate from the VMM's client, so VMM credentials never go
+    /// to a KMS.
+    /// </summary>
+    private static readonly Lazy<HttpClient> KmsHttp = new(() => new HttpClient(new SocketsHttpHandler
+    {
+        SslOptions = { RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null },
+    })
+    { Timeout = TimeSpan.FromSeconds(30) });
 }

@@ -24,6 +24,12 @@ public static class DevGuestInit
 
     public const string ModulesOrderPath = "etc/privateml/modules.order";
 
+    /// <summary>
+    /// SIMULATED: where the image carries the simulated TDX platform (PKI + TD profile) the guest's quotes are made
+    /// with; the host's <c>kms serve --simulate --simulator &lt;image&gt;/tdx-simulator</c> trusts the same root.
+    /// </summary>
+    public const string SimulatorPath = "etc/privateml/SIMULATED-tdx-simulator";
+
     public static string Script { get; } = $$"""
         #!/bin/busybox sh
         # PrivateMl development guest (no TEE): kernel file systems, modules, network, shared folder, then privateml.

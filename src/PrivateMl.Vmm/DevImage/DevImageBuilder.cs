@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using PrivateMl.Agent.Runtime;
 
 namespace PrivateMl.Vmm.DevImage;
 
@@ -24,6 +25,13 @@ public sealed record DevImageOptions
 
     /// <summary>A statically linked busybox (Debian's busybox-static installs it as /bin/busybox).</summary>
     public string BusyboxPath { get; init; } = "/bin/busybox";
+
+    /// <summary>
+    /// SIMULATED: the simulated TDX platform (PKI + TD profile, a <c>tdx-simulator</c> directory) baked into the guest,
+    /// so a host <c>privateml kms serve --simulate --simulator DIR</c> trusts the guest's quotes. Null uses (and
+    /// creates once) <c>&lt;cache&gt;/tdx-simulator</c>.
+    /// </summary>
+    public string? SimulatorDirectory { get; init; }
 
     /// <summary>The image version in metadata.json (dstack-vmm refuses images older than 0.5.0).</summary>
     public string Version { get; init; } = "0.5.5";
@@ -53,10 +61,16 @@ public static class DevImageBuilder
     /// <summary>Not compressed: under TCG the kernel spends seconds inflating a gzip initramfs; a plain one is copied.</summary>
     public const string InitrdFile = "initramfs.cpio";
     public const string MetadataFile = "metadata.json";
+
+    /// <summary>
+    /// SIMULATED: the copy of the guest's simulated TDX platform in the image directory, for the host's
+    /// <c>privateml kms serve --simulate --simulator &lt;image&gt;/tdx-simulator</c>.
+    /// </summary>
+    public const string SimulatorDirectoryName = SimulatedBoot.SimulatorDirectory;
     public const string CommandLine = "console=ttyS0 init=/init panic=1 net.ifnames=0 biosdevname=0 quiet";
 
     /// <summary>Bumped when what the builder writes changes, so older cached images are rebuilt.</summary>
-    private const string BuilderRevision = "devimage-2";
+    private const string BuilderRevision = "devimage-3";
     private const string InputsFile = ".inputs.sha256";
 
     /// <summary>Host libraries the .NET runtime, OpenSSL-backed crypto and llama.cpp load (research/dev-vm.md).</summary>
@@ -86,12 +100,14 @@ public static class DevImageBuilder
         var publish = options.PublishDirectory is { } given ? CheckPublished(given) : Publish(options);
         var modules = KernelModules.LoadOrder(kernel.ModulesDirectory, KernelModules.DevGuestRoots);
         var libraries = FindLibraries(publish, options.Log);
+        var simulator = DevSimulator.Prepare(options.SimulatorDirectory ?? Path.Combine(options.CacheDirectory, SimulatorDirectoryName), options.Log);
 
-        var inputs = InputsHash(options, kernel, publish, modules, libraries);
+        var inputs = InputsHash(options, kernel, publish, modules, libraries, simulator);
         var output = Path.GetFullPath(options.OutputDirectory);
         var inputsPath = Path.Combine(output, InputsFile);
         if (File.Exists(inputsPath) && File.ReadAllText(inputsPath).Trim() == inputs
-            && File.Exists(Path.Combine(output, "digest.txt")) && File.Exists(Path.Combine(output, InitrdFile)))
+            && File.Exists(Path.Combine(output, "digest.txt")) && File.Exists(Path.Combine(output, InitrdFile))
+            && DevSimulator.Exists(Path.Combine(output, SimulatorDirectoryName)))
         {
             options.Log?.WriteLine($"image in {output} is up to date");
             return new DevImageResult(output, File.ReadAllText(Path.Combine(output, "digest.txt")).Trim(), kernel.Version, Reused: true, publish);
@@ -101,7 +117,8 @@ public static class DevImageBuilder
         File.Delete(inputsPath);
         File.Copy(kernel.Vmlinuz, Path.Combine(output, KernelFile), overwrite: true);
         options.Log?.WriteLine($"writing {InitrdFile} ({modules.Count} modules, {libraries.Count} libraries, privateml from {publish})");
-        WriteInitramfs(Path.Combine(output, InitrdFile), options.BusyboxPath, kernel.ModulesDirectory, modules, libraries, publish);
+        WriteInitramfs(Path.Combine(output, InitrdFile), options.BusyboxPath, kernel.ModulesDirectory, modules, libraries, publish, simulator);
+        simulator.CopyTo(Path.Combine(output, SimulatorDirectoryName));
         File.WriteAllText(Path.Combine(output, MetadataFile), Metadata(options.Version));
 
         var sums = new StringBuilder();
@@ -360,7 +377,7 @@ public static class DevImageBuilder
         return [.. found.Values];
     }
 
-    private static string InputsHash(DevImageOptions options, Kernel kernel, string publish, IReadOnlyList<string> modules, IReadOnlyList<string> libraries)
+    private static string InputsHash(DevImageOptions options, Kernel kernel, string publish, IReadOnlyList<string> modules, IReadOnlyList<string> libraries, DevSimulator simulator)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Text(string text) => hash.AppendData(Encoding.UTF8.GetBytes(text + "\n"));
@@ -391,10 +408,16 @@ public static class DevImageBuilder
             FileStamp(library);
         }
 
+        foreach (var (name, bytes) in simulator.Files)
+        {
+            Text(name);
+            hash.AppendData(SHA256.HashData(bytes));
+        }
+
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
-    private static void WriteInitramfs(string path, string busybox, string modulesDirectory, IReadOnlyList<string> modules, IReadOnlyList<string> libraries, string publish)
+    private static void WriteInitramfs(string path, string busybox, string modulesDirectory, IReadOnlyList<string> modules, IReadOnlyList<string> libraries, string publish, DevSimulator simulator)
     {
         var temporary = path + ".tmp";
         using (var archive = File.Create(temporary))
@@ -420,6 +443,11 @@ public static class DevImageBuilder
             }
 
             cpio.AddFile(DevGuestInit.ModulesOrderPath, Encoding.UTF8.GetBytes(moduleNames.ToString()), 0x1A4);
+            cpio.AddDirectory(DevGuestInit.SimulatorPath);
+            foreach (var (name, bytes) in simulator.Files)
+            {
+                cpio.AddFile(DevGuestInit.SimulatorPath + "/" + name, bytes, 0x180);
+            }
 
             foreach (var library in libraries)
             {

@@ -6,6 +6,7 @@ using PrivateMl.Agent.Certificates;
 using PrivateMl.Agent.Keys;
 using PrivateMl.Attestation.EventLog;
 using PrivateMl.Attestation.Tdx;
+using PrivateMl.Testing;
 using static PrivateMl.Agent.Tests.AgentFixture;
 
 namespace PrivateMl.Agent.Tests.Hosting;
@@ -212,12 +213,8 @@ public sealed class GuestApiTests : IAsyncLifetime
         Assert.NotNull(CertificateFactory.ReadOctetStringExtension(leaf, RaTlsOids.EventLog));
         Assert.Equal("app:custom"u8.ToArray(), CertificateFactory.ReadOctetStringExtension(leaf, RaTlsOids.CertUsage));
 
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(root);
-        chain.ChainPolicy.ExtraStore.Add(appCa);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        Assert.True(chain.Build(leaf), string.Join("; ", chain.ChainStatus.Select(s => s.StatusInformation)));
+        var (built, chainStatus) = CustomRootChain.Build(leaf, root, [appCa]);
+        Assert.True(built, chainStatus);
     }
 
     [Fact]

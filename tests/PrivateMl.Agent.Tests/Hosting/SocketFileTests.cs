@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using PrivateMl.Testing;
 using static PrivateMl.Agent.Tests.AgentFixture;
 
 namespace PrivateMl.Agent.Tests.Hosting;
@@ -57,19 +58,12 @@ public sealed class SocketFileTests
     [Fact]
     public async Task Tcp_ServesBothApis()
     {
-        var port = FreePort();
+        var port = FreePort.OnLoopback();
         await using var agent = await StartAsync(o => o.ListenUrl = new Uri($"http://127.0.0.1:{port}"));
         using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         var (dstackStatus, _) = await PostAsync(client, "/GetQuote", "{\"report_data\":\"01\"}");
         var (tappdStatus, _) = await PostAsync(client, "/prpc/Tappd.Info", "{}");
         Assert.Equal(200, dstackStatus);
         Assert.Equal(200, tappdStatus);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -51,6 +51,38 @@ public sealed class EhbpClientTests : IAsyncLifetime
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_model_error_comes_back_sealed_and_opens_as_an_authenticated_error(bool stream)
+    {
+        // The model's error quotes the prompt; sealed under the response nonce (SPEC §5.1), it crosses the link
+        // encrypted and the handler opens it like any answer (not marked as an unauthenticated pass-through).
+        var ct = TestContext.Current.CancellationToken;
+        await using var capture = new LoopbackCapture(_node.BaseAddress);
+        var keyset = await AttestedKeysetAsync(new HttpClient(), _node.BaseAddress);
+        using var handler = await EhbpHandler.ConnectAsync(keyset, capture.BaseAddress, new SocketsHttpHandler(), cancellationToken: ct);
+        using var http = new HttpClient(handler);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(capture.BaseAddress, "v1/chat/completions"))
+        {
+            Content = new ByteArrayContent(VerifiedChat.RequestBody("fault-echo", Prompt, stream)),
+        };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", GatewayNode.Token);
+
+        using var response = await http.SendAsync(request, ct);
+        var text = await response.Content.ReadAsStringAsync(ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("cannot take this prompt: " + Prompt, text, StringComparison.Ordinal);
+        Assert.True(request.Options.TryGetValue(EhbpHandler.WireKey, out var record));
+        Assert.False(record.UnauthenticatedError);
+        var wire = Encoding.Latin1.GetString([.. capture.ClientToServer(), .. capture.ServerToClient()]);
+        Assert.Contains(EhbpProtocol.ResponseNonceHeader, wire, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(Prompt, wire, StringComparison.Ordinal);
+        Assert.DoesNotContain("cannot take", wire, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_node_verified_without_its_keyset_gives_no_key_to_encrypt_to()
     {

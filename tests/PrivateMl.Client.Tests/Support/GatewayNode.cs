@@ -98,6 +98,16 @@ internal sealed class GatewayNode : IAsyncDisposable
         var model = doc.RootElement.GetProperty("model").GetString()!;
         var stream = doc.RootElement.TryGetProperty("stream", out var s) && s.ValueKind == JsonValueKind.True;
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N")[..12];
+        if (model == "fault-echo")
+        {
+            // A model error that quotes the prompt, as validation errors of model servers do.
+            var content = doc.RootElement.GetProperty("messages")[0].GetProperty("content").GetString();
+            context.Response.StatusCode = 400;
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync(JsonSerializer.Serialize(new { error = new { message = "cannot take this prompt: " + content, type = "BadRequestError", code = 400 } }));
+            return;
+        }
+
         if (!stream)
         {
             context.Response.ContentType = "application/json";

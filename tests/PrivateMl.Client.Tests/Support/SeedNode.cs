@@ -14,6 +14,7 @@ using PrivateMl.Attestation.Tdx.Collateral;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Collateral;
 using PrivateMl.Tee.Simulator;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Client.Tests.Support;
 
@@ -81,7 +82,7 @@ internal sealed class SeedNode : IAsyncDisposable
     {
         Defects = defects ?? SeedDefects.None;
         At = at ?? Now;
-        Clock = new FixedTime(At);
+        Clock = new ManualClock(At);
         var replay = RtmrReplay.Replay(BootEvents);
         var profile = new TdProfile
         {
@@ -321,11 +322,6 @@ internal sealed class SeedNode : IAsyncDisposable
         value[0] = 1;
         composeHash.CopyTo(value, 1);
         return value;
-    }
-
-    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
     }
 }
 

@@ -98,7 +98,7 @@ public sealed class CachingSourceContract : CollateralSourceContract
         Track(new DeleteOnDispose(directory.FullName));
         var inner = new OfflineBundleSource(SharedTestData.PathOf(file));
         // Inside every sample's window would need three clocks; the start of time keeps each entry fresh.
-        return Task.FromResult<ICollateralSource>(new CachingCollateralSource(inner, directory.FullName, new ManualTimeProvider(DateTimeOffset.UnixEpoch)));
+        return Task.FromResult<ICollateralSource>(new CachingCollateralSource(inner, directory.FullName, new ManualClock(DateTimeOffset.UnixEpoch)));
     }
 
     private sealed class DeleteOnDispose(string path) : IAsyncDisposable

@@ -127,7 +127,7 @@ public sealed class RimServiceSourceTests : IAsyncLifetime
     [Fact]
     public void StaleEntryIsFetchedAgainAndServedWhenTheRefetchFails()
     {
-        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
         var source = new CachingRimSource(new RimServiceSource(http, service.BaseAddress), cacheDir, TimeSpan.FromDays(30), clock);
         Assert.NotNull(source.Find(DriverId));
 

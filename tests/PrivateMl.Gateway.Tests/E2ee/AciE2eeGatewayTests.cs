@@ -1,9 +1,9 @@
-using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PrivateMl.E2ee.Aci;
+using PrivateMl.Gateway.E2ee.Aci;
 using PrivateMl.Gateway.Tests.Support;
 
 namespace PrivateMl.Gateway.Tests.E2ee;
@@ -27,36 +27,11 @@ public sealed class AciE2eeGatewayTests : IAsyncLifetime
 
     private async Task<Sent> SendAsync(string model, bool stream, AciSuite suite = AciSuite.X25519, Action<Dictionary<string, string>>? editHeaders = null, Func<byte[], byte[]>? editBody = null, string path = "/v1/chat/completions")
     {
-        var service = _keyset.E2eePublicKeys.First(k => k.Algo == suite.Algo());
-        var clientKey = AciPrivateKey.Create(suite);
-        var context = new AciExchangeContext(suite, model, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
-        var body = AciPayload.ParseBody(GatewayFixture.ChatBody(model, stream, "a secret about lemurs"), out _)!;
-        if (path == "/v1/completions")
-        {
-            body.Remove("messages");
-            body["prompt"] = "a secret about lemurs";
-        }
-
-        AciPayload.EncryptRequest(body, path, context, suite.ParsePublicKey(service.PublicKey));
-        var wire = AciPayload.Serialize(body);
-        wire = editBody?.Invoke(wire) ?? wire;
-        var headers = new Dictionary<string, string>
-        {
-            [AciHeaders.Version] = "2",
-            [AciHeaders.ClientPublicKey] = clientKey.PublicKeyHex,
-            [AciHeaders.ModelPublicKey] = service.PublicKey,
-            [AciHeaders.Nonce] = context.Nonce,
-            [AciHeaders.Timestamp] = context.Timestamp.ToString(CultureInfo.InvariantCulture),
-        };
-        editHeaders?.Invoke(headers);
-        var exchange = await _node.PostAsync(path, wire, r =>
-        {
-            foreach (var (k, v) in headers)
-            {
-                r.Headers.TryAddWithoutValidation(k, v);
-            }
-        });
-        return new Sent(exchange, context, clientKey, headers);
+        var request = AciTestRequest.Create(_keyset, suite, model, stream, "a secret about lemurs", path);
+        var wire = editBody?.Invoke(request.Body) ?? request.Body;
+        editHeaders?.Invoke(request.Headers);
+        var exchange = await _node.PostAsync(path, wire, request.AddHeaders);
+        return new Sent(exchange, request.Context, request.ClientKey, request.Headers);
     }
 
     private static string Code(Exchange e)
@@ -188,11 +163,34 @@ public sealed class AciE2eeGatewayTests : IAsyncLifetime
         Assert.False(response.Headers.Contains(AciHeaders.Applied));
     }
 
-    [Fact]
-    public async Task An_upstream_error_is_relayed_without_claiming_e2ee()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_model_error_keeps_its_status_and_type_but_not_its_text_and_claims_no_e2ee(bool stream)
     {
-        var sent = await SendAsync("fault-500", false);
+        // The fake model answers 500 {"message":"boom in the model","type":"InternalServerError"}: ACI v2 has no encrypted
+        // error, so the gateway relays a typed error and withholds the model's words (which could quote the prompt).
+        var sent = await SendAsync("fault-500", stream);
+
         Assert.Equal(500, sent.Exchange.Status);
+        Assert.Equal("e2ee_model_error", Code(sent.Exchange));
+        Assert.Equal(AciE2eeError.ModelError, AciE2eeErrors.FromCode(Code(sent.Exchange)));
+        using var doc = JsonDocument.Parse(sent.Exchange.Body);
+        Assert.Equal("InternalServerError", doc.RootElement.GetProperty("error").GetProperty("type").GetString());
+        Assert.DoesNotContain("boom", sent.Exchange.Text, StringComparison.Ordinal);
         Assert.DoesNotContain("lemurs", sent.Exchange.Text, StringComparison.Ordinal);
+        Assert.Null(sent.Exchange.ReceiptId);
+    }
+
+    [Fact]
+    public void A_model_error_type_that_is_not_a_plain_identifier_is_replaced()
+    {
+        var body = AciE2eeMiddleware.ModelErrorBody(400, "{\"error\":{\"message\":\"your prompt 'lemurs' is too long\",\"type\":\"lemurs are secret\"}}"u8);
+        using var doc = JsonDocument.Parse(body);
+        var error = doc.RootElement.GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Equal("e2ee_model_error", error.GetProperty("code").GetString());
+        Assert.DoesNotContain("lemurs", Encoding.UTF8.GetString(body), StringComparison.Ordinal);
+        Assert.Equal("upstream_error", JsonDocument.Parse(AciE2eeMiddleware.ModelErrorBody(502, "not json"u8)).RootElement.GetProperty("error").GetProperty("type").GetString());
     }
 }

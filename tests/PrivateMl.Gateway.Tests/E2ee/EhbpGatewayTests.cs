@@ -97,16 +97,33 @@ public sealed class EhbpGatewayTests : IAsyncLifetime
         Assert.Contains(Hex(SHA256.HashData(result.Wire)), receiptText, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Upstream_errors_come_back_without_a_nonce_as_unauthenticated_errors()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Model_errors_are_sealed_under_the_response_nonce_like_answers(bool stream)
     {
-        // The relay passes model errors through unsigned and without EHBP headers (SPEC §5.3 lets clients show such
-        // non-2xx answers as unauthenticated); a 2xx is never sent without the nonce.
-        var result = await SendAsync(_node.Client, GatewayFixture.ChatBody("fault-500", false, Prompt));
+        // SPEC §5.1/§5.2: once the request opened, the server encrypts error answers too; the status stays visible.
+        var result = await SendAsync(_node.Client, GatewayFixture.ChatBody("fault-500", stream, Prompt));
 
         Assert.Equal(500, result.Status);
-        Assert.Null(result.NonceHeader);
+        Assert.NotNull(result.NonceHeader);
+        Assert.True(result.Frames >= 1);
+        Assert.Contains("boom in the model", Encoding.UTF8.GetString(result.Plaintext), StringComparison.Ordinal);
+        Assert.DoesNotContain("boom", Encoding.UTF8.GetString(result.Wire), StringComparison.Ordinal);
         Assert.DoesNotContain(Prompt, Encoding.UTF8.GetString(result.Wire), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_relays_own_errors_after_the_key_was_accepted_are_sealed_too()
+    {
+        // A body over the relay's limit: the 413 comes from the relay, after the EHBP context exists (SPEC §5.1).
+        var (_, small, _) = await _node.StartGatewayAsync(o => o.MaxRequestBodyBytes = 256);
+        var result = await SendAsync(small, GatewayFixture.ChatBody("test-model", false, Prompt + new string('x', 1024)));
+
+        Assert.Equal(413, result.Status);
+        Assert.NotNull(result.NonceHeader);
+        Assert.Contains("request_too_large", Encoding.UTF8.GetString(result.Plaintext), StringComparison.Ordinal);
+        Assert.DoesNotContain("request_too_large", Encoding.UTF8.GetString(result.Wire), StringComparison.Ordinal);
     }
 
     [Fact]

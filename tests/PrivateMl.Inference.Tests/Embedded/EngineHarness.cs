@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PrivateMl.Inference.Embedded;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Inference.Tests.Embedded;
 
@@ -16,7 +17,7 @@ internal static class EngineHarness
         MaxConcurrency = concurrency,
         MaxQueue = queue,
         Threads = 1,
-        TimeProvider = new FixedTime(Now),
+        TimeProvider = new ManualClock(Now),
     });
 
     public static async Task<(int Status, string? ContentType, string Body)> SendRaw(EmbeddedEngine engine, HttpMethod method, string path, string body = "")
@@ -64,10 +65,5 @@ internal static class EngineHarness
         }
 
         return events.Select(e => e["data: ".Length..]).ToList();
-    }
-
-    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
     }
 }

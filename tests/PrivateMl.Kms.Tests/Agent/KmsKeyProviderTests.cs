@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -10,6 +8,7 @@ using PrivateMl.Agent.Runtime;
 using PrivateMl.Attestation.EventLog;
 using PrivateMl.Kms.Keys;
 using PrivateMl.Kms.Tests.Support;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Kms.Tests.Agent;
 
@@ -20,15 +19,7 @@ public sealed class KmsKeyProviderTests
     public async Task Agent_BootsWithKmsKeys_AndMeasuresTheKmsAsKeyProvider()
     {
         await using var bed = await KmsTestbed.StartAsync();
-        var options = new AgentOptions
-        {
-            SocketPath = null,
-            TappdSocketPath = null,
-            ListenUrl = new Uri($"http://127.0.0.1:{FreePort()}"),
-            StateDirectory = bed.Directory,
-            KmsUrl = bed.Url,
-        };
-        await using var agent = GuestAgentHost.BuildSimulated(options, out var device, bed.Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
+        await using var agent = GuestAgentHost.BuildSimulated(AgentOptionsFor(bed), out var device, bed.Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
         using (device)
         {
             await agent.StartAsync(TestContext.Current.CancellationToken);
@@ -52,15 +43,7 @@ public sealed class KmsKeyProviderTests
     public async Task Agent_FailsToStart_WhenTheKmsRefuses()
     {
         await using var bed = await KmsTestbed.StartAsync(new PrivateMl.Kms.Policy.KmsPolicy { AppIds = [] });
-        var options = new AgentOptions
-        {
-            SocketPath = null,
-            TappdSocketPath = null,
-            ListenUrl = new Uri($"http://127.0.0.1:{FreePort()}"),
-            StateDirectory = bed.Directory,
-            KmsUrl = bed.Url,
-        };
-        await using var agent = GuestAgentHost.BuildSimulated(options, out var device, bed.Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Critical));
+        await using var agent = GuestAgentHost.BuildSimulated(AgentOptionsFor(bed), out var device, bed.Clock, configureLogging: l => l.SetMinimumLevel(LogLevel.Critical));
         using (device)
         {
             var e = await Assert.ThrowsAsync<KmsClientException>(() => agent.StartAsync(TestContext.Current.CancellationToken));
@@ -68,10 +51,13 @@ public sealed class KmsKeyProviderTests
         }
     }
 
-    private static int FreePort()
+    /// <summary>A simulated guest agent on a free loopback port, no sockets, its state beside the KMS's, key provider that KMS.</summary>
+    private static AgentOptions AgentOptionsFor(KmsTestbed bed) => new()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+        SocketPath = null,
+        TappdSocketPath = null,
+        ListenUrl = new Uri($"http://127.0.0.1:{FreePort.OnLoopback()}"),
+        StateDirectory = bed.Directory,
+        KmsUrl = bed.Url,
+    };
 }

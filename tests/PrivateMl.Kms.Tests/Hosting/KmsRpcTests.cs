@@ -77,8 +77,7 @@ public sealed class KmsRpcTests
         using var cvm = await bed.BootCvmAsync();
         string k256Before, caBefore, keyBefore;
         using (var meta = await bed.CallAsync("GetMeta", null))
-        using (var certificate = await cvm.CertificateAsync())
-        using (var keys = await bed.CallAsync("GetAppKey", certificate))
+        using (var keys = await bed.GetAppKeyAsync(cvm))
         {
             k256Before = meta.RootElement.GetProperty("k256_pubkey").GetString()!;
             caBefore = meta.RootElement.GetProperty("ca_cert").GetString()!;
@@ -87,8 +86,7 @@ public sealed class KmsRpcTests
 
         await bed.RestartAsync();
         using var metaAfter = await bed.CallAsync("GetMeta", null);
-        using var certificateAfter = await cvm.CertificateAsync();
-        using var keysAfter = await bed.CallAsync("GetAppKey", certificateAfter);
+        using var keysAfter = await bed.GetAppKeyAsync(cvm);
         Assert.Equal(k256Before, metaAfter.RootElement.GetProperty("k256_pubkey").GetString());
         Assert.Equal(caBefore, metaAfter.RootElement.GetProperty("ca_cert").GetString());
         Assert.Equal(keyBefore, keysAfter.RootElement.GetProperty("k256_key").GetString());
@@ -109,16 +107,14 @@ public sealed class KmsRpcTests
         Assert.Equal(2u, epochs.Rotate());
 
         byte[] currentEnvKey;
-        using (var certificate = await cvm.CertificateAsync())
-        using (var current = await bed.CallAsync("GetAppKey", certificate))
+        using (var current = await bed.GetAppKeyAsync(cvm))
         {
             Assert.Equal(2u, current.RootElement.GetProperty("epoch").GetUInt32());
             currentEnvKey = KmsClient.Hex(current.RootElement, "env_crypt_key");
         }
 
         Assert.ThrowsAny<Exception>(() => EncryptedEnv.Decrypt(blob, currentEnvKey));
-        using (var certificate = await cvm.CertificateAsync())
-        using (var old = await bed.CallAsync("GetAppKey", certificate, w => w.WriteNumber("epoch", 1)))
+        using (var old = await bed.GetAppKeyAsync(cvm, w => w.WriteNumber("epoch", 1)))
         {
             Assert.Equal(1u, old.RootElement.GetProperty("epoch").GetUInt32());
             Assert.NotEqual(currentEnvKey, KmsClient.Hex(old.RootElement, "env_crypt_key"));
@@ -132,9 +128,7 @@ public sealed class KmsRpcTests
         }
 
         epochs.Retire(1);
-        using var afterRetire = await cvm.CertificateAsync();
-        Assert.Equal(ErrorCode.KmsEpochRetired, await bed.RefusalAsync(afterRetire, w => w.WriteNumber("epoch", 1)));
-        using var unknown = await cvm.CertificateAsync();
-        Assert.Equal(ErrorCode.KmsEpochUnknown, await bed.RefusalAsync(unknown, w => w.WriteNumber("epoch", 9)));
+        Assert.Equal(ErrorCode.KmsEpochRetired, await bed.GetAppKeyRefusalAsync(cvm, w => w.WriteNumber("epoch", 1)));
+        Assert.Equal(ErrorCode.KmsEpochUnknown, await bed.GetAppKeyRefusalAsync(cvm, w => w.WriteNumber("epoch", 9)));
     }
 }

@@ -5,6 +5,7 @@ using PrivateMl.Agent.Certificates;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Kms.Rpc;
 using PrivateMl.Kms.Tests.Support;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Kms.Tests.Hosting;
 
@@ -34,12 +35,8 @@ public sealed class SignCertTests
         Assert.Equal("app:ca", Encoding.UTF8.GetString(CertificateFactory.ReadOctetStringExtension(appCa, RaTlsOids.CertUsage)!));
         Assert.Equal(bed.RootCa.RawData, root.RawData);
 
-        using var verify = new X509Chain();
-        verify.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        verify.ChainPolicy.CustomTrustStore.Add(root);
-        verify.ChainPolicy.ExtraStore.Add(appCa);
-        verify.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        Assert.True(verify.Build(leaf), string.Join("; ", verify.ChainStatus.Select(s => s.StatusInformation)));
+        var (built, status) = CustomRootChain.Build(leaf, root, [appCa]);
+        Assert.True(built, status);
     }
 
     [Fact]

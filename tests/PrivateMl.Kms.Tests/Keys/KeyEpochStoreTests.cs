@@ -1,5 +1,6 @@
 using PrivateMl.Kms.Keys;
 using PrivateMl.Kms.Tests.Support;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Kms.Tests.Keys;
 

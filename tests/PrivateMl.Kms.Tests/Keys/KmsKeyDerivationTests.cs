@@ -11,6 +11,7 @@ using PrivateMl.Kms.RaTls;
 using PrivateMl.Kms.Rpc;
 using PrivateMl.Kms.Tests.Support;
 using PrivateMl.Tee.Simulator;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Kms.Tests.Keys;
 

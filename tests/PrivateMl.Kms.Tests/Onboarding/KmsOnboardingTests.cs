@@ -40,10 +40,8 @@ public sealed class KmsOnboardingTests
 
         // Same app, either KMS: the same keys.
         using var cvm = await first.BootCvmAsync();
-        using var certificateA = await cvm.CertificateAsync();
-        using var certificateB = await cvm.CertificateAsync();
-        using var fromFirst = await first.CallAsync("GetAppKey", certificateA);
-        using var fromSecond = await second.CallAsync("GetAppKey", certificateB);
+        using var fromFirst = await first.GetAppKeyAsync(cvm);
+        using var fromSecond = await second.GetAppKeyAsync(cvm);
         Assert.Equal(fromFirst.RootElement.GetProperty("env_crypt_key").GetString(), fromSecond.RootElement.GetProperty("env_crypt_key").GetString());
 
         await second.RestartAsync();

@@ -19,8 +19,7 @@ public sealed class KmsAuthWebhookTests
         var handler = new FakeAuth("{\"isAllowed\":true,\"gatewayAppId\":\"gw-1\",\"reason\":\"\"}");
         await using var bed = await KmsTestbed.StartAsync(WebhookPolicy, webhook: new HttpClient(handler));
         using var cvm = await bed.BootCvmAsync();
-        using var certificate = await cvm.CertificateAsync();
-        using var response = await bed.CallAsync("GetAppKey", certificate);
+        using var response = await bed.GetAppKeyAsync(cvm);
         Assert.Equal("gw-1", response.RootElement.GetProperty("gateway_app_id").GetString());
         Assert.Equal("http://auth.test/bootAuth/app", handler.Url);
 
@@ -40,18 +39,14 @@ public sealed class KmsAuthWebhookTests
     public async Task Rejects_WhenTheWebhookDenies()
     {
         await using var bed = await KmsTestbed.StartAsync(WebhookPolicy, webhook: new HttpClient(new FakeAuth("{\"isAllowed\":false,\"reason\":\"not registered\"}")));
-        using var cvm = await bed.BootCvmAsync();
-        using var certificate = await cvm.CertificateAsync();
-        Assert.Equal(ErrorCode.KmsAuthDenied, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsAuthDenied, await bed.RefusalForNewCvmAsync());
     }
 
     [Fact]
     public async Task Rejects_WhenTheWebhookAnswersNonsense()
     {
         await using var bed = await KmsTestbed.StartAsync(WebhookPolicy, webhook: new HttpClient(new FakeAuth("<html>", HttpStatusCode.OK)));
-        using var cvm = await bed.BootCvmAsync();
-        using var certificate = await cvm.CertificateAsync();
-        Assert.Equal(ErrorCode.KmsAuthUnavailable, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsAuthUnavailable, await bed.RefusalForNewCvmAsync());
     }
 
     [Fact]

@@ -22,8 +22,7 @@ public sealed class RaTlsRefusalTests
     {
         await using var bed = await KmsTestbed.StartAsync();
         using var cvm = await bed.BootCvmAsync();
-        using var certificate = await cvm.CertificateAsync();
-        using var response = await bed.CallAsync("GetAppKey", certificate, w => w.WriteNumber("api_version", 1));
+        using var response = await bed.GetAppKeyAsync(cvm, w => w.WriteNumber("api_version", 1));
         Assert.Equal(32, KmsClient.Hex(response.RootElement, "disk_crypt_key").Length);
         Assert.Equal(1u, response.RootElement.GetProperty("epoch").GetUInt32());
     }
@@ -41,32 +40,19 @@ public sealed class RaTlsRefusalTests
         await using var bed = await KmsTestbed.StartAsync();
         using var foreign = SimulatedTdxPlatform.Create(new SimulatedPlatformOptions { Profile = SimulatedBoot.Profile() }, bed.Clock.GetUtcNow());
         using var cvm = await SimulatedCvm.BootAsync(foreign, bed.Clock, KmsTestbed.AppCompose);
-        using var certificate = await cvm.CertificateAsync();
-        Assert.Equal(ErrorCode.KmsQuoteUntrusted, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsQuoteUntrusted, await bed.GetAppKeyRefusalAsync(cvm));
     }
 
     [Fact]
     public async Task Rejects_ReportDataNotBindingCertificateKey()
     {
-        await using var bed = await KmsTestbed.StartAsync();
-        using var cvm = await bed.BootCvmAsync();
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var now = bed.Clock.GetUtcNow();
-        using var certificate = SimulatedCvm.Certificate(key, cvm.Evidence(CertificateFactory.RaTlsReportData(other)), now.AddMinutes(-1), now.AddMinutes(10));
-        Assert.Equal(ErrorCode.KmsQuoteNotBoundToCertificate, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsQuoteNotBoundToCertificate, await CertificateRefusalAsync(TimeSpan.FromMinutes(-1), TimeSpan.FromMinutes(10), quoteAnotherKey: true));
     }
 
     [Fact]
     public async Task Rejects_DebugTd()
     {
-        await using var bed = await KmsTestbed.StartAsync();
-        using var cvm = await bed.BootCvmAsync();
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var now = bed.Clock.GetUtcNow();
-        var evidence = cvm.Evidence(CertificateFactory.RaTlsReportData(key), cvm.Platform.Profile.WithDebug());
-        using var certificate = SimulatedCvm.Certificate(key, evidence, now.AddMinutes(-1), now.AddMinutes(10));
-        Assert.Equal(ErrorCode.KmsDebugTdForbidden, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsDebugTdForbidden, await CertificateRefusalAsync(TimeSpan.FromMinutes(-1), TimeSpan.FromMinutes(10), debugTd: true));
     }
 
     [Fact]
@@ -77,18 +63,14 @@ public sealed class RaTlsRefusalTests
             TcbInfo = SimulatedCollateralOptions.Default.TcbInfo with { Levels = TcbInfoOptions.LevelsForPlatformStatus(TcbStatus.OutOfDate) },
         };
         await using var bed = await KmsTestbed.StartAsync(collateral: outOfDate);
-        using var cvm = await bed.BootCvmAsync();
-        using var certificate = await cvm.CertificateAsync();
-        Assert.Equal(ErrorCode.KmsTcbNotAccepted, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsTcbNotAccepted, await bed.RefusalForNewCvmAsync());
     }
 
     [Fact]
     public async Task Rejects_ComposeHashNotInPolicy()
     {
         await using var bed = await KmsTestbed.StartAsync(new KmsPolicy { ComposeHashes = [SHA256.HashData("another compose"u8)] });
-        using var cvm = await bed.BootCvmAsync();
-        using var certificate = await cvm.CertificateAsync();
-        Assert.Equal(ErrorCode.KmsComposeHashNotAllowed, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsComposeHashNotAllowed, await bed.RefusalForNewCvmAsync());
     }
 
     [Fact]
@@ -97,9 +79,7 @@ public sealed class RaTlsRefusalTests
         var profile = SimulatedBoot.Profile();
         var otherImage = new KmsOsImage(new byte[32], profile.MrTd.ToArray(), profile.Rtmr0.ToArray(), profile.Rtmr1.ToArray(), SHA384.HashData("another kernel"u8));
         await using var bed = await KmsTestbed.StartAsync(new KmsPolicy { OsImages = [otherImage] });
-        using var cvm = await bed.BootCvmAsync();
-        using var certificate = await cvm.CertificateAsync();
-        Assert.Equal(ErrorCode.KmsOsImageNotAllowed, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsOsImageNotAllowed, await bed.RefusalForNewCvmAsync());
     }
 
     [Fact]
@@ -111,31 +91,20 @@ public sealed class RaTlsRefusalTests
         var composeHash = SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(KmsTestbed.AppCompose));
         await using var bed = await KmsTestbed.StartAsync(new KmsPolicy { OsImages = [image], ComposeHashes = [composeHash] });
         using var cvm = await bed.BootCvmAsync();
-        using var certificate = await cvm.CertificateAsync();
-        using var response = await bed.CallAsync("GetAppKey", certificate);
+        using var response = await bed.GetAppKeyAsync(cvm);
         Assert.Equal(imageHash, KmsClient.Hex(response.RootElement, "os_image_hash"));
     }
 
     [Fact]
     public async Task Rejects_ExpiredCertificate()
     {
-        await using var bed = await KmsTestbed.StartAsync();
-        using var cvm = await bed.BootCvmAsync();
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var now = bed.Clock.GetUtcNow();
-        using var certificate = SimulatedCvm.Certificate(key, cvm.Evidence(CertificateFactory.RaTlsReportData(key)), now.AddMinutes(-30), now.AddMinutes(-20));
-        Assert.Equal(ErrorCode.KmsClientCertificateExpired, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsClientCertificateExpired, await CertificateRefusalAsync(TimeSpan.FromMinutes(-30), TimeSpan.FromMinutes(-20)));
     }
 
     [Fact]
     public async Task Rejects_QuoteOlderThanFreshnessWindow()
     {
-        await using var bed = await KmsTestbed.StartAsync();
-        using var cvm = await bed.BootCvmAsync();
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var now = bed.Clock.GetUtcNow();
-        using var certificate = SimulatedCvm.Certificate(key, cvm.Evidence(CertificateFactory.RaTlsReportData(key)), now.AddHours(-1), now.AddHours(1));
-        Assert.Equal(ErrorCode.KmsQuoteStale, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsQuoteStale, await CertificateRefusalAsync(TimeSpan.FromHours(-1), TimeSpan.FromHours(1)));
     }
 
     [Fact]
@@ -162,9 +131,7 @@ public sealed class RaTlsRefusalTests
     public async Task Rejects_KeyProviderNamingAnotherKms()
     {
         await using var bed = await KmsTestbed.StartAsync();
-        using var cvm = await bed.BootCvmAsync(keyProvider: "{\"name\":\"kms\",\"id\":\"3059\"}");
-        using var certificate = await cvm.CertificateAsync();
-        Assert.Equal(ErrorCode.KmsKeyProviderMismatch, await bed.RefusalAsync(certificate));
+        Assert.Equal(ErrorCode.KmsKeyProviderMismatch, await bed.RefusalForNewCvmAsync(keyProvider: "{\"name\":\"kms\",\"id\":\"3059\"}"));
     }
 
     [Fact]
@@ -176,5 +143,21 @@ public sealed class RaTlsRefusalTests
         using var self = CertificateFactory.CreateRootCa(key, "Test", "no quote", now.AddHours(1));
         using var certificate = ECDsaCertificateExtensions.CopyWithPrivateKey(self, key);
         Assert.Equal(ErrorCode.KmsRaTlsExtensionMissing, await bed.RefusalAsync(certificate));
+    }
+
+    /// <summary>
+    /// The refusal for a CVM of a fresh default KMS that presents a certificate valid from now + <paramref name="notBefore"/>
+    /// to now + <paramref name="notAfter"/>, its quote over that certificate's key (or another key), of a debug TD or not.
+    /// </summary>
+    private static async Task<ErrorCode> CertificateRefusalAsync(TimeSpan notBefore, TimeSpan notAfter, bool quoteAnotherKey = false, bool debugTd = false)
+    {
+        await using var bed = await KmsTestbed.StartAsync();
+        using var cvm = await bed.BootCvmAsync();
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var now = bed.Clock.GetUtcNow();
+        using var certificate = cvm.Certificate(
+            key, now + notBefore, now + notAfter, quotedKey: quoteAnotherKey ? other : null, bodyProfile: debugTd ? cvm.Platform.Profile.WithDebug() : null);
+        return await bed.RefusalAsync(certificate);
     }
 }

@@ -14,16 +14,9 @@ using PrivateMl.Kms.Keys;
 using PrivateMl.Kms.Policy;
 using PrivateMl.Tee.EventLog;
 using PrivateMl.Tee.Simulator;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Kms.Tests.Support;
-
-/// <summary>A clock that moves only when told to.</summary>
-internal sealed class ManualClock(DateTimeOffset start) : TimeProvider
-{
-    public DateTimeOffset Now { get; set; } = start;
-
-    public override DateTimeOffset GetUtcNow() => Now;
-}
 
 /// <summary>
 /// A KMS in --simulate mode on loopback (real TLS, port chosen by the OS) over a simulated platform in a temporary
@@ -124,6 +117,13 @@ internal sealed class KmsTestbed : IAsyncDisposable
         return await client.CallAsync(method, body, CancellationToken.None);
     }
 
+    /// <summary>Calls GetAppKey as <paramref name="cvm"/>, with a fresh well-formed RA-TLS certificate.</summary>
+    public async Task<JsonDocument> GetAppKeyAsync(SimulatedCvm cvm, Action<Utf8JsonWriter>? body = null)
+    {
+        using var certificate = await cvm.CertificateAsync();
+        return await CallAsync("GetAppKey", certificate, body);
+    }
+
     /// <summary>Calls GetAppKey and returns the refusal code the KMS answered (fails the test if it answered keys).</summary>
     public async Task<ErrorCode> RefusalAsync(X509Certificate2? certificate, Action<Utf8JsonWriter>? body = null)
     {
@@ -131,6 +131,20 @@ internal sealed class KmsTestbed : IAsyncDisposable
         Assert.Equal(400, e.StatusCode);
         Assert.NotNull(e.RefusalCode);
         return Enum.Parse<ErrorCode>(e.RefusalCode);
+    }
+
+    /// <summary>The refusal code for GetAppKey as <paramref name="cvm"/>, with a fresh well-formed RA-TLS certificate.</summary>
+    public async Task<ErrorCode> GetAppKeyRefusalAsync(SimulatedCvm cvm, Action<Utf8JsonWriter>? body = null)
+    {
+        using var certificate = await cvm.CertificateAsync();
+        return await RefusalAsync(certificate, body);
+    }
+
+    /// <summary>Boots a CVM of this platform (see <see cref="BootCvmAsync"/>) and returns the refusal code for its GetAppKey.</summary>
+    public async Task<ErrorCode> RefusalForNewCvmAsync(string compose = AppCompose, string? keyProvider = null)
+    {
+        using var cvm = await BootCvmAsync(compose, keyProvider);
+        return await GetAppKeyRefusalAsync(cvm);
     }
 
     public async ValueTask DisposeAsync()
@@ -214,6 +228,13 @@ internal sealed class SimulatedCvm : IDisposable
     /// <summary>A certificate for <paramref name="key"/> with the given evidence and validity.</summary>
     public static X509Certificate2 Certificate(ECDsa key, RaTlsEvidence evidence, DateTimeOffset notBefore, DateTimeOffset notAfter) =>
         RaTlsCertificates.CreateClient(key, evidence, notBefore, notAfter, null);
+
+    /// <summary>
+    /// A certificate for <paramref name="key"/> carrying a fresh quote of this CVM over the RA-TLS report data of
+    /// <paramref name="quotedKey"/> (<paramref name="key"/> itself unless given), optionally with a TD profile override.
+    /// </summary>
+    public X509Certificate2 Certificate(ECDsa key, DateTimeOffset notBefore, DateTimeOffset notAfter, ECDsa? quotedKey = null, TdProfile? bodyProfile = null) =>
+        Certificate(key, Evidence(CertificateFactory.RaTlsReportData(quotedKey ?? key), bodyProfile), notBefore, notAfter);
 
     /// <summary>A quote and log over <paramref name="reportData"/>, optionally with a TD profile override (e.g. debug).</summary>
     public RaTlsEvidence Evidence(byte[] reportData, TdProfile? bodyProfile = null)

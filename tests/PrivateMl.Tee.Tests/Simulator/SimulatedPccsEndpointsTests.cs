@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using PrivateMl.Tee.Simulator;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Tee.Tests.Simulator;
 
@@ -18,7 +19,7 @@ public sealed class SimulatedPccsEndpointsTests : IAsyncLifetime
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         _app = builder.Build();
-        _app.MapSimulatedPccs(_platform, new FixedTimeProvider(Simulators.Now));
+        _app.MapSimulatedPccs(_platform, new ManualClock(Simulators.Now));
         await _app.StartAsync();
         _client = new HttpClient { BaseAddress = new Uri(_app.Urls.First()) };
     }

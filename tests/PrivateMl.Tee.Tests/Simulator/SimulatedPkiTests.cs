@@ -174,16 +174,8 @@ public sealed class SimulatedPkiTests
         }
     }
 
-    internal static bool BuildChain(X509Certificate2 leaf, X509Certificate2 root, params X509Certificate2[] intermediates)
-    {
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(root);
-        chain.ChainPolicy.ExtraStore.AddRange(intermediates);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.VerificationTime = Simulators.Now.UtcDateTime;
-        return chain.Build(leaf);
-    }
+    internal static bool BuildChain(X509Certificate2 leaf, X509Certificate2 root, params X509Certificate2[] intermediates) =>
+        CustomRootChain.Build(leaf, root, intermediates, Simulators.Now).Built;
 
     internal static bool SignedBy(X509Certificate2 certificate, X509Certificate2 issuer) => SignedBy(certificate.RawData, issuer);
 

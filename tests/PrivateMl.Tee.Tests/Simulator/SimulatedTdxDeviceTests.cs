@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using PrivateMl.Tee.Simulator;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Tee.Tests.Simulator;
 
@@ -8,7 +9,7 @@ public sealed class SimulatedTdxDeviceTests
     [Fact]
     public async Task Quotes_carry_exactly_the_requested_report_data_and_say_simulated()
     {
-        using var device = SimulatedTdxDevice.InMemory(Simulators.Platform(), new FixedTimeProvider(Simulators.Now));
+        using var device = SimulatedTdxDevice.InMemory(Simulators.Platform(), new ManualClock(Simulators.Now));
         var reportData = Simulators.ReportData(9);
 
         var quote = new QuoteBytes(await device.GetQuoteAsync(reportData, TestContext.Current.CancellationToken));
@@ -24,7 +25,7 @@ public sealed class SimulatedTdxDeviceTests
     [Fact]
     public async Task Extend_rtmr3_follows_the_tdx_rule()
     {
-        using var device = SimulatedTdxDevice.InMemory(Simulators.Platform(), new FixedTimeProvider(Simulators.Now));
+        using var device = SimulatedTdxDevice.InMemory(Simulators.Platform(), new ManualClock(Simulators.Now));
         var first = SHA384.HashData("event one"u8);
         var second = SHA384.HashData("event two"u8);
 
@@ -41,7 +42,7 @@ public sealed class SimulatedTdxDeviceTests
     [Fact]
     public async Task Extend_rejects_other_registers_and_wrong_digest_lengths()
     {
-        using var device = SimulatedTdxDevice.InMemory(Simulators.Platform(), new FixedTimeProvider(Simulators.Now));
+        using var device = SimulatedTdxDevice.InMemory(Simulators.Platform(), new ManualClock(Simulators.Now));
 
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () => await device.ExtendRtmrAsync(0, new byte[48], TestContext.Current.CancellationToken));
         await Assert.ThrowsAsync<ArgumentException>(async () => await device.ExtendRtmrAsync(3, new byte[32], TestContext.Current.CancellationToken));
@@ -52,7 +53,7 @@ public sealed class SimulatedTdxDeviceTests
     public async Task Restart_keeps_identity_and_rtmr_state_in_owner_only_files()
     {
         var directory = Simulators.TempDirectory();
-        var clock = new FixedTimeProvider(Simulators.Now);
+        var clock = new ManualClock(Simulators.Now);
         try
         {
             byte[] attestationKey, pck, rtmr3;
@@ -97,7 +98,7 @@ public sealed class SimulatedTdxDeviceTests
     [Fact]
     public async Task Concurrent_quotes_and_extensions_stay_consistent()
     {
-        using var device = SimulatedTdxDevice.InMemory(Simulators.Platform(), new FixedTimeProvider(Simulators.Now));
+        using var device = SimulatedTdxDevice.InMemory(Simulators.Platform(), new ManualClock(Simulators.Now));
         var digest = SHA384.HashData("same event"u8);
 
         var quotes = Enumerable.Range(0, 64).Select(i => Task.Run(async () =>

@@ -6,14 +6,6 @@ using PrivateMl.Tee.Simulator;
 
 namespace PrivateMl.Tee.Tests.Simulator;
 
-/// <summary>A clock that says what it is told.</summary>
-internal sealed class FixedTimeProvider(DateTimeOffset now) : TimeProvider
-{
-    public DateTimeOffset Now { get; set; } = now;
-
-    public override DateTimeOffset GetUtcNow() => Now;
-}
-
 /// <summary>
 /// An independent reader of TDX v4 quote bytes (offsets from research/tdx-dcap.md §1), used to check the simulator's
 /// output without the project's own parser.

@@ -3,11 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text.Json;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
-using PrivateMl.Agent.Env;
+using PrivateMl.Agent.Keys;
 using PrivateMl.Vmm.DevImage;
 
 namespace PrivateMl.Vmm.Tests.DevVm;
@@ -15,9 +11,9 @@ namespace PrivateMl.Vmm.Tests.DevVm;
 /// <summary>
 /// The host side of a development-VM test, shared by the tests of a class: the image (built, or reused from the
 /// cache), a running <c>privateml vmm serve</c> (the self-contained privateml that also went into the image, so host
-/// and guest run the same build), and a stand-in KMS that serves a validly signed env-encryption public key (the
-/// only KMS call the host makes for deploy --env-file and update-env). Every CLI call gets a private HOME (no
-/// ~/.dstack-vmm whitelist). On dispose every qemu under the run path is killed by its pid file, then the service.
+/// and guest run the same build), and a real <c>privateml kms serve --simulate</c> trusting the image's SIMULATED
+/// platform, whose k256 root is the only trusted env signer. Every CLI call gets a private HOME. On dispose every qemu
+/// under the run path is killed by its pid file, then the service and the KMS.
 /// </summary>
 public sealed class DevVmFixture : IAsyncDisposable
 {
@@ -30,7 +26,7 @@ public sealed class DevVmFixture : IAsyncDisposable
 
     private readonly SemaphoreSlim _gate = new(1, 1);
     private Process? _service;
-    private WebApplication? _kms;
+    private Process? _kmsProcess;
 
     public string WorkDirectory { get; } = Path.Combine(Path.GetTempPath(), "privateml-devvm-" + Guid.NewGuid().ToString("N")[..8]);
 
@@ -43,7 +39,11 @@ public sealed class DevVmFixture : IAsyncDisposable
 
     public string VmmUrl { get; private set; } = "";
 
+    /// <summary>The host KMS as the host reaches it (the VMM rewrites it to 10.0.2.2 for the guest).</summary>
     public string KmsUrl { get; private set; } = "";
+
+    /// <summary>The host KMS's output (its refusals name their reason).</summary>
+    public string KmsLogPath { get; private set; } = "";
 
     public async Task EnsureStartedAsync(CancellationToken cancellationToken)
     {
@@ -173,14 +173,16 @@ public sealed class DevVmFixture : IAsyncDisposable
                 await service.WaitForExitAsync();
             }
 
-            if (_kms is not null)
+            if (_kmsProcess is { HasExited: false } kms)
             {
-                await _kms.DisposeAsync();
+                kms.Kill(entireProcessTree: true);
+                await kms.WaitForExitAsync();
             }
         }
         finally
         {
             _service?.Dispose();
+            _kmsProcess?.Dispose();
             _gate.Dispose();
             try
             {
@@ -194,7 +196,7 @@ public sealed class DevVmFixture : IAsyncDisposable
 
     private string Home => Path.Combine(WorkDirectory, "home");
 
-    private Process Start(string file, IEnumerable<string> arguments)
+    private Process Start(string file, IEnumerable<string> arguments, string? logPath = null)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.Environment["HOME"] = Home;
@@ -204,34 +206,58 @@ public sealed class DevVmFixture : IAsyncDisposable
         }
 
         var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var log = logPath is null ? null : TextWriter.Synchronized(new StreamWriter(logPath) { AutoFlush = true });
+        process.OutputDataReceived += (_, e) => log?.WriteLine(e.Data);
+        process.ErrorDataReceived += (_, e) => log?.WriteLine(e.Data);
+        process.Exited += (_, _) => log?.Dispose();
+        process.EnableRaisingEvents = log is not null;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;
     }
 
     /// <summary>
-    /// A stand-in for the KMS's unauthenticated <c>GetAppEnvEncryptPubKey</c>: an env key pair and a root k256 key made
-    /// here, the public key signed both ways as a KMS signs it (research/dstack.md §7.1).
+    /// The host KMS, as an operator runs it for the development VM: <c>privateml kms serve --simulate</c> trusting the
+    /// image's SIMULATED platform (<c>&lt;image&gt;/tdx-simulator</c>, the one the guest makes its quotes with), on the
+    /// host's loopback (the guest reaches it as 10.0.2.2 through QEMU user-net). Its k256 root, read from GetMeta, goes
+    /// into the vmm-cli trust list of the fixture's HOME with <c>privateml kms add</c>, so deploy/update-env accept
+    /// only env keys this KMS signed.
     /// </summary>
     private async Task<string> StartKmsAsync(CancellationToken cancellationToken)
     {
-        var root = RandomNumberGenerator.GetBytes(32);
-        var envKey = RandomNumberGenerator.GetBytes(32);
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        var app = builder.Build();
-        app.MapPost("/prpc/GetAppEnvEncryptPubKey", async context =>
+        var port = DevVmEnvironment.FreePort();
+        var url = string.Create(CultureInfo.InvariantCulture, $"https://127.0.0.1:{port}");
+        KmsLogPath = Path.Combine(WorkDirectory, "kms.log");
+        _kmsProcess = Start(
+            HostCli,
+            ["kms", "serve", "--simulate", "--simulator", Path.Combine(Image!.ImageDirectory, DevImageBuilder.SimulatorDirectoryName),
+             "--state", Path.Combine(WorkDirectory, "kms"), "--listen", url],
+            KmsLogPath);
+        var clock = Stopwatch.StartNew();
+        byte[]? k256 = null;
+        while (k256 is null)
         {
-            using var request = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-            var appId = Convert.FromHexString(request.RootElement.GetProperty("app_id").GetString()!);
-            context.Response.ContentType = "application/json";
-            await context.Response.Body.WriteAsync(AppEnvEncryptPublicKey.Create(root, appId, envKey, DateTimeOffset.UtcNow).ToJson(), context.RequestAborted);
-        });
-        await app.StartAsync(cancellationToken);
-        _kms = app;
-        return app.Urls.First().TrimEnd('/');
+            if (_kmsProcess.HasExited || clock.Elapsed > TimeSpan.FromMinutes(2))
+            {
+                Assert.Fail($"privateml kms serve did not answer GetMeta\n{File.ReadAllText(KmsLogPath)}");
+            }
+
+            try
+            {
+                using var client = new KmsClient(new Uri(url));
+                using var meta = await client.CallAsync("GetMeta", null, cancellationToken);
+                Assert.True(meta.RootElement.GetProperty("is_dev").GetBoolean(), "a --simulate KMS says is_dev");
+                k256 = Convert.FromHexString(meta.RootElement.GetProperty("k256_pubkey").GetString()!);
+            }
+            catch (KmsClientException)
+            {
+                await Task.Delay(1000, cancellationToken);
+            }
+        }
+
+        var whitelist = Path.Combine(Home, ".dstack-vmm", "kms-whitelist.json");
+        var (exit, output) = await CliAsync(["kms", "add", Convert.ToHexStringLower(k256), "--trust-file", whitelist], cancellationToken);
+        Assert.True(exit == 0, $"privateml kms add exited {exit}:\n{output}");
+        return url;
     }
 }

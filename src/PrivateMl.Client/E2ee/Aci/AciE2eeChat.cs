@@ -311,7 +311,9 @@ public sealed class AciE2eeChat
         }
 
         return AciE2eeErrors.FromCode(code) is { } error
-            ? new AciE2eeException(error, $"the gateway refused the E2EE request: {code} (HTTP {status})")
+            ? new AciE2eeException(error, error == AciE2eeError.ModelError
+                ? $"the model answered HTTP {status}; the gateway withholds its message on an E2EE request ({code})"
+                : $"the gateway refused the E2EE request: {code} (HTTP {status})")
             : new AciE2eeException(AciE2eeError.ResponseNotEncrypted, $"the gateway answered HTTP {status}{(code is null ? string.Empty : " " + code)} without E2EE");
     }
 

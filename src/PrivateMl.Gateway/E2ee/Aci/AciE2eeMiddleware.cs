@@ -18,9 +18,9 @@ namespace PrivateMl.Gateway.E2ee.Aci;
 /// or it is refused with the spec's code. It is never served as plaintext (no downgrade), and the legacy path
 /// (<c>X-Signing-Algo</c>: no AAD, no replay protection) is not offered.
 /// </summary>
-internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, AciReplayCache replay, TimeProvider time, RandomNumberGenerator random, GatewayMetrics metrics, ILogger<AciE2eeMiddleware> logger)
+internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, IAciReplayStore replay, TimeProvider time, RandomNumberGenerator random, GatewayMetrics metrics, ILogger<AciE2eeMiddleware> logger)
 {
-    internal AciReplayCache Replay => replay;
+    internal IAciReplayStore Replay => replay;
 
     internal RandomNumberGenerator Random => random;
 
@@ -72,6 +72,34 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, AciReplayCa
         await next();
     }
 
+    /// <summary>
+    /// A model error on an E2EE request, typed: the status stays, the model's <c>error.type</c> is kept when it is a
+    /// plain identifier, and its message (which may quote the decrypted prompt) is replaced. Sent in the clear, as
+    /// ACI v2 encrypts only generated-content fields (e2ee-v2.md §5) and its reference relays errors as plain JSON.
+    /// </summary>
+    internal static byte[] ModelErrorBody(int status, ReadOnlySpan<byte> upstreamError)
+    {
+        string? type = null;
+        try
+        {
+            var reader = new Utf8JsonReader(upstreamError);
+            if (JsonNode.Parse(ref reader) is JsonObject { } root && root["error"] is JsonObject error
+                && error["type"] is JsonValue t && t.GetValueKind() == JsonValueKind.String
+                && t.GetValue<string>() is { Length: > 0 and <= 64 } text && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.'))
+            {
+                type = text;
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return OpenAiErrors.Body(
+            $"the model answered HTTP {status}; its message is not relayed on an end-to-end encrypted request, as it may quote the prompt",
+            type ?? (status is >= 500 ? "upstream_error" : "invalid_request_error"),
+            AciE2eeError.ModelError.Code());
+    }
+
     internal static E2eeRefusedException Refusal(AciE2eeException e) =>
         new(400, "application/json", OpenAiErrors.Body(e.Message, "invalid_request_error", e.Code), e.Code, e.Message);
 
@@ -83,7 +111,7 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, AciReplayCa
 
         public string Name => "aci-v2";
 
-        public byte[] OpenRequest(ReadOnlySpan<byte> wireBody, string path)
+        public async ValueTask<byte[]> OpenRequestAsync(byte[] wireBody, string path, CancellationToken cancellationToken)
         {
             try
             {
@@ -92,11 +120,15 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, AciReplayCa
                 var context = new AciExchangeContext(headers.Suite, model!, headers.Nonce, headers.Timestamp);
                 AciPayload.DecryptRequest(body, path, context, keyset.KeyFor(headers.Suite));
                 var servicePublic = keyset.KeyFor(headers.Suite).PublicKey;
-                if (!owner.Replay.TryClaim(headers.ClientPublicKey, servicePublic, headers.Nonce, headers.Timestamp, out var full))
+                var outcome = await owner.Replay.TryClaimAsync(headers.ClientPublicKey, servicePublic, headers.Nonce, headers.Timestamp, cancellationToken);
+                if (outcome != AciReplayOutcome.Claimed)
                 {
-                    throw new AciE2eeException(AciE2eeError.ReplayDetected, full
-                        ? "the replay store is full; the request is refused rather than left unguarded"
-                        : "this (client key, service key, nonce) was already used");
+                    throw new AciE2eeException(AciE2eeError.ReplayDetected, outcome switch
+                    {
+                        AciReplayOutcome.Full => "the replay store is full; the request is refused rather than left unguarded",
+                        AciReplayOutcome.Unavailable => "the shared replay store cannot be reached; the request is refused rather than left unguarded",
+                        _ => "this (client key, service key, nonce) was already used",
+                    });
                 }
 
                 _context = context;
@@ -114,6 +146,18 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, AciReplayCa
             response.Headers[AciHeaders.Applied] = "true";
             response.Headers[AciHeaders.Version] = AciHeaders.V2;
             response.Headers[AciHeaders.Algo] = headers.Suite.Algo();
+        }
+
+        public byte[] SealError(byte[] errorBody, HttpResponse response, bool fromModel)
+        {
+            if (!fromModel)
+            {
+                return errorBody;
+            }
+
+            var body = ModelErrorBody(response.StatusCode, errorBody);
+            response.ContentLength = body.Length;
+            return body;
         }
 
         public IResponseBodyTransform CreateResponseTransform(bool eventStream)

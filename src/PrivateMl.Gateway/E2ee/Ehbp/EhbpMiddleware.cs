@@ -14,10 +14,12 @@ namespace PrivateMl.Gateway.E2ee.Ehbp;
 /// EHBP on the gateway (Tinfoil SPEC §4–§5). Serves <c>GET /.well-known/hpke-keys</c>. A completion request with an
 /// <c>Ehbp-Encapsulated-Key</c> header is decapsulated here and handed to the completion relay as an
 /// <see cref="IE2eeExchange"/>: the relay reads and signs the exact ciphertext, forwards what
-/// <see cref="EhbpRelayExchange.OpenRequest"/> opened, and seals the model's answer frame by frame as it arrives
+/// <see cref="EhbpRelayExchange.OpenRequestAsync"/> opened, and seals the model's answer frame by frame as it arrives
 /// under a fresh <c>Ehbp-Response-Nonce</c>, signing the sealed bytes. Errors: malformed header, framing or a later
 /// chunk → 400; a key the gateway cannot use (decapsulation, or the first chunk failing under the selected key) →
-/// 422 <c>urn:ietf:params:ehbp:error:key-config</c>; the bodies give no finer cause (§5.4.4). EHBP on any other route
+/// 422 <c>urn:ietf:params:ehbp:error:key-config</c>; the bodies give no finer cause (§5.4.4). Once the key is accepted
+/// here, every later error — the model's, or the relay's own 429/413/502 — is sealed like an answer (§5.1: servers
+/// encrypt errors too whenever a receiver context was established). EHBP on any other route
 /// is refused (400), so a request that asked for encryption is never answered in plaintext with a 2xx. Requests
 /// without the header pass through untouched (bodyless requests, §7.4).
 /// </summary>
@@ -115,7 +117,10 @@ internal sealed class EhbpRelayExchange(EhbpServerExchange exchange, RandomNumbe
 
     public string Name => "ehbp";
 
-    public byte[] OpenRequest(ReadOnlySpan<byte> wireBody, string path)
+    public ValueTask<byte[]> OpenRequestAsync(byte[] wireBody, string path, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(OpenRequest(wireBody));
+
+    private byte[] OpenRequest(ReadOnlySpan<byte> wireBody)
     {
         if (wireBody.IsEmpty)
         {
@@ -147,6 +152,16 @@ internal sealed class EhbpRelayExchange(EhbpServerExchange exchange, RandomNumbe
     {
         EnsureResponse();
         return new Sealer(_response!);
+    }
+
+    public byte[] SealError(byte[] errorBody, HttpResponse response, bool fromModel)
+    {
+        var transform = CreateResponseTransform(eventStream: false);
+        var sealedBody = new ArrayBufferWriter<byte>(errorBody.Length + 64);
+        transform.Transform(errorBody, sealedBody);
+        transform.Complete(sealedBody);
+        ApplyResponseHeaders(response);
+        return sealedBody.WrittenSpan.ToArray();
     }
 
     private void EnsureResponse()

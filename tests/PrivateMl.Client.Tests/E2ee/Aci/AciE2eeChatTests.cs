@@ -55,6 +55,25 @@ public sealed class AciE2eeChatTests
         Assert.Contains("\"model\":\"test-model\"", capture, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_model_error_is_a_typed_model_error_and_its_words_stay_off_the_link(bool stream)
+    {
+        await using var node = await GatewayNode.StartAsync();
+        var mitm = new AciMitm();
+        using var http = new HttpClient(mitm);
+        var attested = await AttestAsync(node, http);
+
+        var e = await Assert.ThrowsAsync<AciE2eeException>(() => new AciE2eeChat(http, node.BaseAddress, GatewayNode.Token)
+            .SendAsync(attested, VerifiedChat.RequestBody("fault-echo", Prompt, stream), cancellationToken: Ct));
+
+        Assert.Equal(AciE2eeError.ModelError, e.Error);
+        Assert.Contains("HTTP 400", e.Message, StringComparison.Ordinal);
+        Assert.Contains(Prompt, Encoding.UTF8.GetString(node.UpstreamReceived.Last()), StringComparison.Ordinal);
+        Assert.DoesNotContain("zebras", mitm.Capture(), StringComparison.Ordinal); // the model quoted it; the gateway did not relay that
+    }
+
     [Fact]
     public async Task A_replayed_request_is_refused_and_never_reaches_the_model()
     {
