@@ -29,11 +29,10 @@ internal static class E2eeSideBySide
 
     private static readonly byte[] Plain = "{\"model\":\"bench\",\"messages\":[{\"role\":\"user\",\"content\":\"hi, a private question\"}],\"stream\":true}"u8.ToArray();
 
-    public static async Task RunAsync(Settings settings, string[] args)
+    public static async Task RunAsync(Settings settings)
     {
-        string? Value(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-        var streams = Value("--e2ee-streams") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 16;
-        var rounds = Value("--rounds") is { } r ? int.Parse(r, CultureInfo.InvariantCulture) : 3;
+        var streams = settings.E2eeStreams;
+        var rounds = settings.RoundsOr(3);
         await using var upstream = await SyntheticUpstream.StartAsync(settings.Tokens);
         using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstream.Address });
         await using var gateway = GatewayHost.Build(

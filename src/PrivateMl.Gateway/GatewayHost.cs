@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -58,6 +59,11 @@ public static class GatewayHost
         else
         {
             builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+
+            // ASP.NET Core's hosting and routing write two to four Information lines per request ("Request
+            // starting", "Executing endpoint", …): console work on every completion on top of the relay's own.
+            // The gateway logs what matters itself (GatewayLog); startup lines (Microsoft.Hosting.Lifetime) stay.
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         }
 
         builder.WebHost.UseUrls([.. options.ListenUrls]);
@@ -67,6 +73,7 @@ public static class GatewayHost
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + CompletionRelay.OversizeDrainBytes + 1;
             kestrel.Limits.MinResponseDataRate = null;
         });
+        builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = options.InlineSocketScheduling);
 
         configureServices?.Invoke(builder.Services);
         builder.Services.AddPrivateMlGateway(options, backend, agent);

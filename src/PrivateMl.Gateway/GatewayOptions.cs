@@ -29,6 +29,15 @@ public sealed class GatewayOptions
     public TimeSpan UpstreamIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>
+    /// Run request handling and response sends on the thread that completed the socket operation instead of queueing
+    /// each to the thread pool once more (Kestrel's <c>SocketTransportOptions.UnsafePreferInlineScheduling</c>): one
+    /// thread hop less per relayed chunk and per request. The gateway's handlers never block a thread. Off by default
+    /// (Kestrel's default): on the loaded 2-core VM it showed no latency gain and cost ~15 % more gateway CPU per
+    /// request (docs/gateway-bench.md); compare idle with <c>bench/gateway --inline-scheduling on|off</c>.
+    /// </summary>
+    public bool InlineSocketScheduling { get; set; }
+
+    /// <summary>
     /// Largest non-streaming response body: it is read whole so it goes out with a Content-Length (and its id and usage
     /// are read); a larger upstream body is answered with 502. SSE streams are not bounded by it.
     /// </summary>

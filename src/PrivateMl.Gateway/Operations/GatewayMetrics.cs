@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
 namespace PrivateMl.Gateway.Operations;
@@ -29,6 +30,7 @@ internal sealed class GatewayMetrics : IDisposable
     private readonly Counter<long> _upstreamErrors;
     private readonly Histogram<double> _signing;
     private readonly Histogram<double> _attestation;
+    private readonly Histogram<double> _firstByte;
 
     public GatewayMetrics(IMeterFactory factory)
     {
@@ -48,7 +50,25 @@ internal sealed class GatewayMetrics : IDisposable
         var latency = new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets };
         _signing = _meter.CreateHistogram("privateml.gateway.signing", unit: "s", description: "Time to sign and store one response.", tags: null, advice: latency);
         _attestation = _meter.CreateHistogram("privateml.gateway.attestation", unit: "s", description: "Time to build one attestation report.", tags: null, advice: latency);
+        _firstByte = _meter.CreateHistogram(
+            FirstByteInstrument,
+            unit: "s",
+            description: "Time each step before a completion's first response byte took (tag phase: request_read, upstream_headers, upstream_first_byte, client_first_byte).",
+            tags: null,
+            advice: latency);
     }
+
+    /// <summary>The histogram of <see cref="FirstBytePhase"/> times; the phase is its <see cref="PhaseTag"/> tag.</summary>
+    public const string FirstByteInstrument = "privateml.gateway.first_byte";
+    public const string PhaseTag = "phase";
+
+    private static readonly KeyValuePair<string, object?>[] PhaseTags =
+    [
+        new(PhaseTag, "request_read"),
+        new(PhaseTag, "upstream_headers"),
+        new(PhaseTag, "upstream_first_byte"),
+        new(PhaseTag, "client_first_byte"),
+    ];
 
     /// <summary>The value of <see cref="InstanceTag"/> on this gateway's meter.</summary>
     public string InstanceId { get; }
@@ -106,7 +126,37 @@ internal sealed class GatewayMetrics : IDisposable
 
     public void UpstreamError() => _upstreamErrors.Add(1);
 
+    /// <summary>Whether anyone listens to the first-byte phases (the relay skips taking timestamps otherwise).</summary>
+    public bool FirstByteEnabled => _firstByte.Enabled;
+
+    /// <summary>
+    /// Records the time from <paramref name="mark"/> (a <see cref="Stopwatch"/> timestamp: the end of the previous
+    /// phase) to now as <paramref name="phase"/>, and moves the mark to now. No allocation.
+    /// </summary>
+    public void FirstByte(FirstBytePhase phase, ref long mark)
+    {
+        var now = Stopwatch.GetTimestamp();
+        _firstByte.Record(Stopwatch.GetElapsedTime(mark, now).TotalSeconds, PhaseTags[(int)phase]);
+        mark = now;
+    }
+
     public void Attested(TimeSpan elapsed) => _attestation.Record(elapsed.TotalSeconds);
 
     public void Dispose() => _meter.Dispose();
+}
+
+/// <summary>Steps of a completion request before its first response byte, each timed from the end of the one before.</summary>
+internal enum FirstBytePhase
+{
+    /// <summary>From the request reaching the relay to its body read (bounded) and hashed.</summary>
+    RequestRead,
+
+    /// <summary>Then to the upstream's response headers (the request sent, the upstream's own work, the way back).</summary>
+    UpstreamHeaders,
+
+    /// <summary>Then to the first upstream body bytes (for a model: the time to its first token). Streams only, like the next.</summary>
+    UpstreamFirstByte,
+
+    /// <summary>Then to those bytes written and flushed to the client's connection: the gateway's own hop.</summary>
+    ClientFirstByte,
 }

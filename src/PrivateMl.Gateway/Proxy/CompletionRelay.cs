@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
@@ -35,6 +36,7 @@ internal sealed class CompletionRelay(
 
     public async Task HandleAsync(HttpContext context, string path)
     {
+        var started = Stopwatch.GetTimestamp();
         var receivedAt = time.GetUtcNow();
         var body = await ReadBodyAsync(context);
         if (body is null)
@@ -70,7 +72,7 @@ internal sealed class CompletionRelay(
                 }
             }
 
-            await RelayAsync(context, path, body, forward, exchange, receivedAt);
+            await RelayAsync(context, path, body, forward, exchange, receivedAt, started);
         }
         finally
         {
@@ -85,7 +87,12 @@ internal sealed class CompletionRelay(
     {
         var limit = options.MaxRequestBodyBytes;
         var declared = context.Request.ContentLength;
-        var buffer = new MemoryStream(declared is { } n && n <= limit ? (int)n : 4096);
+        if (declared is { } length && length <= limit && length <= Array.MaxLength)
+        {
+            return await ReadDeclaredBodyAsync(context, (int)length);
+        }
+
+        var buffer = new MemoryStream(4096);
         var chunk = ArrayPool<byte>.Shared.Rent(CopyBufferBytes);
         long total = 0;
         try
@@ -135,6 +142,41 @@ internal sealed class CompletionRelay(
         return buffer.ToArray();
     }
 
+    /// <summary>
+    /// A body with a Content-Length within the limit is read straight into an array of that size (Kestrel ends the
+    /// body at exactly that length and fails a shorter one).
+    /// </summary>
+    private async Task<byte[]?> ReadDeclaredBodyAsync(HttpContext context, int length)
+    {
+        var body = length == 0 ? [] : GC.AllocateUninitializedArray<byte>(length);
+        var filled = 0;
+        try
+        {
+            int read;
+            while (filled < length && (read = await context.Request.Body.ReadAsync(body.AsMemory(filled), context.RequestAborted)) > 0)
+            {
+                filled += read;
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or Microsoft.AspNetCore.Http.BadHttpRequestException)
+        {
+            filled = -1;
+        }
+
+        if (filled == length)
+        {
+            return body;
+        }
+
+        metrics.Rejected();
+        if (!context.RequestAborted.IsCancellationRequested)
+        {
+            await OpenAiErrors.WriteAsync(context, 400, "the request body could not be read", "invalid_request_error");
+        }
+
+        return null;
+    }
+
     private async Task RejectOversizeAsync(HttpContext context, long limit)
     {
         metrics.Rejected();
@@ -142,10 +184,17 @@ internal sealed class CompletionRelay(
         await OpenAiErrors.WriteAsync(context, 413, $"the request body is larger than {limit} bytes", "invalid_request_error", "request_too_large");
     }
 
-    private async Task RelayAsync(HttpContext context, string path, byte[] body, byte[] forward, IE2eeExchange? exchange, DateTimeOffset receivedAt)
+    private async Task RelayAsync(HttpContext context, string path, byte[] body, byte[] forward, IE2eeExchange? exchange, DateTimeOffset receivedAt, long started)
     {
         // The signature covers the bytes the client sent (ciphertext when end-to-end encrypted).
         var requestHash = Convert.ToHexStringLower(SHA256.HashData(body));
+        var timed = metrics.FirstByteEnabled;
+        var mark = started;
+        if (timed)
+        {
+            metrics.FirstByte(FirstBytePhase.RequestRead, ref mark);
+        }
+
         var request = new BackendRequest(HttpMethod.Post, path, forward, exchange is null ? context.Request.ContentType ?? "application/json" : "application/json");
         BackendResponse upstream;
         try
@@ -164,6 +213,11 @@ internal sealed class CompletionRelay(
             return;
         }
 
+        if (timed)
+        {
+            metrics.FirstByte(FirstBytePhase.UpstreamHeaders, ref mark);
+        }
+
         await using (upstream)
         {
             if (upstream.StatusCode is < 200 or > 299)
@@ -172,7 +226,7 @@ internal sealed class CompletionRelay(
                 return;
             }
 
-            await RelaySuccessAsync(context, path, forward, requestHash, receivedAt, upstream, exchange);
+            await RelaySuccessAsync(context, path, forward, requestHash, receivedAt, timed ? mark : 0, upstream, exchange);
         }
     }
 
@@ -209,11 +263,11 @@ internal sealed class CompletionRelay(
         await context.Response.Body.WriteAsync(relayed, context.RequestAborted);
     }
 
-    private async Task RelaySuccessAsync(HttpContext context, string path, byte[] body, string requestHash, DateTimeOffset receivedAt, BackendResponse upstream, IE2eeExchange? exchange)
+    private async Task RelaySuccessAsync(HttpContext context, string path, byte[] body, string requestHash, DateTimeOffset receivedAt, long timedFrom, BackendResponse upstream, IE2eeExchange? exchange)
     {
         Span<byte> idBytes = stackalloc byte[16];
         random.GetBytes(idBytes);
-        var receipt = new PendingReceipt("pml-" + Convert.ToHexStringLower(idBytes), path, body, requestHash, receivedAt, context.Features.Get<CallerCredential>()?.Hash);
+        var receipt = new PendingReceipt("pml-" + Convert.ToHexStringLower(idBytes), path, body, requestHash, receivedAt, context.Features.Get<CallerCredential>()?.Hash, timedFrom);
         if (upstream.IsEventStream)
         {
             await RelayStreamAsync(context, receipt, upstream, exchange);
@@ -249,14 +303,30 @@ internal sealed class CompletionRelay(
         metrics.CompletionStarted(stream: true);
         var observer = new ResponseObserver(eventStream: true, options.MaxObservedBodyBytes);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferBytes);
+        byte[]? buffer = null;
         long sent = 0;
         string? failure = null;
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        var mark = receipt.TimedFrom;
+        var awaitingUpstreamByte = mark != 0;
+        var awaitingClientByte = awaitingUpstreamByte;
+        using var idle = new IdleTimeout(options.UpstreamIdleTimeout, context.RequestAborted);
         try
         {
             while (true)
             {
+                // Wait for the next bytes without holding a buffer (a zero-byte read; a stream that cannot wait so
+                // returns at once and the read below waits instead), then rent one for that read and the send only.
+                // A stream spends nearly all its time waiting for tokens: a buffer held across the wait is 16 KiB
+                // per open stream (16 MiB at the default 1,024 streams), and once the shared pool runs dry every
+                // rent is a fresh array. Rented around the read and send only, a few arrays serve all streams.
+                var (_, waitFailure) = await ReadUpstreamAsync(context, upstream, Memory<byte>.Empty, idle);
+                if (waitFailure is not null)
+                {
+                    failure = waitFailure;
+                    break;
+                }
+
+                buffer = ArrayPool<byte>.Shared.Rent(CopyBufferBytes);
                 var (read, readFailure) = await ReadUpstreamAsync(context, upstream, buffer.AsMemory(0, CopyBufferBytes), idle);
                 if (readFailure is not null)
                 {
@@ -267,6 +337,12 @@ internal sealed class CompletionRelay(
                 if (read == 0)
                 {
                     break;
+                }
+
+                if (awaitingUpstreamByte)
+                {
+                    metrics.FirstByte(FirstBytePhase.UpstreamFirstByte, ref mark);
+                    awaitingUpstreamByte = false;
                 }
 
                 ReadOnlyMemory<byte> bytes = buffer.AsMemory(0, read);
@@ -288,7 +364,15 @@ internal sealed class CompletionRelay(
                     break;
                 }
 
+                if (awaitingClientByte && bytes.Length > 0)
+                {
+                    metrics.FirstByte(FirstBytePhase.ClientFirstByte, ref mark);
+                    awaitingClientByte = false;
+                }
+
                 sent += bytes.Length;
+                ArrayPool<byte>.Shared.Return(buffer);
+                buffer = null;
             }
 
             if (failure is null && transform is not null)
@@ -333,7 +417,11 @@ internal sealed class CompletionRelay(
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
             metrics.CompletionEnded(stream: true);
         }
     }
@@ -351,7 +439,7 @@ internal sealed class CompletionRelay(
         var limit = options.MaxObservedBodyBytes;
         var whole = new ArrayBufferWriter<byte>(CopyBufferBytes);
         string? failure = null;
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        using var idle = new IdleTimeout(options.UpstreamIdleTimeout, context.RequestAborted);
         try
         {
             while (true)
@@ -450,12 +538,16 @@ internal sealed class CompletionRelay(
         }
     }
 
-    /// <summary>One upstream read under the idle timeout: (bytes read, null) or (0, why it failed).</summary>
-    private async ValueTask<(int Read, string? Failure)> ReadUpstreamAsync(HttpContext context, BackendResponse upstream, Memory<byte> into, CancellationTokenSource idle)
+    /// <summary>
+    /// One upstream read under the idle timeout: (bytes read, null) or (0, why it failed). Called once per relayed
+    /// chunk, so its state machine comes from a pool instead of a new allocation each time the read has to wait.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private static async ValueTask<(int Read, string? Failure)> ReadUpstreamAsync(HttpContext context, BackendResponse upstream, Memory<byte> into, IdleTimeout idle)
     {
         try
         {
-            idle.CancelAfter(options.UpstreamIdleTimeout);
+            idle.Touch();
             return (await upstream.Body.ReadAsync(into, idle.Token), null);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
@@ -470,6 +562,34 @@ internal sealed class CompletionRelay(
         {
             return (0, "upstream broke the stream");
         }
+    }
+
+    /// <summary>
+    /// The upstream idle timeout of one response: it fires between the timeout and 1⅛ of it after the last read began.
+    /// Re-arming a timer on every read of a token stream costs a timer-queue update per token, so the timer is moved
+    /// only when an eighth of the timeout has passed since it was last set.
+    /// </summary>
+    private sealed class IdleTimeout(TimeSpan timeout, CancellationToken aborted) : IDisposable
+    {
+        private readonly CancellationTokenSource _source = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        private readonly TimeSpan _step = timeout / 8;
+        private long _armedAt;
+
+        public CancellationToken Token => _source.Token;
+
+        public void Touch()
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (_armedAt != 0 && Stopwatch.GetElapsedTime(_armedAt, now) < _step)
+            {
+                return;
+            }
+
+            _source.CancelAfter(timeout + _step);
+            _armedAt = now;
+        }
+
+        public void Dispose() => _source.Dispose();
     }
 
     /// <summary>Writes and flushes; false when the client is gone.</summary>
@@ -516,8 +636,9 @@ internal sealed class CompletionRelay(
         return true;
     }
 
-    /// <summary>Hashes and writes bytes to the client; the failure in words, or null.</summary>
-    private static async Task<string?> SendAsync(HttpContext context, IncrementalHash hash, ReadOnlyMemory<byte> bytes)
+    /// <summary>Hashes and writes bytes to the client; the failure in words, or null. Pooled like <see cref="ReadUpstreamAsync"/>.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private static async ValueTask<string?> SendAsync(HttpContext context, IncrementalHash hash, ReadOnlyMemory<byte> bytes)
     {
         if (bytes.IsEmpty)
         {
@@ -561,7 +682,8 @@ internal sealed class CompletionRelay(
     }
 
     /// <summary>What is known about a response before its body: its receipt id and the request it answers.</summary>
-    private sealed record PendingReceipt(string Id, string Path, byte[] RequestBody, string RequestHash, DateTimeOffset ReceivedAt, string? CredentialHash);
+    /// <param name="TimedFrom">When the upstream's headers arrived (a <see cref="Stopwatch"/> timestamp) for the first-byte phases; 0 when nobody listens.</param>
+    private sealed record PendingReceipt(string Id, string Path, byte[] RequestBody, string RequestHash, DateTimeOffset ReceivedAt, string? CredentialHash, long TimedFrom);
 
     private SignatureRecord Sign(PendingReceipt pending, string? chatId, string responseHash)
     {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PrivateMl.Gateway.Signing;
@@ -31,11 +32,33 @@ public static class SignedReceipt
         var fields = new ReceiptFields(
             receiptId, chatId, model, endpoint, receivedAt.ToUnixTimeMilliseconds(), completedAt.ToUnixTimeMilliseconds(), requestSha256,
             responseSha256, signatureEcdsa, keys.EcdsaKey.Address, keys.Ed25519Key.Address,
-            Convert.ToHexStringLower(keys.ReportDataPrefix(GatewaySigningKeys.Ecdsa)),
-            Convert.ToHexStringLower(keys.ReportDataPrefix(GatewaySigningKeys.Ed25519)));
-        var signature = Convert.ToHexStringLower(keys.Ed25519Key.Sign(Write(fields, null)));
-        return System.Text.Encoding.UTF8.GetString(Write(fields, signature));
+            keys.EcdsaReportDataPrefixHex,
+            keys.Ed25519ReportDataPrefixHex);
+
+        // One receipt per signed response: the document is written twice (to sign, then with the signature) into a
+        // buffer and writer reused by this thread, so that only the final string is allocated. A fresh
+        // ArrayBufferWriter grows by doubling to fit Utf8JsonWriter's worst-case escaping hints and cost ~16 KiB per
+        // receipt, most of what a relayed request allocated.
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(4096);
+        var writer = t_writer ??= new Utf8JsonWriter(buffer, CanonicalJson.WriterOptions);
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        WriteTo(writer, fields, null);
+        var signature = Convert.ToHexStringLower(keys.Ed25519Key.Sign(buffer.WrittenSpan));
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        WriteTo(writer, fields, signature);
+        var receipt = System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        return receipt;
     }
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
 
     /// <summary>
     /// Writes the receipt directly in canonical form (members in ordinal order, as <see cref="CanonicalJson"/> would
@@ -43,8 +66,17 @@ public static class SignedReceipt
     /// </summary>
     internal static byte[] Write(ReceiptFields f, string? signature)
     {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024);
+        var buffer = new ArrayBufferWriter<byte>(4096);
         using (var w = new Utf8JsonWriter(buffer, CanonicalJson.WriterOptions))
+        {
+            WriteTo(w, f, signature);
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void WriteTo(Utf8JsonWriter w, ReceiptFields f, string? signature)
+    {
         {
             w.WriteStartObject();
             NullableString(w, "chat_id", f.ChatId);
@@ -74,7 +106,7 @@ public static class SignedReceipt
             w.WriteEndObject();
         }
 
-        return buffer.WrittenSpan.ToArray();
+        w.Flush();
     }
 
     private static void NullableString(Utf8JsonWriter w, string name, string? value)

@@ -14,7 +14,15 @@ internal sealed class GatewaySigningKeys : IDisposable
         EcdsaKey = ecdsa;
         Ed25519Key = ed25519;
         Source = source;
+        EcdsaReportDataPrefixHex = Convert.ToHexStringLower(ReportDataPrefix(Ecdsa));
+        Ed25519ReportDataPrefixHex = Convert.ToHexStringLower(ReportDataPrefix(Ed25519));
     }
+
+    /// <summary>Lower-case hex of <see cref="ReportDataPrefix"/> for ECDSA, made once (every receipt carries it).</summary>
+    public string EcdsaReportDataPrefixHex { get; }
+
+    /// <summary>Lower-case hex of <see cref="ReportDataPrefix"/> for Ed25519, made once.</summary>
+    public string Ed25519ReportDataPrefixHex { get; }
 
     public EthereumSigner EcdsaKey { get; }
 

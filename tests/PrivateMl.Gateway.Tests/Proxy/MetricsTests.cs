@@ -48,6 +48,14 @@ public sealed class MetricsTests
         Assert.Equal(2, Value(text, "privateml_gateway_signing_seconds_count"));
         Assert.Equal(2, Value(text, "privateml_gateway_signing_seconds_bucket{le=\"+Inf\"}"));
         Assert.Contains("# TYPE privateml_gateway_signing_seconds histogram", text, StringComparison.Ordinal);
+
+        // First-byte phases: every completion that reached the upstream times its body read and the upstream's
+        // headers (the 500 too); only the stream times its first upstream byte and the gateway's hop to the client.
+        Assert.Equal(3, Value(text, "privateml_gateway_first_byte_seconds_count{phase=\"request_read\"}"));
+        Assert.Equal(3, Value(text, "privateml_gateway_first_byte_seconds_count{phase=\"upstream_headers\"}"));
+        Assert.Equal(1, Value(text, "privateml_gateway_first_byte_seconds_count{phase=\"upstream_first_byte\"}"));
+        Assert.Equal(1, Value(text, "privateml_gateway_first_byte_seconds_count{phase=\"client_first_byte\"}"));
+        Assert.True(Value(text, "privateml_gateway_first_byte_seconds_sum{phase=\"upstream_headers\"}") > 0);
         Assert.Contains("# TYPE privateml_gateway_streams_active gauge", text, StringComparison.Ordinal);
     }
 

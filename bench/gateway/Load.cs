@@ -1,0 +1,465 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using PrivateMl.Gateway;
+using PrivateMl.Inference.Upstream;
+
+/// <summary>Which address the load generator sends to.</summary>
+internal enum Route
+{
+    Direct,
+    Gateway,
+}
+
+/// <summary>The bench's processes, in the order their CPU is reported.</summary>
+internal enum Proc
+{
+    Loadgen,
+    Upstream,
+    Gateway,
+}
+
+/// <summary>CPU time (µs) and allocated bytes of one process at one moment.</summary>
+internal readonly record struct ProcessStats(double CpuMicros, long Allocated)
+{
+    public static ProcessStats Current() => new(Process.GetCurrentProcess().TotalProcessorTime.TotalMicroseconds, GC.GetTotalAllocatedBytes(precise: true));
+
+    public static ProcessStats operator -(ProcessStats a, ProcessStats b) => new(a.CpuMicros - b.CpuMicros, a.Allocated - b.Allocated);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"stats {CpuMicros:0} {Allocated}");
+
+    public static ProcessStats Parse(string line)
+    {
+        var parts = line.Split(' ');
+        return new ProcessStats(double.Parse(parts[1], CultureInfo.InvariantCulture), long.Parse(parts[2], CultureInfo.InvariantCulture));
+    }
+}
+
+internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] CpuMicros, long GatewayAllocated)
+{
+    public static RunResult Empty { get; } = new(0, 0, 0, 0, [], [0, 0, 0], 0);
+
+    public double TokensPerSecond => Tokens / Seconds;
+
+    public double RequestsPerSecond => Requests / Seconds;
+
+    /// <summary>CPU µs of one process per completed request.</summary>
+    public double CpuPerRequest(Proc process) => CpuMicros[(int)process] / Math.Max(1, Requests);
+
+    /// <summary>CPU seconds of one process per wall second of the run.</summary>
+    public double Cores(Proc process) => CpuMicros[(int)process] / 1e6 / Seconds;
+
+    public double GatewayAllocatedPerRequest => (double)GatewayAllocated / Math.Max(1, Requests);
+
+    /// <summary>Time to first byte percentiles (ms) over every completed request of the run (<see cref="Ttfbs"/> is sorted).</summary>
+    public double TtfbP50 => Percentile(Ttfbs, 0.50);
+
+    public double TtfbP99 => Percentile(Ttfbs, 0.99);
+
+    public static double Percentile(double[] sorted, double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
+
+    /// <summary>Two runs of the same path as one (rounds of an alternating comparison).</summary>
+    public static RunResult operator +(RunResult a, RunResult b) => new(
+        a.Seconds + b.Seconds, a.Requests + b.Requests, a.Tokens + b.Tokens, a.Errors + b.Errors,
+        [.. a.Ttfbs.Concat(b.Ttfbs).Order()], [.. a.CpuMicros.Zip(b.CpuMicros, (x, y) => x + y)], a.GatewayAllocated + b.GatewayAllocated);
+}
+
+/// <summary>
+/// Closed-loop load: <c>concurrency</c> workers each send streaming requests back to back until the duration has
+/// passed and at least <c>minRequests</c> requests have completed. Only completed, checked requests give TTFB samples.
+/// The same generator, client and upstream serve both routes; the pacing travels in the request body
+/// (<c>bench_interval_ms</c>), which the gateway forwards unchanged.
+/// </summary>
+internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, BenchPeer gateway, int expectedTokens)
+{
+    public async Task<RunResult> RunAsync(Route route, int concurrency, TimeSpan duration, int minRequests, int intervalMs)
+    {
+        var body = Encoding.UTF8.GetBytes($"{{\"model\":\"bench\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}],\"stream\":true,\"bench_interval_ms\":{intervalMs}}}");
+        var uri = new Uri(route == Route.Direct ? upstream.Address : gateway.Address, "/v1/chat/completions");
+        long requests = 0, tokens = 0, errors = 0;
+        var ttfbs = new List<double>[concurrency];
+        GC.Collect();
+        var before = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await gateway.StatsAsync() };
+        var clock = Stopwatch.StartNew();
+        var workers = Enumerable.Range(0, concurrency).Select(w => Task.Run(async () =>
+        {
+            var local = ttfbs[w] = [];
+            var buffer = new byte[16 * 1024];
+            while (clock.Elapsed < duration || Interlocked.Read(ref requests) + Interlocked.Read(ref errors) < minRequests)
+            {
+                var started = Stopwatch.GetTimestamp();
+                try
+                {
+                    using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = new ByteArrayContent(body) };
+                    request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+                    using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                    await using var stream = await response.Content.ReadAsStreamAsync();
+                    var counter = new EventCounter();
+                    var ttfb = double.NaN;
+                    int read;
+                    while ((read = await stream.ReadAsync(buffer)) > 0)
+                    {
+                        if (double.IsNaN(ttfb))
+                        {
+                            ttfb = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                        }
+
+                        counter.Feed(buffer.AsSpan(0, read));
+                    }
+
+                    if (!response.IsSuccessStatusCode || counter.Tokens != expectedTokens || !counter.Done)
+                    {
+                        Interlocked.Increment(ref errors);
+                        continue;
+                    }
+
+                    local.Add(ttfb);
+                    Interlocked.Add(ref tokens, counter.Tokens);
+                    Interlocked.Increment(ref requests);
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+            }
+        })).ToArray();
+        await Task.WhenAll(workers);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var after = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await gateway.StatsAsync() };
+        var used = after.Zip(before, (a, b) => a - b).ToArray();
+        return new RunResult(seconds, requests, tokens, errors, [.. ttfbs.SelectMany(l => l).Order()], [.. used.Select(u => u.CpuMicros)], used[(int)Proc.Gateway].Allocated);
+    }
+
+    /// <summary>Counts content events (those with "content") and notices [DONE], across read boundaries.</summary>
+    private sealed class EventCounter
+    {
+        private readonly StringBuilder _line = new();
+
+        public int Tokens { get; private set; }
+
+        public bool Done { get; private set; }
+
+        public void Feed(ReadOnlySpan<byte> bytes)
+        {
+            foreach (var b in bytes)
+            {
+                if (b != (byte)'\n')
+                {
+                    _line.Append((char)b);
+                    continue;
+                }
+
+                var line = _line.ToString();
+                _line.Clear();
+                if (line == "data: [DONE]")
+                {
+                    Done = true;
+                }
+                else if (line.StartsWith("data: ", StringComparison.Ordinal) && line.Contains("\"content\"", StringComparison.Ordinal))
+                {
+                    Tokens++;
+                }
+            }
+        }
+    }
+}
+
+/// <summary>
+/// A child process of the bench (this program with <c>--role upstream|gateway</c>). It prints
+/// <c>listening URL</c>, then answers <c>stats</c> (its CPU µs and allocated bytes) and <c>phases</c> (the gateway's
+/// first-byte phases since the last ask) on its standard input, and stops at <c>quit</c> or end of input.
+/// </summary>
+internal sealed class BenchPeer : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+
+    private BenchPeer(Process process, Uri address)
+    {
+        _process = process;
+        Address = address;
+    }
+
+    public Uri Address { get; }
+
+    public int ProcessId => _process.Id;
+
+    public static async Task<BenchPeer> StartAsync(string role, Settings settings, Uri? upstream)
+    {
+        var host = Environment.ProcessPath ?? "dotnet";
+        var start = new ProcessStartInfo(host) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        if (System.IO.Path.GetFileNameWithoutExtension(host) == "dotnet")
+        {
+            start.ArgumentList.Add(typeof(BenchPeer).Assembly.Location);
+        }
+
+        foreach (var arg in new[] { "--role", role, "--tokens", settings.Tokens.ToString(CultureInfo.InvariantCulture) })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        if (settings.InlineScheduling is { } inline)
+        {
+            start.ArgumentList.Add("--inline-scheduling");
+            start.ArgumentList.Add(inline ? "on" : "off");
+        }
+
+        if (upstream is not null)
+        {
+            start.ArgumentList.Add("--upstream");
+            start.ArgumentList.Add(upstream.ToString());
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"the {role} process did not start");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var line = await ReadReplyAsync(process, "listening ", timeout.Token);
+        return new BenchPeer(process, new Uri(line["listening ".Length..]));
+    }
+
+    public async Task<ProcessStats> StatsAsync() => ProcessStats.Parse(await AskAsync("stats"));
+
+    /// <summary>The gateway's first-byte phases since the last ask, as table cells (and forgets them).</summary>
+    public async Task<string> PhasesAsync() => (await AskAsync("phases"))["phases ".Length..];
+
+    private async Task<string> AskAsync(string command)
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            await _process.StandardInput.WriteLineAsync(command);
+            await _process.StandardInput.FlushAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            return await ReadReplyAsync(_process, command + " ", timeout.Token);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private static async Task<string> ReadReplyAsync(Process process, string prefix, CancellationToken cancellationToken)
+    {
+        while (await process.StandardOutput.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return line;
+            }
+
+            Console.Error.WriteLine($"[{process.Id}] {line}");
+        }
+
+        throw new InvalidOperationException($"bench process {process.Id} ended before answering '{prefix.Trim()}'");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _process.StandardInput.WriteLineAsync("quit");
+            await _process.StandardInput.FlushAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await _process.WaitForExitAsync(timeout.Token);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException)
+        {
+            _process.Kill();
+        }
+
+        _process.Dispose();
+        _lock.Dispose();
+    }
+}
+
+/// <summary>The child side of <see cref="BenchPeer"/>: the synthetic upstream or the gateway in its own process.</summary>
+internal static class BenchChild
+{
+    public static async Task RunAsync(Settings settings)
+    {
+        if (settings.Role == "upstream")
+        {
+            await using var upstream = await SyntheticUpstream.StartAsync(settings.Tokens);
+            await ServeAsync(upstream.Address, null);
+            return;
+        }
+
+        using var phases = new PhaseRecorder();
+        using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = settings.Upstream ?? throw new ArgumentException("--role gateway needs --upstream") });
+        var options = new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], MaxConcurrentStreams = 100_000 };
+        options.InlineSocketScheduling = settings.InlineScheduling ?? options.InlineSocketScheduling;
+        await using var gateway = GatewayHost.Build(
+            options,
+            backend,
+            agent: null,
+            configureLogging: l => l.SetMinimumLevel(LogLevel.Error));
+        await gateway.StartAsync();
+        await ServeAsync(GatewayHost.Addresses(gateway)[0], phases);
+        await gateway.StopAsync();
+    }
+
+    private static async Task ServeAsync(Uri address, PhaseRecorder? phases)
+    {
+        Console.WriteLine($"listening {address}");
+        while (await Console.In.ReadLineAsync() is { } line && line != "quit")
+        {
+            Console.WriteLine(line switch
+            {
+                "stats" => ProcessStats.Current().ToString(),
+                "phases" => "phases " + (phases?.Take() ?? ""),
+                _ => "unknown " + line,
+            });
+        }
+    }
+}
+
+/// <summary>
+/// Collects the gateway's <c>privateml.gateway.first_byte</c> measurements (one per phase per request) through a
+/// <see cref="MeterListener"/>, for exact percentiles.
+/// </summary>
+internal sealed class PhaseRecorder : IDisposable
+{
+    private static readonly string[] Phases = ["request_read", "upstream_headers", "upstream_first_byte", "client_first_byte"];
+    private readonly MeterListener _listener = new();
+    private readonly List<double>[] _samples = [[], [], [], []];
+
+    public PhaseRecorder()
+    {
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == "PrivateMl.Gateway" && instrument.Name == "privateml.gateway.first_byte")
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<double>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                var index = tag.Key == "phase" && tag.Value is string phase ? Array.IndexOf(Phases, phase) : -1;
+                if (index >= 0)
+                {
+                    lock (_samples)
+                    {
+                        _samples[index].Add(value * 1000);
+                    }
+                }
+            }
+        });
+        _listener.Start();
+    }
+
+    /// <summary>"n | p50/p99 | …" (ms) per phase since the last call, then forgets them.</summary>
+    public string Take()
+    {
+        double[][] sorted;
+        lock (_samples)
+        {
+            sorted = [.. _samples.Select(s => s.Order().ToArray())];
+            foreach (var s in _samples)
+            {
+                s.Clear();
+            }
+        }
+
+        return sorted[0].Length + " | " + string.Join(" | ", sorted.Select(s =>
+            string.Create(CultureInfo.InvariantCulture, $"{RunResult.Percentile(s, 0.5):0.000}/{RunResult.Percentile(s, 0.99):0.000}")));
+    }
+
+    public void Dispose() => _listener.Dispose();
+}
+
+/// <summary>
+/// A vLLM-like streaming endpoint. The pause before each token event comes from the request body's
+/// <c>bench_interval_ms</c> member when present (the side-by-side run), else <see cref="IntervalMs"/> (0 = unpaced).
+/// </summary>
+internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
+{
+    public Uri Address { get; private set; } = null!;
+
+    /// <summary>Pause before each token event when the request names none; set per scenario.</summary>
+    public static int IntervalMs { get; set; }
+
+    public static async Task<SyntheticUpstream> StartAsync(int tokens)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MinResponseDataRate = null);
+        var app = builder.Build();
+        var events = new byte[tokens][];
+        for (var i = 0; i < tokens; i++)
+        {
+            events[i] = Encoding.UTF8.GetBytes(
+                $"data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"bench\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{i} \"}},\"finish_reason\":null}}]}}\n\n");
+        }
+
+        var final = Encoding.UTF8.GetBytes(
+            $"data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"bench\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}],\"usage\":{{\"prompt_tokens\":4,\"completion_tokens\":{tokens},\"total_tokens\":{tokens + 4}}}}}\n\n");
+        var done = "data: [DONE]\n\n"u8.ToArray();
+        app.MapPost("/v1/chat/completions", async context =>
+        {
+            var body = new MemoryStream();
+            await context.Request.Body.CopyToAsync(body);
+            var interval = ReadInterval(body.GetBuffer().AsSpan(0, (int)body.Length)) ?? IntervalMs;
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.StartAsync();
+            foreach (var e in events)
+            {
+                if (interval > 0)
+                {
+                    await Task.Delay(interval);
+                }
+
+                await context.Response.Body.WriteAsync(e);
+                await context.Response.Body.FlushAsync();
+            }
+
+            await context.Response.Body.WriteAsync(final);
+            await context.Response.Body.WriteAsync(done);
+        });
+        await app.StartAsync();
+        return new SyntheticUpstream(app) { Address = new Uri(app.Urls.First()) };
+    }
+
+    /// <summary>The top-level <c>bench_interval_ms</c> number of a JSON body, if any.</summary>
+    private static int? ReadInterval(ReadOnlySpan<byte> body)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(body);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return null;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isInterval = reader.ValueTextEquals("bench_interval_ms"u8);
+                reader.Read();
+                if (isInterval && reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var ms) && ms >= 0)
+                {
+                    return ms;
+                }
+
+                reader.TrySkip();
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        return null;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+}
