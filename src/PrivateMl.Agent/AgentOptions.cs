@@ -25,6 +25,12 @@ public sealed class AgentOptions
     public string? AppComposePath { get; set; }
 
     /// <summary>
+    /// The app id from the VM's <c>.instance_info</c> (40 hex digits); null for dstack's default, the first 20 bytes
+    /// of the compose hash. Only a KMS app may differ from the default: that is how its keys survive a compose upgrade.
+    /// </summary>
+    public string? AppId { get; set; }
+
+    /// <summary>
     /// dstack's <c>.encrypted-env</c> (raw blob or hex) to open at start with the app's env key; null for none. An
     /// absent or empty file means no encrypted env, as in dstack.
     /// </summary>
@@ -69,6 +75,11 @@ public sealed class AgentOptions
         if (KmsUrl is not null && KmsUrl.Scheme != Uri.UriSchemeHttps)
         {
             throw new ArgumentException($"the KMS URL must be https:// (got {KmsUrl})");
+        }
+
+        if (AppId is not null && (AppId.Length != 40 || !AppId.All(char.IsAsciiHexDigit)))
+        {
+            throw new ArgumentException($"the app id must be 40 hex digits (got '{AppId}')");
         }
 
         if (string.IsNullOrWhiteSpace(StateDirectory))

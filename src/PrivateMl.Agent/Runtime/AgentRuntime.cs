@@ -141,6 +141,17 @@ public sealed class AgentRuntime : IAsyncDisposable
         {
             var composeHash = SHA256.HashData(composeBytes);
             appId = composeHash[..20];
+            if (_options.AppId is { } configured && !Convert.FromHexString(configured).AsSpan().SequenceEqual(appId))
+            {
+                // dstack-util's rule: only a KMS can hand an upgraded compose the keys of the app id it was deployed as.
+                if (_options.KmsUrl is null)
+                {
+                    throw new InvalidOperationException($"App upgrade is not supported without KMS: app id {configured.ToLowerInvariant()}, the compose hash gives {Convert.ToHexStringLower(appId)}");
+                }
+
+                appId = Convert.FromHexString(configured);
+            }
+
             instanceId = SHA256.HashData([.. InstanceSeed(), .. appId])[..20];
             await EventLog.EmitAsync(DstackEventNames.SystemPreparing, ReadOnlyMemory<byte>.Empty);
             await EventLog.EmitAsync(DstackEventNames.AppId, appId);

@@ -105,6 +105,7 @@ internal static class GuestCommands
             TappdSocketPath = null,
             StateDirectory = agentState,
             AppComposePath = Path.Combine(files.Directory, GuestSharedFolder.AppComposeFile),
+            AppId = Convert.ToHexStringLower(files.AppId),
             VmConfig = files.VmConfig ?? new AgentOptions().VmConfig,
             KmsUrl = plan.KmsUrl,
             EncryptedEnvPath = plan.EncryptedEnvPath,

@@ -3,7 +3,8 @@ namespace PrivateMl.Vmm.DevImage;
 /// <summary>
 /// The development guest's <c>/init</c> (busybox sh): mounts the kernel file systems, loads the modules listed in
 /// <c>/etc/privateml/modules.order</c>, brings up <c>eth0</c> with QEMU user-mode networking's fixed addresses, mounts
-/// the 9p shared folder read-only and runs <c>privateml guest boot</c>; when that exits the VM powers off.
+/// the 9p shared folder read-only, starts busybox acpid for the power button, and runs <c>privateml guest boot</c>;
+/// when that exits (or the power button stops it) the VM powers off.
 /// </summary>
 public static class DevGuestInit
 {
@@ -21,6 +22,9 @@ public static class DevGuestInit
 
     /// <summary>Lines the init prints on the serial console, so logs show where a boot stopped.</summary>
     public const string LogPrefix = "privateml-dev:";
+
+    /// <summary>What the power-button handler prints on the console before it stops privateml.</summary>
+    public const string PowerButtonLine = "ACPI power button: stopping privateml";
 
     public const string ModulesOrderPath = "etc/privateml/modules.order";
 
@@ -49,6 +53,16 @@ public static class DevGuestInit
           [ -n "$module" ] || continue
           insmod "/lib/modules/$module" || { say "insmod $module failed"; poweroff -f; }
         done < /{{ModulesOrderPath}}
+        # The VMM's graceful stop presses the ACPI power button (QMP system_powerdown): busybox acpid runs
+        # /etc/acpi/PWRF/00000080 for it, which stops privateml; the init then powers off as after any exit.
+        mkdir -p /etc/acpi/PWRF /var/log
+        printf '#!/bin/sh\necho "{{LogPrefix}} {{PowerButtonLine}}" > /dev/console\nkill -TERM $(pidof privateml) 2>/dev/null\n' > /etc/acpi/PWRF/00000080
+        chmod 0755 /etc/acpi/PWRF/00000080
+        if [ -e /dev/input/event0 ] && acpid -c /etc/acpi -l /var/log/acpid.log; then
+          say "acpid: the ACPI power button stops privateml"
+        else
+          say "no input device for the power button: a graceful stop will time out"
+        fi
         ip link set lo up
         ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up && ip route add default via 10.0.2.2 || say "eth0 could not be configured"
         if mount -t 9p -o trans=virtio,version=9p2000.L,ro {{SharedFolderTag}} {{SharedFolderMount}}; then

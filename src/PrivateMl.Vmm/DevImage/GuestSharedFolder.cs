@@ -33,8 +33,11 @@ public sealed record GuestSharedFiles
 
     public byte[] ComposeHash => SHA256.HashData(AppCompose);
 
-    /// <summary>The default app id: the first 20 bytes of the compose hash.</summary>
-    public byte[] AppId => ComposeHash[..20];
+    /// <summary>The app id: <c>.instance_info</c>'s when it names one (a KMS app after a compose upgrade), else the first 20 bytes of the compose hash.</summary>
+    public byte[] AppId => InstanceAppId ?? ComposeHash[..20];
+
+    /// <summary>app_id from <c>.instance_info</c>, or null.</summary>
+    public byte[]? InstanceAppId { get; init; }
 
     public string AppName { get; init; } = "";
 
@@ -218,14 +221,14 @@ public static class GuestSharedFolder
         using var document = ParseObject(bytes, InstanceInfoFile);
         var root = document.RootElement;
         var appId = Hex(root, "app_id", 20);
-        if (appId is { Length: > 0 } && !appId.AsSpan().SequenceEqual(files.AppId) && !files.KmsEnabled)
+        if (appId is { Length: > 0 } && !appId.AsSpan().SequenceEqual(files.ComposeHash.AsSpan(0, 20)) && !files.KmsEnabled)
         {
             throw new GuestBootException(
-                $"App upgrade is not supported without KMS: {InstanceInfoFile} names app_id {Convert.ToHexStringLower(appId)}, the compose hash gives {Convert.ToHexStringLower(files.AppId)}");
+                $"App upgrade is not supported without KMS: {InstanceInfoFile} names app_id {Convert.ToHexStringLower(appId)}, the compose hash gives {Convert.ToHexStringLower(files.ComposeHash.AsSpan(0, 20))}");
         }
 
         var seed = Hex(root, "instance_id_seed", 20);
-        return files with { InstanceIdSeed = seed is { Length: > 0 } ? seed : null };
+        return files with { InstanceIdSeed = seed is { Length: > 0 } ? seed : null, InstanceAppId = appId is { Length: > 0 } ? appId : null };
     }
 
     private static byte[]? Hex(JsonElement root, string name, int length)

@@ -9,8 +9,8 @@ namespace PrivateMl.Vmm.DevImage;
 /// </summary>
 public static class KernelModules
 {
-    /// <summary>What the development guest needs: the virtio PCI transport, virtio-net and the 9p shared folder.</summary>
-    public static IReadOnlyList<string> DevGuestRoots { get; } = ["virtio_pci", "virtio_net", "9pnet_virtio", "9p"];
+    /// <summary>What the development guest needs: the virtio PCI transport, virtio-net, the 9p shared folder, and the ACPI power button as an input device (graceful stop).</summary>
+    public static IReadOnlyList<string> DevGuestRoots { get; } = ["virtio_pci", "virtio_net", "9pnet_virtio", "9p", "button", "evdev"];
 
     private static readonly byte[] DependsKey = Encoding.ASCII.GetBytes("depends=");
 

@@ -52,8 +52,12 @@ public sealed class GuestSharedFolderTests : IDisposable
         var e = Assert.Throws<GuestBootException>(() => GuestSharedFolder.CopyAndRead(Shared, Copy));
         Assert.Contains("App upgrade is not supported without KMS", e.Message, StringComparison.Ordinal);
 
+        // A KMS app keeps the app id it was deployed as through a compose upgrade (update-env rewrites the compose).
         Write("app-compose.json", "{\"manifest_version\":2,\"name\":\"app\",\"runner\":\"bash\",\"kms_enabled\":true}");
-        Assert.True(GuestSharedFolder.CopyAndRead(Shared, Copy).KmsEnabled);
+        var files = GuestSharedFolder.CopyAndRead(Shared, Copy);
+        Assert.True(files.KmsEnabled);
+        Assert.Equal(new string('1', 40), Convert.ToHexStringLower(files.AppId));
+        Assert.NotEqual(files.ComposeHash[..20], files.AppId);
     }
 
     [Theory]

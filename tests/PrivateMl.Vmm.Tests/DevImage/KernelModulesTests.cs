@@ -33,11 +33,13 @@ public sealed class KernelModulesTests : IDisposable
         Module("kernel/fs/netfs/netfs.ko", "");
         Module("kernel/fs/fscache/fscache.ko", "netfs");
         Module("kernel/fs/9p/9p.ko", "9pnet,fscache,netfs");
+        Module("kernel/drivers/acpi/button.ko", "");
+        Module("kernel/drivers/input/evdev.ko", "");
 
         var order = KernelModules.LoadOrder(_root, KernelModules.DevGuestRoots).Select(p => Path.GetFileNameWithoutExtension(p)).ToList();
 
         Assert.Equal(
-            ["virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio", "virtio_pci", "failover", "net_failover", "virtio_net", "9pnet", "9pnet_virtio", "netfs", "fscache", "9p"],
+            ["virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio", "virtio_pci", "failover", "net_failover", "virtio_net", "9pnet", "9pnet_virtio", "netfs", "fscache", "9p", "button", "evdev"],
             order);
     }
 

@@ -107,6 +107,9 @@ public sealed partial class DevVmBootTests(DevVmFixture host) : IClassFixture<De
         var pid = DevVmFixture.LivePid(workDir);
         Assert.NotNull(pid);
         await host.VmmAsync(ct, "stop", id);
+        var shutdown = await host.VmmAsync(ct, "logs", id, "-n", "200");
+        Assert.True(shutdown.Contains(PrivateMl.Vmm.DevImage.DevGuestInit.PowerButtonLine, StringComparison.Ordinal), "the stop was not graceful:\n" + GuestLines(shutdown));
+        Assert.Contains("privateml exited with status 0; powering off", shutdown, StringComparison.Ordinal);
         await host.VmmAsync(ct, "remove", id);
         Assert.False(File.Exists($"/proc/{pid}/cmdline") && File.ReadAllText($"/proc/{pid}/cmdline").Contains("qemu", StringComparison.Ordinal), $"qemu {pid} still runs");
         Assert.False(Directory.Exists(workDir));
