@@ -41,11 +41,19 @@ internal readonly record struct ProcessStats(double CpuMicros, long Allocated)
     }
 }
 
-internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] CpuMicros, long GatewayAllocated)
+internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0)
 {
     public static RunResult Empty { get; } = new(0, 0, 0, 0, [], [0, 0, 0], 0);
 
+    /// <summary>Tokens per wall second of the whole run, including its tail (workers finishing their last request one by one).</summary>
     public double TokensPerSecond => Tokens / Seconds;
+
+    /// <summary>
+    /// Tokens per second with all <see cref="Streams"/> busy: streams × tokens ÷ the summed duration of the completed
+    /// requests (Little's law for a closed loop). Unlike <see cref="TokensPerSecond"/> it does not depend on how the run's
+    /// tail lines up, where one extra request started just before the deadline costs a whole request of wall time.
+    /// </summary>
+    public double SteadyTokensPerSecond => BusySeconds > 0 ? Streams * Tokens / BusySeconds : double.NaN;
 
     public double RequestsPerSecond => Requests / Seconds;
 
@@ -67,7 +75,8 @@ internal sealed record RunResult(double Seconds, long Requests, long Tokens, lon
     /// <summary>Two runs of the same path as one (rounds of an alternating comparison).</summary>
     public static RunResult operator +(RunResult a, RunResult b) => new(
         a.Seconds + b.Seconds, a.Requests + b.Requests, a.Tokens + b.Tokens, a.Errors + b.Errors,
-        [.. a.Ttfbs.Concat(b.Ttfbs).Order()], [.. a.CpuMicros.Zip(b.CpuMicros, (x, y) => x + y)], a.GatewayAllocated + b.GatewayAllocated);
+        [.. a.Ttfbs.Concat(b.Ttfbs).Order()], [.. a.CpuMicros.Zip(b.CpuMicros, (x, y) => x + y)], a.GatewayAllocated + b.GatewayAllocated,
+        Math.Max(a.Streams, b.Streams), a.BusySeconds + b.BusySeconds);
 }
 
 /// <summary>
@@ -82,7 +91,7 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
     {
         var body = Encoding.UTF8.GetBytes($"{{\"model\":\"bench\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}],\"stream\":true,\"bench_interval_ms\":{intervalMs}}}");
         var uri = new Uri(route == Route.Direct ? upstream.Address : gateway.Address, "/v1/chat/completions");
-        long requests = 0, tokens = 0, errors = 0;
+        long requests = 0, tokens = 0, errors = 0, busyTicks = 0;
         var ttfbs = new List<double>[concurrency];
         GC.Collect();
         var before = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await gateway.StatsAsync() };
@@ -120,6 +129,7 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
                     }
 
                     local.Add(ttfb);
+                    Interlocked.Add(ref busyTicks, Stopwatch.GetTimestamp() - started);
                     Interlocked.Add(ref tokens, counter.Tokens);
                     Interlocked.Increment(ref requests);
                 }
@@ -133,7 +143,8 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         var seconds = clock.Elapsed.TotalSeconds;
         var after = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await gateway.StatsAsync() };
         var used = after.Zip(before, (a, b) => a - b).ToArray();
-        return new RunResult(seconds, requests, tokens, errors, [.. ttfbs.SelectMany(l => l).Order()], [.. used.Select(u => u.CpuMicros)], used[(int)Proc.Gateway].Allocated);
+        return new RunResult(seconds, requests, tokens, errors, [.. ttfbs.SelectMany(l => l).Order()], [.. used.Select(u => u.CpuMicros)], used[(int)Proc.Gateway].Allocated,
+            concurrency, (double)busyTicks / Stopwatch.Frequency);
     }
 
     /// <summary>Counts content events (those with "content") and notices [DONE], across read boundaries.</summary>

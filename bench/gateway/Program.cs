@@ -69,8 +69,8 @@ internal static class SideBySide
             var rounds = settings.RoundsOr(4);
             Console.WriteLine($"\n## paced: one token every {settings.IntervalMs} ms; per level at least {settings.Seconds} s and {settings.MinRequests} requests per path, direct and gateway alternating in {rounds} rounds each");
             var where = new List<string>();
-            Console.WriteLine("| streams | n direct/gateway (requests = TTFB samples) | direct tok/s | gateway tok/s | ratio | direct TTFB p50/p99 ms | gateway TTFB p50/p99 ms | added p50/p99 ms | errors |");
-            Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+            Console.WriteLine("| streams | n direct/gateway (requests = TTFB samples) | direct tok/s | gateway tok/s | ratio (all streams busy) | ratio (wall clock, incl. tail) | direct TTFB p50/p99 ms | gateway TTFB p50/p99 ms | added p50/p99 ms | errors |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
             foreach (var level in settings.Levels)
             {
                 await load.RunAsync(Route.Direct, level, TimeSpan.FromSeconds(1), 0, settings.IntervalMs); // warm-up
@@ -90,7 +90,7 @@ internal static class SideBySide
 
                 var phases = await gateway.PhasesAsync();
                 Console.WriteLine(Invariant(
-                    $"| {level} | {direct.Requests}/{through.Requests} | {direct.TokensPerSecond:0} | {through.TokensPerSecond:0} | {through.TokensPerSecond / direct.TokensPerSecond * 100:0.00} % | {direct.TtfbP50:0.000}/{direct.TtfbP99:0.000} | {through.TtfbP50:0.000}/{through.TtfbP99:0.000} | {through.TtfbP50 - direct.TtfbP50:0.000}/{through.TtfbP99 - direct.TtfbP99:0.000} | {direct.Errors}+{through.Errors} |"));
+                    $"| {level} | {direct.Requests}/{through.Requests} | {direct.SteadyTokensPerSecond:0} | {through.SteadyTokensPerSecond:0} | {through.SteadyTokensPerSecond / direct.SteadyTokensPerSecond * 100:0.00} % | {through.TokensPerSecond / direct.TokensPerSecond * 100:0.00} % | {direct.TtfbP50:0.000}/{direct.TtfbP99:0.000} | {through.TtfbP50:0.000}/{through.TtfbP99:0.000} | {through.TtfbP50 - direct.TtfbP50:0.000}/{through.TtfbP99 - direct.TtfbP99:0.000} | {direct.Errors}+{through.Errors} |"));
                 where.Add(Invariant(
                     $"| {level} | {direct.Cores(Proc.Loadgen):0.00}/{direct.Cores(Proc.Upstream):0.00}/{direct.Cores(Proc.Gateway):0.00} | {through.Cores(Proc.Loadgen):0.00}/{through.Cores(Proc.Upstream):0.00}/{through.Cores(Proc.Gateway):0.00} | {through.CpuPerRequest(Proc.Gateway):0} | {through.CpuPerRequest(Proc.Gateway) * through.RequestsPerSecond / 1e6:0.000} | {phases} |"));
             }
