@@ -177,6 +177,10 @@ internal sealed class GatewayStartup(
         holder.Set(keys);
         GatewayLog.KeysReady(logger, keys.Source, keys.EcdsaKey.Address, keys.Ed25519Key.Address);
         GatewayLog.KeysetReady(logger, keyset.Public.Digest, keyset.Public.E2eePublicKeys.Count);
+        if (PrivateMl.E2ee.Aci.AciSuites.Secp256k1Implementation != "native")
+        {
+            GatewayLog.Secp256k1Managed(logger);
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
