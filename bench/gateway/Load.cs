@@ -15,6 +15,9 @@ internal enum Route
 {
     Direct,
     Gateway,
+
+    /// <summary>Through the yardstick: a bare .NET pass-through proxy (<see cref="BareProxy"/>).</summary>
+    Bare,
 }
 
 /// <summary>The bench's processes, in the order their CPU is reported.</summary>
@@ -41,9 +44,9 @@ internal readonly record struct ProcessStats(double CpuMicros, long Allocated)
     }
 }
 
-internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0)
+internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] Transits, double[] Outbound, double[] Inbound, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0)
 {
-    public static RunResult Empty { get; } = new(0, 0, 0, 0, [], [0, 0, 0], 0);
+    public static RunResult Empty { get; } = new(0, 0, 0, 0, [], [], [], [], [0, 0, 0], 0);
 
     /// <summary>Tokens per wall second of the whole run, including its tail (workers finishing their last request one by one).</summary>
     public double TokensPerSecond => Tokens / Seconds;
@@ -70,12 +73,25 @@ internal sealed record RunResult(double Seconds, long Requests, long Tokens, lon
 
     public double TtfbP99 => Percentile(Ttfbs, 0.99);
 
+    /// <summary>
+    /// Transit percentiles (ms): the time to first byte less the upstream's own time (from the request reaching the
+    /// upstream's handler to its first token write), i.e. the way there plus the way back, measured on the machine's one
+    /// monotonic clock (the upstream stamps both instants into its first event). The model's time, and the
+    /// millisecond-grained timer jitter of the synthetic pacing, drop out, so what the gateway adds shows at sub-ms scale.
+    /// </summary>
+    public double TransitP50 => Percentile(Transits, 0.50);
+
+    public double TransitP99 => Percentile(Transits, 0.99);
+
+    /// <summary>The two halves of a transit, p50/p99 in ms: out = send → the upstream's handler, back = its first write → first byte here.</summary>
+    public string Legs => string.Create(CultureInfo.InvariantCulture, $"{Percentile(Outbound, 0.5):0.000}/{Percentile(Outbound, 0.99):0.000} + {Percentile(Inbound, 0.5):0.000}/{Percentile(Inbound, 0.99):0.000}");
+
     public static double Percentile(double[] sorted, double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
 
     /// <summary>Two runs of the same path as one (rounds of an alternating comparison).</summary>
     public static RunResult operator +(RunResult a, RunResult b) => new(
         a.Seconds + b.Seconds, a.Requests + b.Requests, a.Tokens + b.Tokens, a.Errors + b.Errors,
-        [.. a.Ttfbs.Concat(b.Ttfbs).Order()], [.. a.CpuMicros.Zip(b.CpuMicros, (x, y) => x + y)], a.GatewayAllocated + b.GatewayAllocated,
+        [.. a.Ttfbs.Concat(b.Ttfbs).Order()], [.. a.Transits.Concat(b.Transits).Order()], [.. a.Outbound.Concat(b.Outbound).Order()], [.. a.Inbound.Concat(b.Inbound).Order()], [.. a.CpuMicros.Zip(b.CpuMicros, (x, y) => x + y)], a.GatewayAllocated + b.GatewayAllocated,
         Math.Max(a.Streams, b.Streams), a.BusySeconds + b.BusySeconds);
 }
 
@@ -85,20 +101,29 @@ internal sealed record RunResult(double Seconds, long Requests, long Tokens, lon
 /// The same generator, client and upstream serve both routes; the pacing travels in the request body
 /// (<c>bench_interval_ms</c>), which the gateway forwards unchanged.
 /// </summary>
-internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, BenchPeer gateway, int expectedTokens)
+internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, BenchPeer gateway, BenchPeer? bare, int expectedTokens)
 {
     public async Task<RunResult> RunAsync(Route route, int concurrency, TimeSpan duration, int minRequests, int intervalMs)
     {
         var body = Encoding.UTF8.GetBytes($"{{\"model\":\"bench\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}],\"stream\":true,\"bench_interval_ms\":{intervalMs}}}");
-        var uri = new Uri(route == Route.Direct ? upstream.Address : gateway.Address, "/v1/chat/completions");
+
+        // The third CPU figure is the proxy in the path: the gateway, or the bare proxy on its route.
+        var middle = route == Route.Bare ? bare ?? throw new InvalidOperationException("no bare proxy was started") : gateway;
+        var uri = new Uri(route switch { Route.Direct => upstream.Address, _ => middle.Address }, "/v1/chat/completions");
         long requests = 0, tokens = 0, errors = 0, busyTicks = 0;
         var ttfbs = new List<double>[concurrency];
+        var transits = new List<double>[concurrency];
+        var outbound = new List<double>[concurrency];
+        var inbound = new List<double>[concurrency];
         GC.Collect();
-        var before = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await gateway.StatsAsync() };
+        var before = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await middle.StatsAsync() };
         var clock = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, concurrency).Select(w => Task.Run(async () =>
         {
             var local = ttfbs[w] = [];
+            var localTransits = transits[w] = [];
+            var localOut = outbound[w] = [];
+            var localIn = inbound[w] = [];
             var buffer = new byte[16 * 1024];
             while (clock.Elapsed < duration || Interlocked.Read(ref requests) + Interlocked.Read(ref errors) < minRequests)
             {
@@ -111,12 +136,14 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
                     await using var stream = await response.Content.ReadAsStreamAsync();
                     var counter = new EventCounter();
                     var ttfb = double.NaN;
+                    var firstByte = 0L;
                     int read;
                     while ((read = await stream.ReadAsync(buffer)) > 0)
                     {
                         if (double.IsNaN(ttfb))
                         {
-                            ttfb = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                            firstByte = Stopwatch.GetTimestamp();
+                            ttfb = Stopwatch.GetElapsedTime(started, firstByte).TotalMilliseconds;
                         }
 
                         counter.Feed(buffer.AsSpan(0, read));
@@ -129,6 +156,15 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
                     }
 
                     local.Add(ttfb);
+                    if (counter.Stamps is var (arrived, sent))
+                    {
+                        var there = Stopwatch.GetElapsedTime(started, arrived).TotalMilliseconds;
+                        var back = Stopwatch.GetElapsedTime(sent, firstByte).TotalMilliseconds;
+                        localTransits.Add(there + back);
+                        localOut.Add(there);
+                        localIn.Add(back);
+                    }
+
                     Interlocked.Add(ref busyTicks, Stopwatch.GetTimestamp() - started);
                     Interlocked.Add(ref tokens, counter.Tokens);
                     Interlocked.Increment(ref requests);
@@ -141,9 +177,9 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         })).ToArray();
         await Task.WhenAll(workers);
         var seconds = clock.Elapsed.TotalSeconds;
-        var after = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await gateway.StatsAsync() };
+        var after = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await middle.StatsAsync() };
         var used = after.Zip(before, (a, b) => a - b).ToArray();
-        return new RunResult(seconds, requests, tokens, errors, [.. ttfbs.SelectMany(l => l).Order()], [.. used.Select(u => u.CpuMicros)], used[(int)Proc.Gateway].Allocated,
+        return new RunResult(seconds, requests, tokens, errors, [.. ttfbs.SelectMany(l => l).Order()], [.. transits.SelectMany(l => l).Order()], [.. outbound.SelectMany(l => l).Order()], [.. inbound.SelectMany(l => l).Order()], [.. used.Select(u => u.CpuMicros)], used[(int)Proc.Gateway].Allocated,
             concurrency, (double)busyTicks / Stopwatch.Frequency);
     }
 
@@ -155,6 +191,9 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         public int Tokens { get; private set; }
 
         public bool Done { get; private set; }
+
+        /// <summary>The upstream's (arrived, sent) monotonic timestamps from its first event, if it carried them.</summary>
+        public (long Arrived, long Sent)? Stamps { get; private set; }
 
         public void Feed(ReadOnlySpan<byte> bytes)
         {
@@ -175,8 +214,20 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
                 else if (line.StartsWith("data: ", StringComparison.Ordinal) && line.Contains("\"content\"", StringComparison.Ordinal))
                 {
                     Tokens++;
+                    Stamps ??= ReadStamps(line);
                 }
             }
+        }
+
+        private static (long, long)? ReadStamps(string line)
+        {
+            const string Key = "\"bench_t\":\"";
+            var start = line.IndexOf(Key, StringComparison.Ordinal);
+            var end = start < 0 ? -1 : line.IndexOf('"', start + Key.Length);
+            var parts = end < 0 ? [] : line[(start + Key.Length)..end].Split(',');
+            return parts.Length == 2 && long.TryParse(parts[0], CultureInfo.InvariantCulture, out var arrived) && long.TryParse(parts[1], CultureInfo.InvariantCulture, out var sent)
+                ? (arrived, sent)
+                : null;
         }
     }
 }
@@ -204,10 +255,28 @@ internal sealed class BenchPeer : IAsyncDisposable
     public static async Task<BenchPeer> StartAsync(string role, Settings settings, Uri? upstream)
     {
         var host = Environment.ProcessPath ?? "dotnet";
-        var start = new ProcessStartInfo(host) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        var pin = role == "upstream" ? settings.PinUpstream : settings.PinGateway;
+
+        // taskset sets the affinity before the runtime starts, so every thread the child creates inherits it.
+        var start = new ProcessStartInfo(pin is null ? host : "taskset") { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
+        if (pin is not null)
+        {
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add(pin);
+            start.ArgumentList.Add(host);
+        }
+
+        if (role == "gateway")
+        {
+            foreach (var (name, value) in settings.GatewayEnvironment)
+            {
+                start.Environment[name] = value;
+            }
+        }
+
         if (System.IO.Path.GetFileNameWithoutExtension(host) == "dotnet")
         {
-            start.ArgumentList.Add(typeof(BenchPeer).Assembly.Location);
+            start.ArgumentList.Add(Environment.GetCommandLineArgs()[0]); // the bench's .dll under `dotnet`
         }
 
         foreach (var arg in new[] { "--role", role, "--tokens", settings.Tokens.ToString(CultureInfo.InvariantCulture) })
@@ -297,6 +366,13 @@ internal static class BenchChild
         {
             await using var upstream = await SyntheticUpstream.StartAsync(settings.Tokens);
             await ServeAsync(upstream.Address, null);
+            return;
+        }
+
+        if (settings.Role == "bare")
+        {
+            await using var bare = await BareProxy.StartAsync(settings.Upstream ?? throw new ArgumentException("--role bare needs --upstream"));
+            await ServeAsync(bare.Address, null);
             return;
         }
 
@@ -415,19 +491,22 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
         var done = "data: [DONE]\n\n"u8.ToArray();
         app.MapPost("/v1/chat/completions", async context =>
         {
+            var arrived = Stopwatch.GetTimestamp();
             var body = new MemoryStream();
             await context.Request.Body.CopyToAsync(body);
             var interval = ReadInterval(body.GetBuffer().AsSpan(0, (int)body.Length)) ?? IntervalMs;
             context.Response.ContentType = "text/event-stream";
             await context.Response.StartAsync();
-            foreach (var e in events)
+            for (var i = 0; i < events.Length; i++)
             {
                 if (interval > 0)
                 {
                     await Task.Delay(interval);
                 }
 
-                await context.Response.Body.WriteAsync(e);
+                // The first event carries when the request reached this handler and when the event left, on the
+                // machine's monotonic clock, so that the load generator can subtract the upstream's own time.
+                await context.Response.Body.WriteAsync(i > 0 ? events[i] : FirstEvent(arrived, Stopwatch.GetTimestamp()));
                 await context.Response.Body.FlushAsync();
             }
 
@@ -437,6 +516,9 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
         await app.StartAsync();
         return new SyntheticUpstream(app) { Address = new Uri(app.Urls.First()) };
     }
+
+    private static byte[] FirstEvent(long arrived, long sent) => Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
+        $"data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"bench\",\"bench_t\":\"{arrived},{sent}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t0 \"}},\"finish_reason\":null}}]}}\n\n"));
 
     /// <summary>The top-level <c>bench_interval_ms</c> number of a JSON body, if any.</summary>
     private static int? ReadInterval(ReadOnlySpan<byte> body)
@@ -472,5 +554,79 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
     {
         await app.StopAsync();
         await app.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// The yardstick for what any .NET HTTP proxy costs: Kestrel and a pooled <see cref="SocketsHttpHandler"/> copying the
+/// request body up and every upstream read down with a flush — no auth, no hashing, no signing, no metrics. The gateway
+/// minus this is what its own features cost; this minus direct is the price of an HTTP hop on the machine.
+/// </summary>
+internal sealed class BareProxy(WebApplication app, HttpMessageInvoker invoker) : IAsyncDisposable
+{
+    public Uri Address { get; private init; } = null!;
+
+    public static async Task<BareProxy> StartAsync(Uri upstream)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MinResponseDataRate = null;
+        });
+        var app = builder.Build();
+        var invoker = new HttpMessageInvoker(new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = 4096,
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2),
+            AutomaticDecompression = System.Net.DecompressionMethods.None,
+            UseCookies = false,
+            UseProxy = false,
+            AllowAutoRedirect = false,
+        });
+        var target = new Uri(upstream, "/v1/chat/completions");
+        app.MapPost("/v1/chat/completions", async context =>
+        {
+            var length = context.Request.ContentLength ?? -1;
+            if (length is < 0 or > 1 << 20)
+            {
+                context.Response.StatusCode = StatusCodes.Status411LengthRequired;
+                return;
+            }
+
+            var body = new byte[length];
+            await context.Request.Body.ReadExactlyAsync(body, context.RequestAborted);
+            using var request = new HttpRequestMessage(HttpMethod.Post, target) { Content = new ByteArrayContent(body) };
+            request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+            using var response = await invoker.SendAsync(request, context.RequestAborted);
+            context.Response.StatusCode = (int)response.StatusCode;
+            context.Response.ContentType = response.Content.Headers.ContentType?.ToString();
+            await using var stream = await response.Content.ReadAsStreamAsync(context.RequestAborted);
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+            try
+            {
+                int read;
+                while ((read = await stream.ReadAsync(buffer, context.RequestAborted)) > 0)
+                {
+                    await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+        });
+        await app.StartAsync();
+        return new BareProxy(app, invoker) { Address = new Uri(app.Urls.First()) };
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+        invoker.Dispose();
     }
 }

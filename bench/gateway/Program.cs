@@ -48,33 +48,48 @@ internal static class SideBySide
     {
         await using var upstream = await BenchPeer.StartAsync("upstream", settings, null);
         await using var gateway = await BenchPeer.StartAsync("gateway", settings, upstream.Address);
+        await using var bare = settings.BareProxy ? await BenchPeer.StartAsync("bare", settings, upstream.Address) : null;
         using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 100_000, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) })
         {
             Timeout = TimeSpan.FromMinutes(5),
         };
-        var load = new LoadGenerator(client, upstream, gateway, settings.Tokens);
+        var load = new LoadGenerator(client, upstream, gateway, bare, settings.Tokens);
         var events = settings.Tokens + 2;
 
         Console.WriteLine($"# gateway bench: {Environment.ProcessorCount} cores, .NET {Environment.Version}, tokens/stream {settings.Tokens}, load average at start: {LoadAverage()}");
         Console.WriteLine($"# command line: {string.Join(' ', args)}");
         Console.WriteLine($"# processes: load generator {Environment.ProcessId}, upstream {upstream.ProcessId}, gateway {gateway.ProcessId} (each its own runtime and thread pool)");
+        Console.WriteLine($"# gateway environment: {(settings.GatewayEnvironment.Length == 0 ? "inherited" : string.Join(' ', settings.GatewayEnvironment.Select(p => $"{p.Key}={p.Value}")))}; inline socket scheduling: {settings.InlineScheduling?.ToString() ?? "default"}");
+        Console.WriteLine($"# CPUs allowed: load generator {AllowedCpus(Environment.ProcessId)}, upstream {AllowedCpus(upstream.ProcessId)}, gateway {AllowedCpus(gateway.ProcessId)}");
         // Warm both paths up unpaced first (thousands of requests), so that tiered compilation has finished in all
         // three processes before anything is measured: at one paced stream a second of warm-up is ~1 request, and
         // the JIT then competes with the measured run for the 2 cores.
         var warmUp = await load.RunAsync(Route.Gateway, 16, TimeSpan.FromSeconds(3), 3000, 0);
         warmUp += await load.RunAsync(Route.Direct, 16, TimeSpan.FromSeconds(3), 3000, 0);
-        Console.WriteLine($"# warm-up: {warmUp.Requests} unpaced requests over both paths, {warmUp.Errors} errors");
+        if (bare is not null)
+        {
+            warmUp += await load.RunAsync(Route.Bare, 16, TimeSpan.FromSeconds(3), 3000, 0);
+        }
+
+        Console.WriteLine($"# warm-up: {warmUp.Requests} unpaced requests over every path, {warmUp.Errors} errors");
         if (!settings.SkipPaced)
         {
             var rounds = settings.RoundsOr(4);
             Console.WriteLine($"\n## paced: one token every {settings.IntervalMs} ms; per level at least {settings.Seconds} s and {settings.MinRequests} requests per path, direct and gateway alternating in {rounds} rounds each");
             var where = new List<string>();
-            Console.WriteLine("| streams | n direct/gateway (requests = TTFB samples) | direct tok/s | gateway tok/s | ratio (all streams busy) | ratio (wall clock, incl. tail) | direct TTFB p50/p99 ms | gateway TTFB p50/p99 ms | added p50/p99 ms | errors |");
-            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+            var yardstick = new List<string>();
+            var legs = new List<string>();
+            Console.WriteLine("| streams | n direct/gateway (requests = TTFB samples) | direct tok/s | gateway tok/s | ratio (all streams busy) | ratio (wall clock, incl. tail) | direct TTFB p50/p99 ms | gateway TTFB p50/p99 ms | added p50/p99 ms | direct transit p50/p99 ms | gateway transit p50/p99 ms | added transit p50/p99 ms | errors |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
             foreach (var level in settings.Levels)
             {
                 await load.RunAsync(Route.Direct, level, TimeSpan.FromSeconds(1), 0, settings.IntervalMs); // warm-up
                 await load.RunAsync(Route.Gateway, level, TimeSpan.FromSeconds(1), 0, settings.IntervalMs);
+                if (bare is not null)
+                {
+                    await load.RunAsync(Route.Bare, level, TimeSpan.FromSeconds(1), 0, settings.IntervalMs);
+                }
+
                 await gateway.PhasesAsync(); // drop the warm-up's phase samples
 
                 // Alternate direct and gateway so that a change in the machine's load hits both paths alike.
@@ -82,17 +97,48 @@ internal static class SideBySide
                 var roundRequests = (settings.MinRequests + rounds - 1) / rounds;
                 var direct = RunResult.Empty;
                 var through = RunResult.Empty;
+                var plain = RunResult.Empty;
                 for (var round = 0; round < rounds; round++)
                 {
                     direct += await load.RunAsync(Route.Direct, level, roundTime, roundRequests, settings.IntervalMs);
                     through += await load.RunAsync(Route.Gateway, level, roundTime, roundRequests, settings.IntervalMs);
+                    if (bare is not null)
+                    {
+                        plain += await load.RunAsync(Route.Bare, level, roundTime, roundRequests, settings.IntervalMs);
+                    }
+                }
+
+                legs.Add($"| {level} | {direct.Legs} | {(bare is null ? "—" : plain.Legs)} | {through.Legs} |");
+                if (bare is not null)
+                {
+                    yardstick.Add(Invariant(
+                        $"| {level} | {plain.Requests} | {plain.SteadyTokensPerSecond / direct.SteadyTokensPerSecond * 100:0.00} % | {plain.TtfbP50 - direct.TtfbP50:0.000}/{plain.TtfbP99 - direct.TtfbP99:0.000} | {plain.TransitP50:0.000}/{plain.TransitP99:0.000} | {plain.TransitP50 - direct.TransitP50:0.000}/{plain.TransitP99 - direct.TransitP99:0.000} | {through.TransitP50 - plain.TransitP50:0.000}/{through.TransitP99 - plain.TransitP99:0.000} | {plain.CpuPerRequest(Proc.Gateway):0} | {plain.Errors} |"));
                 }
 
                 var phases = await gateway.PhasesAsync();
                 Console.WriteLine(Invariant(
-                    $"| {level} | {direct.Requests}/{through.Requests} | {direct.SteadyTokensPerSecond:0} | {through.SteadyTokensPerSecond:0} | {through.SteadyTokensPerSecond / direct.SteadyTokensPerSecond * 100:0.00} % | {through.TokensPerSecond / direct.TokensPerSecond * 100:0.00} % | {direct.TtfbP50:0.000}/{direct.TtfbP99:0.000} | {through.TtfbP50:0.000}/{through.TtfbP99:0.000} | {through.TtfbP50 - direct.TtfbP50:0.000}/{through.TtfbP99 - direct.TtfbP99:0.000} | {direct.Errors}+{through.Errors} |"));
+                    $"| {level} | {direct.Requests}/{through.Requests} | {direct.SteadyTokensPerSecond:0} | {through.SteadyTokensPerSecond:0} | {through.SteadyTokensPerSecond / direct.SteadyTokensPerSecond * 100:0.00} % | {through.TokensPerSecond / direct.TokensPerSecond * 100:0.00} % | {direct.TtfbP50:0.000}/{direct.TtfbP99:0.000} | {through.TtfbP50:0.000}/{through.TtfbP99:0.000} | {through.TtfbP50 - direct.TtfbP50:0.000}/{through.TtfbP99 - direct.TtfbP99:0.000} | {direct.TransitP50:0.000}/{direct.TransitP99:0.000} | {through.TransitP50:0.000}/{through.TransitP99:0.000} | {through.TransitP50 - direct.TransitP50:0.000}/{through.TransitP99 - direct.TransitP99:0.000} | {direct.Errors}+{through.Errors} |"));
                 where.Add(Invariant(
                     $"| {level} | {direct.Cores(Proc.Loadgen):0.00}/{direct.Cores(Proc.Upstream):0.00}/{direct.Cores(Proc.Gateway):0.00} | {through.Cores(Proc.Loadgen):0.00}/{through.Cores(Proc.Upstream):0.00}/{through.Cores(Proc.Gateway):0.00} | {through.CpuPerRequest(Proc.Gateway):0} | {through.CpuPerRequest(Proc.Gateway) * through.RequestsPerSecond / 1e6:0.000} | {phases} |"));
+            }
+
+            if (yardstick.Count > 0)
+            {
+                Console.WriteLine("\nYardstick (same rounds): a bare .NET pass-through proxy (Kestrel + SocketsHttpHandler, copy and flush; no auth, hashing, signing or metrics) in its own process.");
+                Console.WriteLine("| streams | n | bare tok/s vs direct | bare added TTFB p50/p99 ms | bare transit p50/p99 ms | bare added transit p50/p99 ms | gateway transit − bare p50/p99 ms | bare CPU µs/request | errors |");
+                Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+                foreach (var row in yardstick)
+                {
+                    Console.WriteLine(row);
+                }
+            }
+
+            Console.WriteLine("\nTransit legs (same runs), ms p50/p99: out (load generator sends → upstream handler entered) + back (upstream's first write → first byte at the load generator)");
+            Console.WriteLine("| streams | direct | bare proxy | gateway |");
+            Console.WriteLine("|---|---|---|---|");
+            foreach (var row in legs)
+            {
+                Console.WriteLine(row);
             }
 
             Console.WriteLine("\nWhere the time goes (same runs). CPU in cores = CPU seconds per wall second of each process (loadgen/upstream/gateway);");
@@ -135,6 +181,13 @@ internal static class SideBySide
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    private static string AllowedCpus(int processId)
+    {
+        var status = $"/proc/{processId}/status";
+        var line = File.Exists(status) ? File.ReadLines(status).FirstOrDefault(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)) : null;
+        return line?["Cpus_allowed_list:".Length..].Trim() ?? "unknown";
+    }
 
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "unknown";
 }

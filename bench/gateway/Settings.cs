@@ -20,23 +20,30 @@ internal sealed record Settings(
     int E2eeStreams,
     string? Role,
     Uri? Upstream,
-    bool? InlineScheduling)
+    bool? InlineScheduling,
+    string? PinUpstream,
+    string? PinGateway,
+    KeyValuePair<string, string>[] GatewayEnvironment,
+    bool BareProxy)
 {
     public const string Usage = """
         usage: PrivateMl.Gateway.Bench [--tokens 64] [--interval-ms 10] [--levels 1,16,128] [--seconds 10]
                [--min-requests 200] [--rounds 4] [--unpaced-concurrency 32] [--unpaced-seconds 10]
                [--skip-paced] [--skip-unpaced] [--inline-scheduling on|off]
+               [--bare-proxy] [--pin-upstream CPUS] [--pin-gateway CPUS] [--gateway-env "NAME=VALUE;NAME=VALUE"]   (CPU lists as taskset -c takes them, e.g. 4-7;
+               pin the load generator itself by starting the bench under taskset -c)
            or: PrivateMl.Gateway.Bench --signing
            or: PrivateMl.Gateway.Bench --e2ee [--e2ee-streams 16] [--rounds 3] [--tokens ..] [--interval-ms ..]
                [--seconds ..] [--unpaced-seconds ..]
         """;
 
-    private static readonly HashSet<string> Flags = ["--skip-paced", "--skip-unpaced", "--signing", "--e2ee"];
+    private static readonly HashSet<string> Flags = ["--skip-paced", "--skip-unpaced", "--signing", "--e2ee", "--bare-proxy"];
 
     private static readonly HashSet<string> Valued =
     [
         "--tokens", "--interval-ms", "--levels", "--seconds", "--min-requests", "--rounds", "--unpaced-concurrency",
         "--unpaced-seconds", "--e2ee-streams", "--role", "--upstream", "--inline-scheduling",
+        "--pin-upstream", "--pin-gateway", "--gateway-env",
     ];
 
     /// <summary>The rounds a mode runs: <c>--rounds</c> when given, else the mode's own default.</summary>
@@ -87,9 +94,9 @@ internal sealed record Settings(
         }
 
         var role = values.GetValueOrDefault("--role");
-        if (role is not (null or "upstream" or "gateway"))
+        if (role is not (null or "upstream" or "gateway" or "bare"))
         {
-            problem = "--role must be upstream or gateway";
+            problem = "--role must be upstream, gateway or bare";
         }
 
         Uri? upstream = null;
@@ -103,6 +110,31 @@ internal sealed record Settings(
         {
             problem = "--inline-scheduling must be on or off";
         }
+
+        string? Cpus(string name)
+        {
+            var list = values.GetValueOrDefault(name);
+            if (list is not null && (list.Length is 0 or > 256 || !list.All(c => char.IsAsciiDigit(c) || c is ',' or '-')))
+            {
+                problem = $"{name} must be a CPU list such as 0-3 or 4,6";
+            }
+
+            return list;
+        }
+
+        // Runtime knobs for the gateway process only (e.g. DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0), so that an
+        // A/B leaves the load generator and the upstream as they were.
+        var environment = (values.GetValueOrDefault("--gateway-env") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries).Select(pair =>
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0)
+            {
+                problem = "--gateway-env takes NAME=VALUE pairs separated by ;";
+                return default;
+            }
+
+            return KeyValuePair.Create(pair[..equals], pair[(equals + 1)..]);
+        }).ToArray();
 
         var settings = new Settings(
             Int("--tokens", 64, 1),
@@ -120,7 +152,11 @@ internal sealed record Settings(
             Int("--e2ee-streams", 16, 1),
             role,
             upstream,
-            inline is null ? null : inline == "on");
+            inline is null ? null : inline == "on",
+            Cpus("--pin-upstream"),
+            Cpus("--pin-gateway"),
+            environment,
+            flags.Contains("--bare-proxy"));
         error = problem;
         return problem is null ? settings : null;
     }

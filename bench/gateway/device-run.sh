@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The gateway side-by-side bench on a many-core machine without .NET (the device machine). Publish first, here:
+#   dotnet publish bench/gateway -c Release -r linux-x64 --self-contained -p:PublishSingleFile=true \
+#     -p:EnableCompressionInSingleFile=true -p:DebugType=none -o artifacts/gwbench
+#   rm -rf artifacts/gwbench/runtimes      # LLamaSharp's native libraries: the bench never loads them (~57 MB left)
+# then run `bash bench/gateway/device-run.sh pinned|two-core|full` there with carry ["artifacts/gwbench"].
+#   pinned   : load generator, upstream and gateway on 4 CPUs each of their own, 16 and 128 streams
+#   two-core : all three processes on CPUs 0-1 (the 2-core VM), gateway runtime knobs A/B, 16 and 128 streams
+#   full     : the README command (1, 16, 128 streams and unpaced) with each process on its own 4 CPUs
+set -u
+B=${BENCH:-artifacts/gwbench/PrivateMl.Gateway.Bench}
+O=${OUT:-/tmp}
+chmod +x "$B"
+nproc; lscpu | grep -E '^(Model name|Thread|Core|Socket|NUMA node\(s\))' ; uptime
+pinned="--pin-upstream 4-7 --pin-gateway 8-11"
+quick="--levels 16,128 --seconds 6 --min-requests 200 --rounds 3 --skip-unpaced"
+run() { # name, cpus for the load generator, limit seconds, bench options...
+  local name=$1 cpus=$2 limit=$3; shift 3
+  echo "=== $name ($(date -u +%T))"
+  timeout "$limit" taskset -c "$cpus" "$B" "$@" > "$O/$name.txt" 2>&1; echo "rc=$?"
+  grep -E '^\| (1|16|128) \|' "$O/$name.txt" | head -16
+}
+case "${1:-pinned}" in
+  pinned)
+    run pinned-default 0-3 150 $quick $pinned
+    run pinned-inline 0-3 150 $quick $pinned --inline-scheduling on --gateway-env "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
+    ;;
+  levels)
+    run pinned-levels 0-3 420 --levels 1,16,128 --seconds 6 --min-requests 200 --rounds 4 --skip-unpaced $pinned
+    run two-default 0-1 150 $quick
+    run pinned-inline 0-3 150 $quick $pinned --inline-scheduling on --gateway-env "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
+    ;;
+  two-core)
+    run two-default 0-1 150 $quick
+    run two-nospin 0-1 150 $quick --gateway-env "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0"
+    run two-inline 0-1 150 $quick --inline-scheduling on --gateway-env "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
+    run two-both 0-1 150 $quick --inline-scheduling on --gateway-env "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1;DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0"
+    ;;
+  yardstick)
+    run pinned-bare 0-3 330 --levels 1,16,128 --seconds 6 --min-requests 100 --rounds 4 --skip-unpaced --bare-proxy $pinned
+    run two-bare 0-1 150 $quick --bare-proxy
+    ;;
+  knobs)
+    k="--levels 128 --seconds 6 --min-requests 200 --rounds 3 --skip-unpaced --bare-proxy $pinned"
+    run k-default 0-3 120 $k
+    run k-gcserver 0-3 120 $k --gateway-env "DOTNET_gcServer=1"
+    run k-gen0 0-3 120 $k --gateway-env "DOTNET_GCgen0size=0x4000000"
+    run k-inline 0-3 120 $k --inline-scheduling on --gateway-env "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
+    ;;
+  full)
+    run full 0-3 560 --seconds 10 --min-requests 200 --rounds 4 --unpaced-seconds 8 --unpaced-concurrency 32 $pinned
+    ;;
+esac
+uptime
