@@ -10,6 +10,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using PrivateMl.Agent.Client;
+using PrivateMl.Agent.Hosting;
 using PrivateMl.E2ee.Aci;
 using PrivateMl.Gateway.Attestation;
 using PrivateMl.Gateway.E2ee.Aci;
@@ -70,7 +71,7 @@ public static class GatewayHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + CompletionRelay.OversizeDrainBytes + 1;
+            kestrel.Limits.MaxRequestBodySize = OversizeBody.KestrelCap(options.MaxRequestBodyBytes);
             kestrel.Limits.MinResponseDataRate = null;
         });
         builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = options.InlineSocketScheduling);

@@ -59,7 +59,7 @@ public static class GuestAgentHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + AgentRequestHandler.OversizeDrainBytes + 1L;
+            kestrel.Limits.MaxRequestBodySize = OversizeBody.KestrelCap(options.MaxRequestBodyBytes);
             kestrel.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
             var logger = kestrel.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(GuestAgentHost));
             if (!string.IsNullOrEmpty(options.SocketPath))
