@@ -51,16 +51,9 @@ public static class GatewayHost
             throw new ArgumentException("agent-derived keys need an agent client", nameof(agent));
         }
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
-        if (configureLogging is not null)
+        var builder = ServiceHost.CreateBuilder(configureLogging);
+        if (configureLogging is null)
         {
-            configureLogging(builder.Logging);
-        }
-        else
-        {
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-
             // ASP.NET Core's hosting and routing write two to four Information lines per request ("Request
             // starting", "Executing endpoint", …): console work on every completion on top of the relay's own.
             // The gateway logs what matters itself (GatewayLog); startup lines (Microsoft.Hosting.Lifetime) stay.

@@ -41,16 +41,7 @@ public static class GuestAgentHost
         ArgumentNullException.ThrowIfNull(device);
         options.Validate();
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
-        if (configureLogging is not null)
-        {
-            configureLogging(builder.Logging);
-        }
-        else
-        {
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-        }
+        var builder = ServiceHost.CreateBuilder(configureLogging);
 
         builder.Services.AddSingleton(device);
         configureServices?.Invoke(builder.Services);

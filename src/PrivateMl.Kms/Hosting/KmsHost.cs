@@ -64,16 +64,7 @@ public static class KmsHost
             throw;
         }
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
-        if (configureLogging is not null)
-        {
-            configureLogging(builder.Logging);
-        }
-        else
-        {
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-        }
+        var builder = ServiceHost.CreateBuilder(configureLogging);
 
         // The clock is handed to the KMS components directly (not registered), so hosting internals keep the system clock.
         builder.Services.AddSingleton(options);
