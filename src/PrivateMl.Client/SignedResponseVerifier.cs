@@ -1,10 +1,8 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using NBitcoin.Secp256k1;
 using NSec.Cryptography;
-using Org.BouncyCastle.Crypto.Digests;
 using PrivateMl.Attestation.Verification;
+using PrivateMl.E2ee.Signing;
 using static PrivateMl.Client.SignatureEncoding;
 using SHA256 = System.Security.Cryptography.SHA256;
 
@@ -110,42 +108,13 @@ public static class SignedResponseVerifier
     }
 
     /// <summary>Keccak-256 of <c>"\x19Ethereum Signed Message:\n" + length + message</c> (EIP-191 personal_sign).</summary>
-    public static byte[] PersonalMessageDigest(ReadOnlySpan<byte> message)
-    {
-        var prefix = Encoding.ASCII.GetBytes("\u0019Ethereum Signed Message:\n" + message.Length.ToString(CultureInfo.InvariantCulture));
-        var digest = new KeccakDigest(256);
-        digest.BlockUpdate(prefix);
-        digest.BlockUpdate(message);
-        var output = new byte[32];
-        digest.DoFinal(output);
-        return output;
-    }
+    public static byte[] PersonalMessageDigest(ReadOnlySpan<byte> message) => Eip191.PersonalMessageDigest(message);
 
     /// <summary>The 0x-prefixed lower-case address that made an EIP-191 signature (65 bytes r‖s‖v), or null.</summary>
-    public static string? RecoverEthereumAddress(ReadOnlySpan<byte> message, string signatureHex)
-    {
-        if (!TryHex(signatureHex, 65, out var bytes))
-        {
-            return null;
-        }
-
-        var v = bytes[64] >= 27 ? bytes[64] - 27 : bytes[64];
-        if (v is < 0 or > 3 || !SecpRecoverableECDSASignature.TryCreateFromCompact(bytes.AsSpan(0, 64), v, out var signature) || signature is null)
-        {
-            return null;
-        }
-
-        if (!ECPubKey.TryRecover(Context.Instance, signature, PersonalMessageDigest(message), out var publicKey) || publicKey is null)
-        {
-            return null;
-        }
-
-        var digest = new KeccakDigest(256);
-        digest.BlockUpdate(publicKey.ToBytes(compressed: false).AsSpan(1));
-        var hash = new byte[32];
-        digest.DoFinal(hash);
-        return "0x" + Convert.ToHexStringLower(hash.AsSpan(12));
-    }
+    public static string? RecoverEthereumAddress(ReadOnlySpan<byte> message, string signatureHex) =>
+        TryHex(signatureHex, Eip191.SignatureBytes, out var bytes) && Eip191.RecoverAddress(message, bytes) is { } address
+            ? "0x" + Convert.ToHexStringLower(address)
+            : null;
 
     private static string? Str(JsonElement root, string name) =>
         root.ValueKind == JsonValueKind.Object && root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

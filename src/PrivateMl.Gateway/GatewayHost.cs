@@ -10,6 +10,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using PrivateMl.Agent.Client;
+using PrivateMl.Agent.Hosting;
 using PrivateMl.E2ee.Aci;
 using PrivateMl.Gateway.Attestation;
 using PrivateMl.Gateway.E2ee.Aci;
@@ -50,16 +51,9 @@ public static class GatewayHost
             throw new ArgumentException("agent-derived keys need an agent client", nameof(agent));
         }
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
-        if (configureLogging is not null)
+        var builder = ServiceHost.CreateBuilder(configureLogging);
+        if (configureLogging is null)
         {
-            configureLogging(builder.Logging);
-        }
-        else
-        {
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-
             // ASP.NET Core's hosting and routing write two to four Information lines per request ("Request
             // starting", "Executing endpoint", …): console work on every completion on top of the relay's own.
             // The gateway logs what matters itself (GatewayLog); startup lines (Microsoft.Hosting.Lifetime) stay.
@@ -70,7 +64,7 @@ public static class GatewayHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + CompletionRelay.OversizeDrainBytes + 1;
+            kestrel.Limits.MaxRequestBodySize = OversizeBody.KestrelCap(options.MaxRequestBodyBytes);
             kestrel.Limits.MinResponseDataRate = null;
         });
         builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = options.InlineSocketScheduling);

@@ -1,11 +1,7 @@
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using PrivateMl.Cli.Commands;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Cli.Tests;
 
@@ -21,7 +17,7 @@ public sealed class NodeModelsTests
     public async Task First_model_id_or_null(string body, string? expected)
     {
         await using var node = await StartAsync(async context => await context.Response.WriteAsync(body));
-        Assert.Equal(expected, await NodeModels.FirstAsync(node.Url, token: null, handler: null, TestContext.Current.CancellationToken));
+        Assert.Equal(expected, await NodeModels.FirstAsync(node.BaseAddress(), token: null, handler: null, TestContext.Current.CancellationToken));
     }
 
     [Fact]
@@ -38,25 +34,11 @@ public sealed class NodeModelsTests
             await context.Response.WriteAsync("""{"data":[{"id":"m"}]}""");
         });
         var ct = TestContext.Current.CancellationToken;
-        Assert.Equal("m", await NodeModels.FirstAsync(node.Url, "s3cret", handler: null, ct));
-        Assert.Null(await NodeModels.FirstAsync(node.Url, "wrong", handler: null, ct));
+        Assert.Equal("m", await NodeModels.FirstAsync(node.BaseAddress(), "s3cret", handler: null, ct));
+        Assert.Null(await NodeModels.FirstAsync(node.BaseAddress(), "wrong", handler: null, ct));
         Assert.Null(await NodeModels.FirstAsync(null, "s3cret", handler: null, ct));
     }
 
-    private sealed record Node(WebApplication App, Uri Url) : IAsyncDisposable
-    {
-        public ValueTask DisposeAsync() => App.DisposeAsync();
-    }
-
-    private static async Task<Node> StartAsync(RequestDelegate models)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        app.MapGet("/v1/models", models);
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new Node(app, new Uri(address));
-    }
+    private static Task<WebApplication> StartAsync(RequestDelegate models) =>
+        LoopbackServer.StartAsync(app => app.MapGet("/v1/models", models), TestContext.Current.CancellationToken);
 }

@@ -1,10 +1,3 @@
-using System.Net;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using PrivateMl.Attestation.Policy;
 using PrivateMl.Attestation.Tdx;
 using PrivateMl.Tee.Simulator;
@@ -26,13 +19,8 @@ public sealed class SimulatedPccsInteropTests
     {
         using var platform = SimulatedTdxPlatform.Create(new SimulatedPlatformOptions(), Now);
         var clock = new ManualClock(Now);
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        await using var app = builder.Build();
-        app.MapSimulatedPccs(platform, clock);
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        await using var app = await LoopbackServer.StartAsync(server => server.MapSimulatedPccs(platform, clock), TestContext.Current.CancellationToken);
+        var address = app.BaseAddress();
 
         var quoteBytes = platform.CreateQuote(new byte[64], new byte[48]);
         var request = QuotePlatform.CollateralRequestFor(TdxQuote.Parse(quoteBytes));

@@ -139,25 +139,6 @@ internal sealed class AgentRequestHandler(AgentRuntime runtime, GuestApi api, Ag
         };
     }
 
-    /// <summary>How much of an oversized body is read and dropped before the 413, so the client sees the answer instead of a reset.</summary>
-    internal const int OversizeDrainBytes = 1024 * 1024;
-
-    /// <summary>Kestrel's own cap stops the drain at <see cref="OversizeDrainBytes"/> past the limit.</summary>
-    private static async Task DrainAsync(Stream body, CancellationToken ct)
-    {
-        var scratch = new byte[16 * 1024];
-        try
-        {
-            while (await body.ReadAsync(scratch, ct) > 0)
-            {
-            }
-        }
-        catch (Microsoft.AspNetCore.Http.BadHttpRequestException)
-        {
-            // Past Kestrel's cap: the connection is dropped after the 413, which is all we can do.
-        }
-    }
-
     private async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpContext context)
     {
         var request = context.Request;
@@ -169,14 +150,14 @@ internal sealed class AgentRequestHandler(AgentRuntime runtime, GuestApi api, Ag
             throw new RpcException(415, "protobuf-encoded requests are not supported; send JSON (Content-Type: application/json or ?json)");
         }
 
-        if (request.ContentLength > limit)
+        if (request.ContentLength is { } declared && declared > limit)
         {
-            if (request.ContentLength <= limit + OversizeDrainBytes)
+            if (OversizeBody.IsDrainable(declared, limit))
             {
-                await DrainAsync(request.Body, context.RequestAborted);
+                await OversizeBody.DrainAsync(request.Body, 0, limit, context.RequestAborted);
             }
 
-            throw new RpcException(413, $"request body of {request.ContentLength} bytes exceeds the {limit}-byte limit");
+            throw new RpcException(413, $"request body of {declared} bytes exceeds the {limit}-byte limit");
         }
 
         var buffer = new byte[Math.Min(request.ContentLength ?? 4096, limit) + 1];
@@ -187,7 +168,7 @@ internal sealed class AgentRequestHandler(AgentRuntime runtime, GuestApi api, Ag
             {
                 if (buffer.Length > limit)
                 {
-                    await DrainAsync(request.Body, context.RequestAborted);
+                    await OversizeBody.DrainAsync(request.Body, buffer, length, limit, context.RequestAborted);
                     throw new RpcException(413, $"request body exceeds the {limit}-byte limit");
                 }
 

@@ -41,16 +41,7 @@ public static class GuestAgentHost
         ArgumentNullException.ThrowIfNull(device);
         options.Validate();
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
-        if (configureLogging is not null)
-        {
-            configureLogging(builder.Logging);
-        }
-        else
-        {
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-        }
+        var builder = ServiceHost.CreateBuilder(configureLogging);
 
         builder.Services.AddSingleton(device);
         configureServices?.Invoke(builder.Services);
@@ -59,7 +50,7 @@ public static class GuestAgentHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + AgentRequestHandler.OversizeDrainBytes + 1L;
+            kestrel.Limits.MaxRequestBodySize = OversizeBody.KestrelCap(options.MaxRequestBodyBytes);
             kestrel.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
             var logger = kestrel.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(GuestAgentHost));
             if (!string.IsNullOrEmpty(options.SocketPath))

@@ -50,20 +50,7 @@ public sealed class KeysetContext
             return secret;
         }
 
-        var key = await _agent!.GetKeyAsync(KeyPathPrefix + "/" + name, purpose, "secp256k1", cancellationToken);
-        try
-        {
-            if (key.Key.Length < 32)
-            {
-                throw new DstackAgentException("the agent returned a key shorter than 32 bytes");
-            }
-
-            return key.Key.AsSpan(0, 32).ToArray();
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(key.Key);
-        }
+        return await AgentSecrets.DeriveAsync(_agent!, KeyPathPrefix + "/" + name, purpose, cancellationToken);
     }
 }
 

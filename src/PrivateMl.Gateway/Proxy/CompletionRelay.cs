@@ -6,6 +6,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
+using PrivateMl.Agent.Hosting;
 using PrivateMl.Gateway.E2ee;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Receipts;
@@ -80,9 +81,6 @@ internal sealed class CompletionRelay(
         }
     }
 
-    /// <summary>How much of an oversized body is read and dropped before the 413, so the client sees the answer instead of a reset.</summary>
-    internal const int OversizeDrainBytes = 1024 * 1024;
-
     private async Task<byte[]?> ReadBodyAsync(HttpContext context)
     {
         var limit = options.MaxRequestBodyBytes;
@@ -97,7 +95,7 @@ internal sealed class CompletionRelay(
         long total = 0;
         try
         {
-            if (declared > limit + OversizeDrainBytes)
+            if (declared is { } announced && !OversizeBody.IsDrainable(announced, limit))
             {
                 await RejectOversizeAsync(context, limit);
                 return null;
@@ -107,21 +105,14 @@ internal sealed class CompletionRelay(
             while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
             {
                 total += read;
-                if (total > limit + OversizeDrainBytes)
+                if (total > limit)
                 {
-                    break;
+                    await OversizeBody.DrainAsync(context.Request.Body, chunk, total, limit, context.RequestAborted);
+                    await RejectOversizeAsync(context, limit);
+                    return null;
                 }
 
-                if (total <= limit)
-                {
-                    buffer.Write(chunk, 0, read);
-                }
-            }
-
-            if (total > limit)
-            {
-                await RejectOversizeAsync(context, limit);
-                return null;
+                buffer.Write(chunk, 0, read);
             }
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or Microsoft.AspNetCore.Http.BadHttpRequestException)

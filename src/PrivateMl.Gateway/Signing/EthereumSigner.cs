@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using NBitcoin.Secp256k1;
-using Org.BouncyCastle.Crypto.Digests;
+using PrivateMl.E2ee.Signing;
 
 namespace PrivateMl.Gateway.Signing;
 
@@ -28,8 +28,7 @@ internal sealed class EthereumSigner : IDisposable
 
         _key = key;
         _secret = privateKey.ToArray();
-        var uncompressed = key.CreatePubKey().ToBytes(compressed: false);
-        AddressBytes = Keccak256(uncompressed.AsSpan(1))[12..];
+        AddressBytes = Eip191.AddressOf(key.CreatePubKey().ToBytes(compressed: false));
         Address = ChecksumAddress(AddressBytes);
     }
 
@@ -63,7 +62,7 @@ internal sealed class EthereumSigner : IDisposable
     /// <summary>EIP-191 personal_sign of <paramref name="text"/> (UTF-8), as <c>0x</c> + 130 lower-case hex.</summary>
     public string PersonalSign(string text)
     {
-        var digest = PersonalMessageDigest(Encoding.UTF8.GetBytes(text));
+        var digest = Eip191.PersonalMessageDigest(Encoding.UTF8.GetBytes(text));
         var native = Native.Value!;
         Span<byte> recoverable = stackalloc byte[65];
         Span<byte> output = stackalloc byte[65];
@@ -96,46 +95,14 @@ internal sealed class EthereumSigner : IDisposable
             return null;
         }
 
-        var v = bytes[64] >= 27 ? bytes[64] - 27 : bytes[64];
-        if (v is < 0 or > 3 || !SecpRecoverableECDSASignature.TryCreateFromCompact(bytes.AsSpan(0, 64), v, out var signature) || signature is null)
-        {
-            return null;
-        }
-
-        var digest = PersonalMessageDigest(Encoding.UTF8.GetBytes(text));
-        if (!ECPubKey.TryRecover(Context.Instance, signature, digest, out var publicKey) || publicKey is null)
-        {
-            return null;
-        }
-
-        return ChecksumAddress(Keccak256(publicKey.ToBytes(compressed: false).AsSpan(1)).AsSpan(12));
-    }
-
-    public static byte[] PersonalMessageDigest(ReadOnlySpan<byte> message)
-    {
-        var prefix = Encoding.ASCII.GetBytes("\u0019Ethereum Signed Message:\n" + message.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        var digest = new KeccakDigest(256);
-        digest.BlockUpdate(prefix);
-        digest.BlockUpdate(message);
-        var output = new byte[32];
-        digest.DoFinal(output);
-        return output;
-    }
-
-    public static byte[] Keccak256(ReadOnlySpan<byte> data)
-    {
-        var digest = new KeccakDigest(256);
-        digest.BlockUpdate(data);
-        var output = new byte[32];
-        digest.DoFinal(output);
-        return output;
+        return Eip191.RecoverAddress(Encoding.UTF8.GetBytes(text), bytes) is { } address ? ChecksumAddress(address) : null;
     }
 
     /// <summary>EIP-55 mixed-case checksum encoding of a 20-byte address.</summary>
     public static string ChecksumAddress(ReadOnlySpan<byte> address)
     {
         var lower = Convert.ToHexStringLower(address);
-        var hash = Keccak256(Encoding.ASCII.GetBytes(lower));
+        var hash = Eip191.Keccak256(Encoding.ASCII.GetBytes(lower));
         var chars = new char[42];
         chars[0] = '0';
         chars[1] = 'x';

@@ -36,22 +36,17 @@ internal sealed class GatewaySigningKeys : IDisposable
     /// <summary>Keys derived by the agent: GetKey(<c>{prefix}/ecdsa-signing-key</c>, "signing") and the Ed25519 seed likewise.</summary>
     public static async Task<GatewaySigningKeys> DeriveAsync(IDstackAgentClient agent, string prefix, CancellationToken cancellationToken)
     {
-        var ecdsa = await agent.GetKeyAsync(prefix + "/ecdsa-signing-key", "signing", "secp256k1", cancellationToken);
-        var ed = await agent.GetKeyAsync(prefix + "/ed25519-signing-key", "signing", "secp256k1", cancellationToken);
+        var ecdsa = await AgentSecrets.DeriveAsync(agent, prefix + "/ecdsa-signing-key", "signing", cancellationToken);
+        byte[] ed = [];
         try
         {
-            if (ecdsa.Key.Length < 32 || ed.Key.Length < 32)
-            {
-                throw new DstackAgentException("the agent returned a key shorter than 32 bytes");
-            }
-
-            return new GatewaySigningKeys(
-                new EthereumSigner(ecdsa.Key.AsSpan(0, 32)), Ed25519Signer.FromSeed(ed.Key.AsSpan(0, 32)), SigningKeySource.Agent);
+            ed = await AgentSecrets.DeriveAsync(agent, prefix + "/ed25519-signing-key", "signing", cancellationToken);
+            return new GatewaySigningKeys(new EthereumSigner(ecdsa), Ed25519Signer.FromSeed(ed), SigningKeySource.Agent);
         }
         finally
         {
-            CryptographicOperations.ZeroMemory(ecdsa.Key);
-            CryptographicOperations.ZeroMemory(ed.Key);
+            CryptographicOperations.ZeroMemory(ecdsa);
+            CryptographicOperations.ZeroMemory(ed);
         }
     }
 

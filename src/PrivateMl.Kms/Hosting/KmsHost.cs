@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Certificates;
+using PrivateMl.Agent.Hosting;
 using PrivateMl.Agent.Keys;
 using PrivateMl.Attestation.Tdx;
 using PrivateMl.Collateral;
@@ -63,16 +64,7 @@ public static class KmsHost
             throw;
         }
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
-        if (configureLogging is not null)
-        {
-            configureLogging(builder.Logging);
-        }
-        else
-        {
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-        }
+        var builder = ServiceHost.CreateBuilder(configureLogging);
 
         // The clock is handed to the KMS components directly (not registered), so hosting internals keep the system clock.
         builder.Services.AddSingleton(options);
@@ -87,7 +79,7 @@ public static class KmsHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes + OversizeDrainBytes + 1L;
+            kestrel.Limits.MaxRequestBodySize = OversizeBody.KestrelCap(options.MaxRequestBodyBytes);
             kestrel.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
             var url = options.ListenUrl;
             void Configure(ListenOptions listen)
@@ -242,9 +234,6 @@ public static class KmsHost
         return stream.ToArray();
     }
 
-    /// <summary>How far past the limit a body is still read before the 413; beyond it the connection is dropped.</summary>
-    private const int OversizeDrainBytes = 1024 * 1024;
-
     private static async Task<JsonDocument> ReadArgsAsync(HttpContext context, int limit)
     {
         using var memory = new MemoryStream();
@@ -254,17 +243,7 @@ public static class KmsHost
         {
             if (memory.Length + read > limit)
             {
-                // Read (and drop) the rest, up to Kestrel's cap, so the client sees the 413 instead of a reset.
-                try
-                {
-                    while (await context.Request.Body.ReadAsync(buffer, context.RequestAborted) > 0)
-                    {
-                    }
-                }
-                catch (Microsoft.AspNetCore.Http.BadHttpRequestException)
-                {
-                }
-
+                await OversizeBody.DrainAsync(context.Request.Body, buffer, memory.Length + read, limit, context.RequestAborted);
                 throw new Microsoft.AspNetCore.Http.BadHttpRequestException($"the request body is larger than {limit} bytes", 413);
             }
 

@@ -1,14 +1,10 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Env;
 using PrivateMl.Agent.Keys;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Agent.Tests.Env;
 
@@ -46,11 +42,7 @@ internal sealed class LoopbackEnvKeyServer : IAsyncDisposable
     /// <summary>Serves <paramref name="respond"/>(app_id) with status 200, or 400 for a request without a 20-byte app_id.</summary>
     public static async Task<LoopbackEnvKeyServer> StartAsync(Func<byte[], byte[]> respond)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
-        var app = builder.Build();
-        app.MapPost("/prpc/GetAppEnvEncryptPubKey", async (HttpContext context) =>
+        var app = await LoopbackServer.StartAsync(server => server.MapPost("/prpc/GetAppEnvEncryptPubKey", async (HttpContext context) =>
         {
             byte[]? appId = null;
             try
@@ -74,10 +66,8 @@ internal sealed class LoopbackEnvKeyServer : IAsyncDisposable
             var bytes = respond(appId);
             context.Response.ContentLength = bytes.Length;
             await context.Response.Body.WriteAsync(bytes);
-        });
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new LoopbackEnvKeyServer(app, new Uri(address));
+        }));
+        return new LoopbackEnvKeyServer(app, app.BaseAddress());
     }
 
     public async ValueTask DisposeAsync()

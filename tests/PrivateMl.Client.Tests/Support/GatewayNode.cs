@@ -2,7 +2,6 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent;
@@ -11,6 +10,7 @@ using PrivateMl.Agent.Hosting;
 using PrivateMl.Gateway;
 using PrivateMl.Inference.Upstream;
 using PrivateMl.Tee.Simulator;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Client.Tests.Support;
 
@@ -57,13 +57,8 @@ internal sealed class GatewayNode : IAsyncDisposable
     {
         var ct = TestContext.Current.CancellationToken;
         var directory = Directory.CreateTempSubdirectory("pml-client-gw-").FullName;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var upstream = builder.Build();
         var received = new System.Collections.Concurrent.ConcurrentQueue<byte[]>();
-        upstream.MapPost("/v1/chat/completions", context => CompleteAsync(context, received, streamDelay ?? TimeSpan.Zero));
-        await upstream.StartAsync(ct);
+        var upstream = await LoopbackServer.StartAsync(app => app.MapPost("/v1/chat/completions", context => CompleteAsync(context, received, streamDelay ?? TimeSpan.Zero)), ct);
 
         var agentOptions = new AgentOptions
         {
@@ -74,7 +69,7 @@ internal sealed class GatewayNode : IAsyncDisposable
         var agentApp = GuestAgentHost.BuildSimulated(agentOptions, out var device, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
         await agentApp.StartAsync(ct);
         var agent = new DstackAgentClient(agentOptions.SocketPath);
-        var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = new Uri(upstream.Urls.First()) });
+        var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstream.BaseAddress() });
         var gateway = GatewayHost.Build(new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], Tokens = [Token] }, backend, agent, null, l => l.SetMinimumLevel(LogLevel.Warning));
         await gateway.StartAsync(ct);
         return new GatewayNode(directory, upstream, agentApp, device, agent, gateway, backend, received);

@@ -2,12 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using PrivateMl.Attestation.EventLog;
 using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
@@ -189,11 +184,7 @@ internal sealed class SeedNode : IAsyncDisposable
 
     public async Task StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        app.MapGet("/v1/attestation/report", (HttpContext context) =>
+        var app = await LoopbackServer.StartAsync(server => server.MapGet("/v1/attestation/report", (HttpContext context) =>
         {
             ReportRequests++;
             if (context.Request.Headers.Authorization != $"Bearer {Token}")
@@ -218,11 +209,9 @@ internal sealed class SeedNode : IAsyncDisposable
             }
 
             return Results.Bytes(BuildReport(Convert.FromHexString(nonceText)), "application/json");
-        });
-        await app.StartAsync(TestContext.Current.CancellationToken);
+        }), TestContext.Current.CancellationToken);
         _app = app;
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
-        BaseAddress = new Uri(addresses.First().TrimEnd('/') + "/");
+        BaseAddress = app.BaseAddress();
     }
 
     public async ValueTask DisposeAsync()

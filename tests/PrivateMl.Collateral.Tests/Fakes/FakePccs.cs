@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http;
 using PrivateMl.Attestation.Pck;
 using PrivateMl.Attestation.Tdx;
 using PrivateMl.Attestation.Tdx.Collateral;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Collateral.Tests.Fakes;
 
@@ -72,8 +73,8 @@ internal sealed class FakePccs : IAsyncDisposable
     public static async Task<FakePccs> StartAsync(DcapCollateral collateral)
     {
         FakePccs? pccs = null;
-        var (app, address) = await LoopbackHost.StartAsync(context => pccs!.HandleAsync(context));
-        pccs = new FakePccs(app, collateral) { BaseAddress = address };
+        var app = await LoopbackServer.ServeAsync(context => pccs!.HandleAsync(context), TestContext.Current.CancellationToken);
+        pccs = new FakePccs(app, collateral) { BaseAddress = app.BaseAddress() };
         return pccs;
     }
 

@@ -4,7 +4,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using PrivateMl.Collateral.Nvidia;
-using PrivateMl.Collateral.Tests.Fakes;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Collateral.Tests.Nvidia;
 
@@ -45,8 +45,8 @@ internal sealed class FakeRimService : IAsyncDisposable
     public static async Task<FakeRimService> StartAsync(IReadOnlyDictionary<string, byte[]> rims)
     {
         FakeRimService? service = null;
-        var (app, address) = await LoopbackHost.StartAsync(context => service!.HandleAsync(context));
-        service = new FakeRimService(app, rims) { BaseAddress = address };
+        var app = await LoopbackServer.ServeAsync(context => service!.HandleAsync(context), TestContext.Current.CancellationToken);
+        service = new FakeRimService(app, rims) { BaseAddress = app.BaseAddress() };
         return service;
     }
 

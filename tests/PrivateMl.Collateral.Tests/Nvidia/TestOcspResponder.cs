@@ -10,7 +10,7 @@ using Org.BouncyCastle.Crypto;
 using Org.BouncyCastle.Crypto.Operators;
 using Org.BouncyCastle.Ocsp;
 using Org.BouncyCastle.Security;
-using PrivateMl.Collateral.Tests.Fakes;
+using PrivateMl.Testing;
 using BcX509Certificate = Org.BouncyCastle.X509.X509Certificate;
 
 namespace PrivateMl.Collateral.Tests.Nvidia;
@@ -134,7 +134,7 @@ internal sealed class TestOcspResponder : IAsyncDisposable
     public static async Task<TestOcspResponder> StartAsync()
     {
         TestOcspResponder? responder = null;
-        var (app, address) = await LoopbackHost.StartAsync(async context =>
+        var app = await LoopbackServer.ServeAsync(async context =>
         {
             try
             {
@@ -145,8 +145,8 @@ internal sealed class TestOcspResponder : IAsyncDisposable
                 responder!.Errors.Enqueue(e.ToString());
                 context.Response.StatusCode = 500;
             }
-        });
-        responder = new TestOcspResponder(app) { Url = address };
+        }, TestContext.Current.CancellationToken);
+        responder = new TestOcspResponder(app) { Url = app.BaseAddress() };
         return responder;
     }
 

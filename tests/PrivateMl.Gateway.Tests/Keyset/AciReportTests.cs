@@ -54,7 +54,7 @@ public sealed class AciReportTests : IAsyncLifetime
         var (_, aci) = await _node.GetJsonAsync($"/v1/attestation/report?format=aci&nonce={new string('1', 64)}");
         var keyset = WorkloadKeyset.Parse(aci.GetProperty("attestation").GetProperty("workload_keyset"));
         var secp = Convert.FromHexString(keyset.E2eePublicKeys.Single(k => k.Algo == WorkloadKeyset.Secp256k1Suite).PublicKey);
-        var address = "0x" + Convert.ToHexStringLower(PrivateMl.Gateway.Signing.EthereumSigner.Keccak256(secp.AsSpan(1)))[24..];
+        var address = "0x" + Convert.ToHexStringLower(PrivateMl.E2ee.Signing.Eip191.Keccak256(secp.AsSpan(1)))[24..];
         Assert.NotEqual(seed.GetProperty("signing_address").GetString()!.ToLowerInvariant(), address);
     }
 

@@ -2,9 +2,8 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Gateway.Tests.Support;
 
@@ -19,10 +18,12 @@ internal sealed class FakeUpstream : IAsyncDisposable
 {
     public const int Tokens = 8;
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
-    private readonly WebApplication _app;
+    private WebApplication _app = null!;
     private int _counter;
 
-    private FakeUpstream(WebApplication app) => _app = app;
+    private FakeUpstream()
+    {
+    }
 
     public Uri BaseAddress { get; private set; } = null!;
 
@@ -34,17 +35,15 @@ internal sealed class FakeUpstream : IAsyncDisposable
 
     public static async Task<FakeUpstream> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var upstream = new FakeUpstream(app);
-        app.MapPost("/v1/chat/completions", context => upstream.CompleteAsync(context, chat: true));
-        app.MapPost("/v1/completions", context => upstream.CompleteAsync(context, chat: false));
-        app.MapGet("/v1/models", () => Results.Text("{\"object\":\"list\",\"data\":[{\"id\":\"test-model\",\"object\":\"model\",\"owned_by\":\"fake\"}]}", "application/json"));
-        app.MapGet("/metrics", () => Results.Text("# TYPE vllm_fake_requests counter\nvllm_fake_requests 7\n", "text/plain"));
-        await app.StartAsync();
-        upstream.BaseAddress = new Uri(app.Urls.First());
+        var upstream = new FakeUpstream();
+        upstream._app = await LoopbackServer.StartAsync(app =>
+        {
+            app.MapPost("/v1/chat/completions", context => upstream.CompleteAsync(context, chat: true));
+            app.MapPost("/v1/completions", context => upstream.CompleteAsync(context, chat: false));
+            app.MapGet("/v1/models", () => Results.Text("{\"object\":\"list\",\"data\":[{\"id\":\"test-model\",\"object\":\"model\",\"owned_by\":\"fake\"}]}", "application/json"));
+            app.MapGet("/metrics", () => Results.Text("# TYPE vllm_fake_requests counter\nvllm_fake_requests 7\n", "text/plain"));
+        });
+        upstream.BaseAddress = upstream._app.BaseAddress();
         return upstream;
     }
 

@@ -59,6 +59,18 @@ public sealed class KmsRpcTests
         Assert.Equal(404, e.StatusCode);
     }
 
+    // Past the socket buffers too: the 413 must arrive, not a reset mid-send.
+    [Theory]
+    [InlineData(2)]
+    [InlineData(768 * 1024)]
+    public async Task BodyOverTheLimit_Is413(int excess)
+    {
+        await using var bed = await KmsTestbed.StartAsync();
+        var e = await Assert.ThrowsAsync<KmsClientException>(() => bed.CallAsync("GetMeta", null, w => w.WriteString("pad", new string('0', bed.Options.MaxRequestBodyBytes + excess))));
+        Assert.Equal(413, e.StatusCode);
+        Assert.Contains("larger than", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task GetAppEnvEncryptPubKey_IsSignedByTheMetaRoot()
     {

@@ -2,7 +2,6 @@ using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using PrivateMl.Tee.Simulator;
 using PrivateMl.Testing;
 
@@ -16,12 +15,8 @@ public sealed class SimulatedPccsEndpointsTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        _app = builder.Build();
-        _app.MapSimulatedPccs(_platform, new ManualClock(Simulators.Now));
-        await _app.StartAsync();
-        _client = new HttpClient { BaseAddress = new Uri(_app.Urls.First()) };
+        _app = await LoopbackServer.StartAsync(app => app.MapSimulatedPccs(_platform, new ManualClock(Simulators.Now)));
+        _client = new HttpClient { BaseAddress = _app.BaseAddress() };
     }
 
     public async ValueTask DisposeAsync()

@@ -18,14 +18,11 @@ public sealed class QemuCommandLineTests
     [Fact]
     public async Task TwoGpuDeploy_MatchesTheDocumentedForm()
     {
-        using var box = new VmmSandbox();
-        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
+        using var box = Sandbox();
         using var manager = box.Manager(box.WithTdx);
         var compose = VmmSandbox.Compose();
 
-        var id = await manager.CreateAsync(Request(compose, new GpuConfig { AttachMode = "listed", Gpus = [new() { Slot = FakeSysfs.Gpu1 }, new() { Slot = FakeSysfs.Gpu2 }] }), TestContext.Current.CancellationToken);
-        var work = manager.WorkDir(id);
-        var argv = manager.CommandLine(work);
+        var (work, argv) = await CommandLineAsync(manager, Request(compose, TwoGpus()));
 
         var expected = Documented(box, work, compose,
         [
@@ -39,14 +36,11 @@ public sealed class QemuCommandLineTests
     [Fact]
     public async Task PpcieDeploy_AttachesAllGpusThenAllNvSwitches()
     {
-        using var box = new VmmSandbox();
-        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
+        using var box = Sandbox();
         using var manager = box.Manager(box.WithTdx);
         var compose = VmmSandbox.Compose();
 
-        var id = await manager.CreateAsync(Request(compose, new GpuConfig { AttachMode = "all" }), TestContext.Current.CancellationToken);
-        var work = manager.WorkDir(id);
-        var argv = manager.CommandLine(work);
+        var (work, argv) = await CommandLineAsync(manager, Request(compose, new GpuConfig { AttachMode = "all" }));
 
         var expected = Documented(box, work, compose,
         [
@@ -66,14 +60,11 @@ public sealed class QemuCommandLineTests
     [Fact]
     public async Task Hugepages_PutsEachGpuBehindItsNumaNodesPcieExpander()
     {
-        using var box = new VmmSandbox();
-        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
+        using var box = Sandbox();
         using var manager = box.Manager(box.WithTdx);
         var compose = VmmSandbox.Compose();
 
-        var id = await manager.CreateAsync(Request(compose, new GpuConfig { AttachMode = "listed", Gpus = [new() { Slot = FakeSysfs.Gpu1 }, new() { Slot = FakeSysfs.Gpu2 }] }) with { Hugepages = true, Vcpu = 3, Memory = 7168 }, TestContext.Current.CancellationToken);
-        var work = manager.WorkDir(id);
-        var argv = manager.CommandLine(work).ToList();
+        var argv = (await CommandLineAsync(manager, Request(compose, TwoGpus()) with { Hugepages = true, Vcpu = 3, Memory = 7168 })).Argv.ToList();
 
         // dstack.md §11.6 item 14: GPU 18:00.0 is on host node 0, 2a:00.0 on node 1 (fake sysfs numa_node); vCPUs and
         // GB rounded up to a multiple of the node count (3 → 4, 7 → 8), split evenly; bus_nr advances by GPUs + 1.
@@ -96,15 +87,13 @@ public sealed class QemuCommandLineTests
     [Fact]
     public async Task PinNuma_WrapsQemuInTasksetForTheFirstGpusNode()
     {
-        using var box = new VmmSandbox();
-        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
+        using var box = Sandbox();
         var node1 = Directory.CreateDirectory(Path.Combine(box.Sysfs, "devices", "system", "node", "node1")).FullName;
         File.WriteAllText(Path.Combine(node1, "cpulist"), "48-95,144-191\n");
         using var manager = box.Manager(box.WithTdx);
 
-        var id = await manager.CreateAsync(Request(VmmSandbox.Compose(), new GpuConfig { AttachMode = "listed", Gpus = [new() { Slot = FakeSysfs.Gpu2 }] }) with { PinNuma = true }, TestContext.Current.CancellationToken);
+        var (_, argv) = await CommandLineAsync(manager, Request(VmmSandbox.Compose(), new GpuConfig { AttachMode = "listed", Gpus = [new() { Slot = FakeSysfs.Gpu2 }] }) with { PinNuma = true });
         var noGpu = await manager.CreateAsync(Request(VmmSandbox.Compose(), null) with { PinNuma = true, Ports = [] }, TestContext.Current.CancellationToken);
-        var argv = manager.CommandLine(manager.WorkDir(id));
 
         Assert.Equal(["taskset", "-c", "48-95,144-191", box.FakeQemu, "-accel"], argv.Take(5));
         Assert.Equal(VmmErrorCode.HostUnsupported, Assert.Throws<VmmException>(() => manager.CommandLine(manager.WorkDir(noGpu))).Code); // node0 has no cpulist here
@@ -117,8 +106,7 @@ public sealed class QemuCommandLineTests
         box.WriteImage("dstack-0.5.1", "0.5.1", Cmdline);
         using var manager = box.Manager(box.WithTdx);
 
-        var id = await manager.CreateAsync(Request(VmmSandbox.Compose(), null) with { Image = "dstack-0.5.1" }, TestContext.Current.CancellationToken);
-        var argv = manager.CommandLine(manager.WorkDir(id));
+        var (_, argv) = await CommandLineAsync(manager, Request(VmmSandbox.Compose(), null) with { Image = "dstack-0.5.1" });
 
         Assert.Equal("tdx-guest,id=tdx", argv[argv.ToList().IndexOf("-object") + 1]);
         Assert.DoesNotContain("-bios", argv);
@@ -130,9 +118,7 @@ public sealed class QemuCommandLineTests
         using var box = new VmmSandbox();
         using var manager = box.Manager(box.NoTdx);
 
-        var id = await manager.CreateAsync(Request(VmmSandbox.Compose(), null) with { Image = "dev", NoTee = true, Vcpu = 2, Memory = 2048 }, TestContext.Current.CancellationToken);
-        var work = manager.WorkDir(id);
-        var argv = manager.CommandLine(work);
+        var (work, argv) = await CommandLineAsync(manager, Request(VmmSandbox.Compose(), null) with { Image = "dev", NoTee = true, Vcpu = 2, Memory = 2048 });
 
         var img = Path.Combine(box.ImagePath, "dev");
         string[] expected =
@@ -154,10 +140,27 @@ public sealed class QemuCommandLineTests
         using var box = new VmmSandbox();
         using var manager = box.Manager(box.NoTdx with { KvmUsable = true });
 
-        var id = await manager.CreateAsync(Request(VmmSandbox.Compose(), null) with { Image = "dev", NoTee = true }, TestContext.Current.CancellationToken);
-        var argv = manager.CommandLine(manager.WorkDir(id));
+        var (_, argv) = await CommandLineAsync(manager, Request(VmmSandbox.Compose(), null) with { Image = "dev", NoTee = true });
 
         Assert.Equal(["-accel", "kvm", "-cpu", "host"], argv.Skip(3).Take(4));
+    }
+
+    /// <summary>A sandbox holding the dstack 0.5.5 image the documented command lines boot.</summary>
+    private static VmmSandbox Sandbox()
+    {
+        var box = new VmmSandbox();
+        box.WriteImage("dstack-0.5.5", "0.5.5", Cmdline, withBios: true, rootfs: "rootfs.img.verity");
+        return box;
+    }
+
+    private static GpuConfig TwoGpus() => new() { AttachMode = "listed", Gpus = [new() { Slot = FakeSysfs.Gpu1 }, new() { Slot = FakeSysfs.Gpu2 }] };
+
+    /// <summary>Creates the VM (stopped) and returns its work directory and the command line that would start it.</summary>
+    private static async Task<(VmWorkDir Work, IReadOnlyList<string> Argv)> CommandLineAsync(VmManager manager, VmConfiguration request)
+    {
+        var id = await manager.CreateAsync(request, TestContext.Current.CancellationToken);
+        var work = manager.WorkDir(id);
+        return (work, manager.CommandLine(work));
     }
 
     private static VmConfiguration Request(string compose, GpuConfig? gpus) => new()

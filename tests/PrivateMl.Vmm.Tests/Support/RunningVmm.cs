@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using PrivateMl.Agent.Env;
+using PrivateMl.Testing;
 using PrivateMl.Vmm.Hosting;
 using PrivateMl.Vmm.Vms;
 
@@ -41,18 +42,16 @@ internal sealed class RunningVmm : IAsyncDisposable
     public static async Task<RunningVmm> StartAsync(CancellationToken ct, Func<VmmOptions, VmmOptions>? configure = null)
     {
         var box = new VmmSandbox();
-        var kms = WebApplication.CreateSlimBuilder();
-        kms.WebHost.UseUrls("http://127.0.0.1:0");
-        var kmsApp = kms.Build();
         var kmsAuthorizations = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        kmsApp.MapPost("/prpc/GetAppEnvEncryptPubKey", async (HttpContext context) =>
-        {
-            kmsAuthorizations.Enqueue(context.Request.Headers.Authorization.ToString());
-            using var doc = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-            var appId = Convert.FromHexString(doc.RootElement.GetProperty("app_id").GetString()!);
-            return Results.Bytes(AppEnvEncryptPublicKey.Create(KmsRootK256, appId, EnvCryptKey, DateTimeOffset.UtcNow).ToJson(), "application/json");
-        });
-        await kmsApp.StartAsync(ct);
+        var kmsApp = await LoopbackServer.StartAsync(
+            kms => kms.MapPost("/prpc/GetAppEnvEncryptPubKey", async (HttpContext context) =>
+            {
+                kmsAuthorizations.Enqueue(context.Request.Headers.Authorization.ToString());
+                using var doc = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
+                var appId = Convert.FromHexString(doc.RootElement.GetProperty("app_id").GetString()!);
+                return Results.Bytes(AppEnvEncryptPublicKey.Create(KmsRootK256, appId, EnvCryptKey, DateTimeOffset.UtcNow).ToJson(), "application/json");
+            }),
+            ct);
         var options = box.Options with { KmsUrls = [kmsApp.Urls.First()] };
         options = configure?.Invoke(options) ?? options;
         var manager = new VmManager(options, () => box.NoTdx);
