@@ -39,14 +39,7 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
     private string? _tempCaKeyPem;
     private string? _info;
 
-    /// <param name="kmsUrl">KMS base URL (<c>https://host:port</c>, with or without <c>/prpc</c>).</param>
-    /// <param name="quotes">Where this CVM's quotes come from (with the event log current at the time).</param>
-    /// <param name="vmConfig">The <c>vm_config</c> JSON sent with <c>GetAppKey</c>.</param>
-    /// <param name="timeProvider">Clock for the client certificate's validity.</param>
-    /// <param name="random">Randomness for the client certificate key.</param>
-    /// <param name="expectedRootSpkiHex">When set, the KMS root CA's SPKI (hex) must equal it (a pinned KMS).</param>
-    /// <param name="epoch">Key epoch to ask for; null for the KMS's current epoch.</param>
-    /// <param name="timeout">Bound on each KMS request (default 30 s; a software-emulated guest needs longer).</param>
+    /// <summary>The provider of one KMS at <paramref name="kmsUrl"/>; the other parameters as in the list constructor.</summary>
     public KmsKeyProvider(
         Uri kmsUrl,
         RaTlsQuoteSource quotes,

@@ -33,15 +33,7 @@ public sealed class KmsFailoverTests
         using (device)
         {
             await agent.StartAsync(TestContext.Current.CancellationToken);
-            var runtime = agent.Services.GetRequiredService<AgentRuntime>();
-            var provider = Assert.IsType<KmsKeyProvider>(agent.Services.GetRequiredService<IKeyProvider>());
-            Assert.Equal(bed.Url, provider.CurrentUrl);
-
-            var identity = DstackAppIdentity.FromEventLog(runtime.EventLog.GetEvents());
-            using var roots = KmsRootKeys.Open(bed.StateDirectory);
-            Assert.Equal(roots.KeyProviderInfo, identity.KeyProviderInfo);
-            using var expected = roots.DeriveAppKeys(identity.AppId!.Value.Span, identity.InstanceId!.Value.Span, 1);
-            Assert.Equal(expected.EnvCryptKey, runtime.AppKeys.EnvCryptKey.ToArray());
+            AssertKeysFrom(bed, agent);
             await agent.StopAsync(TestContext.Current.CancellationToken);
         }
     }
@@ -98,14 +90,7 @@ public sealed class KmsFailoverTests
         using (device)
         {
             await agent.StartAsync(TestContext.Current.CancellationToken);
-            var provider = Assert.IsType<KmsKeyProvider>(agent.Services.GetRequiredService<IKeyProvider>());
-            Assert.Equal(replica.Url, provider.CurrentUrl);
-            var runtime = agent.Services.GetRequiredService<AgentRuntime>();
-            var identity = DstackAppIdentity.FromEventLog(runtime.EventLog.GetEvents());
-            using var roots = KmsRootKeys.Open(replica.StateDirectory);
-            Assert.Equal(roots.KeyProviderInfo, identity.KeyProviderInfo);
-            using var expected = roots.DeriveAppKeys(identity.AppId!.Value.Span, identity.InstanceId!.Value.Span, 1);
-            Assert.Equal(expected.K256Signature, runtime.AppKeys.K256Signature.ToArray());
+            AssertKeysFrom(replica, agent);
             await agent.StopAsync(TestContext.Current.CancellationToken);
         }
     }
@@ -144,6 +129,20 @@ public sealed class KmsFailoverTests
 
         Assert.Equal(pinned.Url, provider.CurrentUrl);
         Assert.Equal($"{{\"name\":\"kms\",\"id\":\"{pin}\"}}", provider.KeyProviderInfo);
+    }
+
+    /// <summary>The agent measured <paramref name="kms"/> as its key provider, uses its URL, and holds the keys it derives for the app.</summary>
+    private static void AssertKeysFrom(KmsTestbed kms, WebApplication agent)
+    {
+        var provider = Assert.IsType<KmsKeyProvider>(agent.Services.GetRequiredService<IKeyProvider>());
+        Assert.Equal(kms.Url, provider.CurrentUrl);
+        var runtime = agent.Services.GetRequiredService<AgentRuntime>();
+        var identity = DstackAppIdentity.FromEventLog(runtime.EventLog.GetEvents());
+        using var roots = KmsRootKeys.Open(kms.StateDirectory);
+        Assert.Equal(roots.KeyProviderInfo, identity.KeyProviderInfo);
+        using var expected = roots.DeriveAppKeys(identity.AppId!.Value.Span, identity.InstanceId!.Value.Span, 1);
+        Assert.Equal(expected.EnvCryptKey, runtime.AppKeys.EnvCryptKey.ToArray());
+        Assert.Equal(expected.K256Signature, runtime.AppKeys.K256Signature.ToArray());
     }
 
     private static readonly RaTlsQuoteSource NoQuotes = (_, _) => throw new InvalidOperationException("no quote is needed before a KMS answers");
