@@ -104,6 +104,9 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
     /// <summary>The key epoch of the latest keys received.</summary>
     public uint? Epoch { get; private set; }
 
+    /// <summary>The URLs tried before <see cref="CurrentUrl"/> gave the latest keys, each with why it gave none (as dstack-util warns of them).</summary>
+    public IReadOnlyList<KmsAttempt> PassedOver { get; private set; } = [];
+
     /// <summary>Learns the KMS root (the key provider id) from the first URL that answers <c>GetTempCaCert</c> acceptably.</summary>
     /// <exception cref="KmsClientException">No URL answered (with several URLs, <see cref="KmsClientException.Attempts"/> says why for each).</exception>
     public async ValueTask InitializeAsync(CancellationToken cancellationToken = default)
@@ -149,7 +152,9 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
                     await ConnectAsync(i, cancellationToken).ConfigureAwait(false);
                 }
 
-                return await GetAppKeysFromCurrentAsync(request, cancellationToken).ConfigureAwait(false);
+                var keys = await GetAppKeysFromCurrentAsync(request, cancellationToken).ConfigureAwait(false);
+                PassedOver = failures;
+                return keys;
             }
             catch (KmsClientException e)
             {

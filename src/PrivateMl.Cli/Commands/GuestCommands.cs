@@ -126,6 +126,16 @@ internal static class GuestCommands
 
         await using (agent)
         {
+            if (agent.Host.Services.GetService(typeof(PrivateMl.Agent.Keys.IKeyProvider)) is PrivateMl.Agent.Keys.KmsKeyProvider { CurrentUrl: { } kmsUrl } kms)
+            {
+                foreach (var passed in kms.PassedOver)
+                {
+                    Say($"KMS {passed.Url} gave no app keys: {passed.Error.Message}{(passed.Error.RefusalCode is { } code ? $" [{code}]" : "")}");
+                }
+
+                Say($"app keys from the KMS at {kmsUrl}");
+            }
+
             foreach (var e in agent.Runtime.EventLog.RuntimeEvents)
             {
                 Say($"RTMR3 event {e.Event}: {Describe(e.Event, e.EventPayload.Span)}");

@@ -34,6 +34,9 @@ public sealed class KmsFailoverTests
         {
             await agent.StartAsync(TestContext.Current.CancellationToken);
             AssertKeysFrom(bed, agent);
+            var passed = Assert.Single(((KmsKeyProvider)agent.Services.GetRequiredService<IKeyProvider>()).PassedOver);
+            Assert.Equal(closed.HttpsUrl, passed.Url);
+            Assert.Contains("could not be reached", passed.Error.Message, StringComparison.Ordinal);
             await agent.StopAsync(TestContext.Current.CancellationToken);
         }
     }
@@ -91,6 +94,8 @@ public sealed class KmsFailoverTests
         {
             await agent.StartAsync(TestContext.Current.CancellationToken);
             AssertKeysFrom(replica, agent);
+            var passed = Assert.Single(((KmsKeyProvider)agent.Services.GetRequiredService<IKeyProvider>()).PassedOver);
+            Assert.Equal((refusing.Url, nameof(ErrorCode.KmsAppNotAllowed)), (passed.Url, passed.Error.RefusalCode));
             await agent.StopAsync(TestContext.Current.CancellationToken);
         }
     }
