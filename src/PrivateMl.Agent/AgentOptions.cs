@@ -45,8 +45,18 @@ public sealed class AgentOptions
     /// <summary>JSON-lines file of runtime (RTMR3) events; null keeps them in memory (right when RTMRs restart with the process, as in simulation).</summary>
     public string? RuntimeEventLogPath { get; set; }
 
-    /// <summary>KMS base URL (<c>https://host:port</c>): when set, app keys come from that KMS over RA-TLS (key provider <c>kms</c>) instead of the local provider.</summary>
-    public Uri? KmsUrl { get; set; }
+    /// <summary>
+    /// KMS base URLs (<c>https://host:port</c>, dstack's <c>kms_urls</c>): when any, app keys come from a KMS over RA-TLS
+    /// (key provider <c>kms</c>) instead of the local provider, tried in this order until one gives them.
+    /// </summary>
+    public IReadOnlyList<Uri> KmsUrls { get; set; } = [];
+
+    /// <summary>The first of <see cref="KmsUrls"/> (null: none); setting it makes that URL the only one.</summary>
+    public Uri? KmsUrl
+    {
+        get => KmsUrls.Count > 0 ? KmsUrls[0] : null;
+        set => KmsUrls = value is null ? [] : [value];
+    }
 
     /// <summary>Largest request body accepted; larger ones get 413 and change nothing.</summary>
     public int MaxRequestBodyBytes { get; set; } = 1024 * 1024;
@@ -72,9 +82,12 @@ public sealed class AgentOptions
             throw new ArgumentException("the dstack and tappd sockets must be different paths");
         }
 
-        if (KmsUrl is not null && KmsUrl.Scheme != Uri.UriSchemeHttps)
+        foreach (var kmsUrl in KmsUrls)
         {
-            throw new ArgumentException($"the KMS URL must be https:// (got {KmsUrl})");
+            if (kmsUrl?.Scheme != Uri.UriSchemeHttps)
+            {
+                throw new ArgumentException($"the KMS URL must be https:// (got {kmsUrl?.ToString() ?? "null"})");
+            }
         }
 
         if (AppId is not null && (AppId.Length != 40 || !AppId.All(char.IsAsciiHexDigit)))

@@ -161,9 +161,9 @@ public static class AgentServiceCollectionExtensions
         services.AddSingleton<IOptions<AgentOptions>>(Options.Create(options));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(_ => RandomNumberGenerator.Create());
-        services.TryAddSingleton<IKeyProvider>(sp => options.KmsUrl is { } kms
+        services.TryAddSingleton<IKeyProvider>(sp => options.KmsUrls.Count > 0
             ? new KmsKeyProvider(
-                kms, RaTlsCertificates.FromEventLog(sp.GetRequiredService<RuntimeEventLog>()), options.VmConfig,
+                options.KmsUrls, RaTlsCertificates.FromEventLog(sp.GetRequiredService<RuntimeEventLog>()), options.VmConfig,
                 sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<RandomNumberGenerator>())
             : LocalKeyProvider.OpenOrCreate(
                 options.StateDirectory, sp.GetRequiredService<RandomNumberGenerator>(), sp.GetRequiredService<TimeProvider>()));

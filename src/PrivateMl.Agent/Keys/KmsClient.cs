@@ -16,7 +16,30 @@ public sealed class KmsClientException(string message, int? statusCode = null, E
 
     /// <summary>The <c>code</c> of a refusal by a PrivateMl KMS (an <c>ErrorCode</c> name such as <c>KmsQuoteStale</c>); null from dstack.</summary>
     public string? RefusalCode { get; } = refusalCode;
+
+    /// <summary>When several KMS URLs were tried and none gave keys: each URL in the order tried, with why it failed; else empty.</summary>
+    public IReadOnlyList<KmsAttempt> Attempts { get; init; } = [];
+
+    /// <summary>
+    /// The error for a boot whose every KMS failed: the message names each URL and its reason (and refusal code), in
+    /// order; <see cref="StatusCode"/> and <see cref="RefusalCode"/> are those of the first KMS that answered with a
+    /// refusal (the unreachable ones have none), and the inner exception is the first failure, as dstack-util reports it.
+    /// </summary>
+    public static KmsClientException NoKmsGaveKeys(IReadOnlyList<KmsAttempt> attempts)
+    {
+        ArgumentNullException.ThrowIfNull(attempts);
+        ArgumentOutOfRangeException.ThrowIfZero(attempts.Count);
+        var refusal = attempts.FirstOrDefault(a => a.Error.RefusalCode is not null)?.Error;
+        var reasons = string.Join("; ", attempts.Select(a => $"{a.Url}: {a.Error.Message}{(a.Error.RefusalCode is { } c ? $" [{c}]" : "")}"));
+        return new KmsClientException($"no KMS gave app keys ({attempts.Count} tried, in order): {reasons}", refusal?.StatusCode, attempts[0].Error, refusal?.RefusalCode)
+        {
+            Attempts = attempts,
+        };
+    }
 }
+
+/// <summary>One KMS URL tried for app keys, and why it gave none.</summary>
+public sealed record KmsAttempt(Uri Url, KmsClientException Error);
 
 /// <summary>How a <see cref="KmsClient"/> connects.</summary>
 public sealed class KmsClientOptions
@@ -155,7 +178,16 @@ public sealed class KmsClient : IDisposable
 
         using (response)
         {
-            var body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
+            byte[] body;
+            try
+            {
+                body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                throw new KmsClientException($"the KMS at {uri.GetLeftPart(UriPartial.Path)} broke off its answer: {e.Message}", (int)response.StatusCode, e);
+            }
+
             if (response.IsSuccessStatusCode)
             {
                 return body;

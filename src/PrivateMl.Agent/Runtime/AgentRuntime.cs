@@ -144,7 +144,7 @@ public sealed class AgentRuntime : IAsyncDisposable
             if (_options.AppId is { } configured && !Convert.FromHexString(configured).AsSpan().SequenceEqual(appId))
             {
                 // dstack-util's rule: only a KMS can hand an upgraded compose the keys of the app id it was deployed as.
-                if (_options.KmsUrl is null)
+                if (_options.KmsUrls.Count == 0)
                 {
                     throw new InvalidOperationException($"App upgrade is not supported without KMS: app id {configured.ToLowerInvariant()}, the compose hash gives {Convert.ToHexStringLower(appId)}");
                 }

@@ -184,4 +184,5 @@ public enum ErrorCode
     EhbpKeyRejected = 1322,
     EhbpBodylessRequest = 1323,
     EhbpBodyTooLarge = 1324,
+    EhbpRecoveryTokenInvalid = 1325,
 }

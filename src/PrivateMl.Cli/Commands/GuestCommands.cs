@@ -97,7 +97,7 @@ internal static class GuestCommands
             return Fail(e.Message);
         }
 
-        Say(plan.KmsUrl is { } kmsUrl ? $"key provider kms: app keys from {kmsUrl} over RA-TLS" : "key provider local (no KMS)");
+        Say(plan.KmsUrls.Count > 0 ? $"key provider kms: app keys over RA-TLS from {string.Join(", then ", plan.KmsUrls)}" : "key provider local (no KMS)");
         void Quiet(ILoggingBuilder logging) => logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
         var agentOptions = new AgentOptions
         {
@@ -107,7 +107,7 @@ internal static class GuestCommands
             AppComposePath = Path.Combine(files.Directory, GuestSharedFolder.AppComposeFile),
             AppId = Convert.ToHexStringLower(files.AppId),
             VmConfig = files.VmConfig ?? new AgentOptions().VmConfig,
-            KmsUrl = plan.KmsUrl,
+            KmsUrls = plan.KmsUrls,
             EncryptedEnvPath = plan.EncryptedEnvPath,
         };
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
@@ -126,6 +126,16 @@ internal static class GuestCommands
 
         await using (agent)
         {
+            if (agent.Host.Services.GetService(typeof(PrivateMl.Agent.Keys.IKeyProvider)) is PrivateMl.Agent.Keys.KmsKeyProvider { CurrentUrl: { } kmsUrl } kms)
+            {
+                foreach (var passed in kms.PassedOver)
+                {
+                    Say($"KMS {passed.Url} gave no app keys: {passed.Error.Message}{(passed.Error.RefusalCode is { } code ? $" [{code}]" : "")}");
+                }
+
+                Say($"app keys from the KMS at {kmsUrl}");
+            }
+
             foreach (var e in agent.Runtime.EventLog.RuntimeEvents)
             {
                 Say($"RTMR3 event {e.Event}: {Describe(e.Event, e.EventPayload.Span)}");

@@ -9,12 +9,18 @@ namespace PrivateMl.E2ee.Aci;
 /// about 10× faster; the package ships the library for linux-x64/arm64/musl, Windows and macOS) and <see cref="Managed"/>
 /// (NBitcoin.Secp256k1's C# port), used when the native library cannot be loaded or does not pass the self-check.
 /// Public keys are 65-byte uncompressed SEC1 only (<c>04 ‖ x ‖ y</c>); hybrid and compressed forms are refused by both.
+/// The gateway's response signer (Ethereum <c>personal_sign</c>) signs through the same backend: recoverable ECDSA with
+/// RFC 6979 nonces and low s, byte-identical in both.
 /// </summary>
 internal abstract class Secp256k1Backend
 {
     public const int SecretBytes = 32;
     public const int PublicKeyBytes = 65;
     public const int SharedBytes = 32;
+    public const int DigestBytes = 32;
+
+    /// <summary><c>r ‖ s ‖ recovery id</c> (0–3).</summary>
+    public const int RecoverableSignatureBytes = 65;
 
     /// <summary>Environment variable that forces the managed backend when set to <c>managed</c> (bench and diagnosis).</summary>
     public const string EnvironmentVariable = "PRIVATEML_SECP256K1";
@@ -55,6 +61,12 @@ internal abstract class Secp256k1Backend
 
     /// <summary>Writes the x-coordinate of <c>secret · peer</c>; false for an invalid secret or peer key.</summary>
     public abstract bool TryAgree(ReadOnlySpan<byte> secret, ReadOnlySpan<byte> peerPublicKey, Span<byte> sharedX);
+
+    /// <summary>
+    /// Signs a 32-byte digest: writes <c>r ‖ s ‖ recovery id</c> (65 bytes) with the RFC 6979 nonce and low s, the same
+    /// bytes in both backends; false for an invalid secret or a digest that is not 32 bytes.
+    /// </summary>
+    public abstract bool TrySignRecoverable(ReadOnlySpan<byte> secret, ReadOnlySpan<byte> digest, Span<byte> signature);
 
     /// <summary>The uncompressed-only rule both backends apply before the library sees a key.</summary>
     protected static bool IsUncompressedShape(ReadOnlySpan<byte> publicKey) => publicKey.Length == PublicKeyBytes && publicKey[0] == 0x04;
@@ -113,6 +125,27 @@ internal sealed class ManagedSecp256k1Backend : Secp256k1Backend
             Span<byte> compressed = stackalloc byte[33];
             peer.GetSharedPubkey(key).WriteToSpan(true, compressed, out _);
             compressed[1..].CopyTo(sharedX);
+            return true;
+        }
+    }
+
+    public override bool TrySignRecoverable(ReadOnlySpan<byte> secret, ReadOnlySpan<byte> digest, Span<byte> signature)
+    {
+        if (signature.Length < RecoverableSignatureBytes || digest.Length != DigestBytes || secret.Length != SecretBytes
+            || !ECPrivKey.TryCreate(secret, Context.Instance, out var key) || key is null)
+        {
+            return false;
+        }
+
+        using (key)
+        {
+            if (!key.TrySignRecoverable(digest, out var recoverable) || recoverable is null)
+            {
+                return false;
+            }
+
+            recoverable.WriteToSpanCompact(signature[..64], out var recoveryId);
+            signature[64] = (byte)recoveryId;
             return true;
         }
     }
@@ -198,7 +231,26 @@ internal sealed class NativeSecp256k1Backend : Secp256k1Backend
         return native.EcPubkeyParse(parsed, peerPublicKey) && native.Ecdh(sharedX[..SharedBytes], parsed, secret, CopyX, IntPtr.Zero);
     }
 
-    /// <summary>A fixed key pair and agreement must give the managed port's bytes (catches a wrong or broken library).</summary>
+    public override bool TrySignRecoverable(ReadOnlySpan<byte> secret, ReadOnlySpan<byte> digest, Span<byte> signature)
+    {
+        if (signature.Length < RecoverableSignatureBytes || digest.Length != DigestBytes || secret.Length != SecretBytes)
+        {
+            return false;
+        }
+
+        var native = Lib;
+        Span<byte> recoverable = stackalloc byte[RecoverableSignatureBytes];
+        if (!native.EcdsaSignRecoverable(recoverable, digest, secret)
+            || !native.EcdsaRecoverableSignatureSerializeCompact(signature[..64], out var recoveryId, recoverable))
+        {
+            return false;
+        }
+
+        signature[64] = (byte)recoveryId;
+        return true;
+    }
+
+    /// <summary>A fixed key pair, agreement and signature must give the managed port's bytes (catches a wrong or broken library).</summary>
     private static bool SelfCheck(NativeSecp256k1Backend native)
     {
         try
@@ -211,10 +263,14 @@ internal sealed class NativeSecp256k1Backend : Secp256k1Backend
             Span<byte> expectedPublicB = stackalloc byte[PublicKeyBytes];
             Span<byte> shared = stackalloc byte[SharedBytes];
             Span<byte> expected = stackalloc byte[SharedBytes];
+            Span<byte> signature = stackalloc byte[RecoverableSignatureBytes];
+            Span<byte> expectedSignature = stackalloc byte[RecoverableSignatureBytes];
             return native.TryCreatePublicKey(b, publicB)
                 && Managed.TryCreatePublicKey(b, expectedPublicB) && publicB.SequenceEqual(expectedPublicB)
                 && native.TryAgree(a, publicB, shared)
-                && Managed.TryAgree(a, expectedPublicB, expected) && shared.SequenceEqual(expected);
+                && Managed.TryAgree(a, expectedPublicB, expected) && shared.SequenceEqual(expected)
+                && native.TrySignRecoverable(a, expected, signature)
+                && Managed.TrySignRecoverable(a, expected, expectedSignature) && signature.SequenceEqual(expectedSignature);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException or InvalidOperationException)
         {

@@ -32,6 +32,9 @@ public abstract class EhbpExchange : IDisposable
     /// <summary>The response chunk cipher for a 32-byte response nonce.</summary>
     private protected EhbpChunkCipher ResponseCipher(ReadOnlySpan<byte> responseNonce) => EhbpResponseKeys.Cipher(_responseSecret, EncapsulatedKey, responseNonce);
 
+    /// <summary><c>Export("ehbp response", 32)</c> of the request context.</summary>
+    private protected ReadOnlySpan<byte> ResponseSecret => _responseSecret;
+
     public void Dispose()
     {
         Dispose(disposing: true);
@@ -95,15 +98,13 @@ public sealed class EhbpClientExchange : EhbpExchange
     }
 
     /// <summary>The response chunk cipher for the server's <c>Ehbp-Response-Nonce</c> header value.</summary>
-    public EhbpChunkCipher OpenResponse(string? responseNonceHeader)
-    {
-        if (responseNonceHeader is null)
-        {
-            throw new AttestationException(ErrorCode.EhbpResponseNonceMissing, $"the response carries no {EhbpProtocol.ResponseNonceHeader} header");
-        }
+    public EhbpChunkCipher OpenResponse(string? responseNonceHeader) => EhbpResponseKeys.Open(ResponseSecret, EncapsulatedKey, responseNonceHeader);
 
-        return ResponseCipher(EhbpProtocol.ParseHex32(responseNonceHeader, EhbpProtocol.ResponseNonceHeader));
-    }
+    /// <summary>
+    /// The session recovery token of this exchange (SPEC §6): what decrypts its response without this object, e.g. in
+    /// another process after this one was interrupted. Sensitive key material, one per request: see <see cref="EhbpRecoveryToken"/>.
+    /// </summary>
+    public EhbpRecoveryToken ExportRecoveryToken() => new(ResponseSecret, EncapsulatedKey);
 }
 
 /// <summary>

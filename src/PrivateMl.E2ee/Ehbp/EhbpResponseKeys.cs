@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using PrivateMl.Attestation.Verification;
 
 namespace PrivateMl.E2ee.Ehbp;
 
@@ -28,6 +29,20 @@ public static class EhbpResponseKeys
         {
             CryptographicOperations.ZeroMemory(prk);
         }
+    }
+
+    /// <summary>
+    /// The response chunk cipher for an <c>Ehbp-Response-Nonce</c> header value (counter from 0): a missing header is
+    /// <see cref="ErrorCode.EhbpResponseNonceMissing"/>, a malformed one <see cref="ErrorCode.EhbpHeaderMalformed"/>.
+    /// </summary>
+    internal static EhbpChunkCipher Open(ReadOnlySpan<byte> exportedSecret, ReadOnlySpan<byte> requestEnc, string? responseNonceHeader)
+    {
+        if (responseNonceHeader is null)
+        {
+            throw new AttestationException(ErrorCode.EhbpResponseNonceMissing, $"the response carries no {EhbpProtocol.ResponseNonceHeader} header");
+        }
+
+        return Cipher(exportedSecret, requestEnc, EhbpProtocol.ParseHex32(responseNonceHeader, EhbpProtocol.ResponseNonceHeader));
     }
 
     /// <summary>A chunk cipher for the response body.</summary>

@@ -38,7 +38,7 @@ internal static partial class GatewayLog
     [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "Attested keyset {Digest} ready ({E2eeKeys} E2EE keys)")]
     public static partial void KeysetReady(ILogger logger, string digest, int e2eeKeys);
 
-    [LoggerMessage(EventId = 5103, Level = LogLevel.Warning, Message = "ACI secp256k1 runs on the managed NBitcoin port (native libsecp256k1 absent, refused its self-check, or PRIVATEML_SECP256K1=managed): same bytes, several times the CPU per streamed chunk")]
+    [LoggerMessage(EventId = 5103, Level = LogLevel.Warning, Message = "secp256k1 (ACI E2EE and the ECDSA response signatures) runs on the managed NBitcoin port (native libsecp256k1 absent, refused its self-check, or PRIVATEML_SECP256K1=managed): same bytes, several times the CPU per streamed chunk and per signature")]
     public static partial void Secp256k1Managed(ILogger logger);
 
     [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "E2EE request refused on {Path}: {Code}")]

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using NBitcoin.Secp256k1;
+using PrivateMl.E2ee.Aci;
 using PrivateMl.E2ee.Signing;
 
 namespace PrivateMl.Gateway.Signing;
@@ -9,18 +10,27 @@ namespace PrivateMl.Gateway.Signing;
 /// secp256k1 key with Ethereum conventions: the address is the last 20 bytes of Keccak-256 of the uncompressed public
 /// key (shown EIP-55 checksummed, as the seed proxy's <c>account.address</c>), and messages are signed with EIP-191
 /// <c>personal_sign</c>: Keccak-256 of <c>"\x19Ethereum Signed Message:\n" + byte length + text</c>, signature
-/// <c>0x ‖ r ‖ s ‖ v</c> with v = recovery id + 27 (what <c>ethers.verifyMessage</c> recovers). Signing runs in native
-/// libsecp256k1 (Secp256k1.Net; RFC 6979 nonces, low-s), about 17× faster than the managed NBitcoin port, which stays
-/// for key checks and recovery.
+/// <c>0x ‖ r ‖ s ‖ v</c> with v = recovery id + 27 (what <c>ethers.verifyMessage</c> recovers). Signing runs on the
+/// secp256k1 backend the ACI E2EE keys use (<see cref="Secp256k1Backend.Default"/>): native libsecp256k1 (Secp256k1.Net),
+/// about 17× faster, or — when the library is absent, fails its self-check, or <c>PRIVATEML_SECP256K1=managed</c> — the
+/// managed NBitcoin port, which gives the same bytes (RFC 6979 nonces, low s) and stays for key checks and recovery.
 /// </summary>
 internal sealed class EthereumSigner : IDisposable
 {
-    private static readonly ThreadLocal<Secp256k1Net.Secp256k1> Native = new(() => new Secp256k1Net.Secp256k1());
     private readonly ECPrivKey _key;
     private readonly byte[] _secret;
+    private readonly Secp256k1Backend _backend;
 
     public EthereumSigner(ReadOnlySpan<byte> privateKey)
+        : this(privateKey, Secp256k1Backend.Default)
     {
+    }
+
+    /// <summary>A signer on <paramref name="backend"/> (tests compare the two).</summary>
+    internal EthereumSigner(ReadOnlySpan<byte> privateKey, Secp256k1Backend backend)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        _backend = backend;
         if (privateKey.Length != 32 || !ECPrivKey.TryCreate(privateKey, out var key) || key is null)
         {
             throw new CryptographicException("not a valid secp256k1 private key");
@@ -37,6 +47,9 @@ internal sealed class EthereumSigner : IDisposable
 
     /// <summary>EIP-55 checksummed <c>0x</c> address.</summary>
     public string Address { get; }
+
+    /// <summary>The secp256k1 implementation that signs: <c>native</c> or <c>managed</c>.</summary>
+    public string Implementation => _backend.Name;
 
     public static EthereumSigner CreateRandom(RandomNumberGenerator random)
     {
@@ -63,16 +76,13 @@ internal sealed class EthereumSigner : IDisposable
     public string PersonalSign(string text)
     {
         var digest = Eip191.PersonalMessageDigest(Encoding.UTF8.GetBytes(text));
-        var native = Native.Value!;
-        Span<byte> recoverable = stackalloc byte[65];
-        Span<byte> output = stackalloc byte[65];
-        if (!native.EcdsaSignRecoverable(recoverable, digest, _secret)
-            || !native.EcdsaRecoverableSignatureSerializeCompact(output[..64], out var recoveryId, recoverable))
+        Span<byte> output = stackalloc byte[Secp256k1Backend.RecoverableSignatureBytes];
+        if (!_backend.TrySignRecoverable(_secret, digest, output))
         {
-            throw new CryptographicException("secp256k1 signing failed");
+            throw new CryptographicException($"secp256k1 signing failed ({_backend.Name})");
         }
 
-        output[64] = (byte)(recoveryId + 27);
+        output[64] += 27;
         return "0x" + Convert.ToHexStringLower(output);
     }
 

@@ -16,14 +16,15 @@ using PrivateMl.Tee.Simulator;
 namespace PrivateMl.Vmm.DevImage;
 
 /// <summary>How the development guest gets its keys and env, decided from the shared folder as dstack-util does.</summary>
-/// <param name="KmsUrl">The KMS to take the app keys from (the first of .sys-config.json's <c>kms_urls</c>); null: local keys.</param>
+/// <param name="KmsUrls">The KMSs to take the app keys from, in the order tried (.sys-config.json's <c>kms_urls</c>); empty: local keys.</param>
 /// <param name="EncryptedEnvPath">The guest's copy of <c>.encrypted-env</c>; null when the host gave none.</param>
-public sealed record DevGuestKeyPlan(Uri? KmsUrl, string? EncryptedEnvPath)
+public sealed record DevGuestKeyPlan(IReadOnlyList<Uri> KmsUrls, string? EncryptedEnvPath)
 {
     /// <summary>
-    /// A KMS app (compose <c>kms_enabled</c> / key provider kms) takes its keys from the first <c>kms_urls</c> entry,
-    /// which must be https; an encrypted env needs the KMS's env key, so an app with another key provider that was given
-    /// one stops the boot (dstack cannot open it either) instead of running without its variables.
+    /// A KMS app (compose <c>kms_enabled</c> / key provider kms) takes its keys from the <c>kms_urls</c> entries, tried in
+    /// order until one gives them, each of which must be https; an encrypted env needs the KMS's env key, so an app with
+    /// another key provider that was given one stops the boot (dstack cannot open it either) instead of running without
+    /// its variables.
     /// </summary>
     /// <exception cref="GuestBootException">The shared files ask for something the guest cannot do.</exception>
     public static DevGuestKeyPlan For(GuestSharedFiles files)
@@ -33,19 +34,28 @@ public sealed record DevGuestKeyPlan(Uri? KmsUrl, string? EncryptedEnvPath)
         if (!files.KmsEnabled)
         {
             return env is null
-                ? new DevGuestKeyPlan(null, null)
+                ? new DevGuestKeyPlan([], null)
                 : throw new GuestBootException(
                     "the host gave an encrypted env, but the app does not use key provider kms (app-compose kms_enabled / vmm compose --kms): only the KMS holds the key that opens it");
         }
 
-        var first = (files.KmsUrls.Count > 0 ? files.KmsUrls[0] : null)
-            ?? throw new GuestBootException($"the app uses key provider kms, but {GuestSharedFolder.SysConfigFile} names no kms_urls (deploy with --kms-url, or set kms_urls in the VMM config)");
-        if (!Uri.TryCreate(first, UriKind.Absolute, out var url) || url.Scheme != Uri.UriSchemeHttps)
+        if (files.KmsUrls.Count == 0)
         {
-            throw new GuestBootException($"the KMS URL '{first}' in {GuestSharedFolder.SysConfigFile} is not an https URL (a KMS is reached over RA-TLS)");
+            throw new GuestBootException($"the app uses key provider kms, but {GuestSharedFolder.SysConfigFile} names no kms_urls (deploy with --kms-url, or set kms_urls in the VMM config)");
         }
 
-        return new DevGuestKeyPlan(url, env);
+        var urls = new List<Uri>(files.KmsUrls.Count);
+        foreach (var text in files.KmsUrls)
+        {
+            if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme != Uri.UriSchemeHttps)
+            {
+                throw new GuestBootException($"the KMS URL '{text}' in {GuestSharedFolder.SysConfigFile} is not an https URL (a KMS is reached over RA-TLS)");
+            }
+
+            urls.Add(url);
+        }
+
+        return new DevGuestKeyPlan(urls, env);
     }
 }
 
@@ -117,11 +127,11 @@ public sealed class DevGuestAgent : IAsyncDisposable
         {
             host = GuestAgentHost.BuildSimulated(options, out var built, configureServices: services =>
             {
-                if (options.KmsUrl is { } kms)
+                if (options.KmsUrls.Count > 0)
                 {
                     // Registered before the agent's own (TryAdd) choice: the same provider, with the guest's timeout.
                     services.AddSingleton<IKeyProvider>(sp => new KmsKeyProvider(
-                        kms, RaTlsCertificates.FromEventLog(sp.GetRequiredService<RuntimeEventLog>()), options.VmConfig,
+                        options.KmsUrls, RaTlsCertificates.FromEventLog(sp.GetRequiredService<RuntimeEventLog>()), options.VmConfig,
                         sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<RandomNumberGenerator>(), timeout: KmsRequestTimeout));
                 }
             }, configureLogging: configureLogging);
@@ -136,8 +146,9 @@ public sealed class DevGuestAgent : IAsyncDisposable
         }
         catch (KmsClientException e)
         {
-            var code = e.RefusalCode is { } c ? $" [{c}]" : "";
-            throw new GuestBootException($"no app keys from the KMS at {options.KmsUrl}: {e.Message}{code}", e);
+            // Several URLs: the message already names each one with its reason and refusal code.
+            var code = e.Attempts.Count == 0 && e.RefusalCode is { } c ? $" [{c}]" : "";
+            throw new GuestBootException($"no app keys from the KMS at {string.Join(", ", options.KmsUrls)}: {e.Message}{code}", e);
         }
         catch (AttestationException e)
         {

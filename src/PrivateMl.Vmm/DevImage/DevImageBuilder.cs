@@ -39,6 +39,9 @@ public sealed record DevImageOptions
     /// <summary>Progress lines (null: quiet).</summary>
     public TextWriter? Log { get; init; }
 
+    /// <summary>How long to wait for another build that holds the cache (builds sharing a cache run one after another).</summary>
+    public TimeSpan CacheLockTimeout { get; init; } = TimeSpan.FromMinutes(30);
+
     public static string DefaultCacheDirectory =>
         Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "privateml", "dev-image");
 }
@@ -53,7 +56,9 @@ public sealed record DevImageResult(string ImageDirectory, string OsImageHash, s
 /// and a dstack-style <c>metadata.json</c>, <c>sha256sum.txt</c> and <c>digest.txt</c>. It needs apt-get and dpkg
 /// (or <see cref="DevImageOptions.KernelDeb"/>), busybox-static and the .NET SDK (or a published
 /// <see cref="DevImageOptions.PublishDirectory"/>). Every expensive step is cached: the kernel package by name, the
-/// publish output by a hash of the sources, the image by a hash of all its inputs.
+/// publish output by a hash of the sources, the image by a hash of all its inputs. Builds that share a cache hold its
+/// lock for the whole build (<see cref="DevImageCache"/>), since each reads the entries it filled until its image is
+/// written and a build of other sources removes the stale publish output.
 /// </summary>
 public static class DevImageBuilder
 {
@@ -95,7 +100,14 @@ public static class DevImageBuilder
             throw new DevImageException($"{options.BusyboxPath} is missing: install busybox-static (apt-get install busybox-static)");
         }
 
-        Directory.CreateDirectory(options.CacheDirectory);
+        using (DevImageCache.Lock(options.CacheDirectory, options.CacheLockTimeout, options.Log is { } log ? log.WriteLine : null))
+        {
+            return BuildLocked(options);
+        }
+    }
+
+    private static DevImageResult BuildLocked(DevImageOptions options)
+    {
         var kernel = PrepareKernel(options);
         var publish = options.PublishDirectory is { } given ? CheckPublished(given) : Publish(options);
         var modules = KernelModules.LoadOrder(kernel.ModulesDirectory, KernelModules.DevGuestRoots);
@@ -178,26 +190,27 @@ public static class DevImageBuilder
             deb = Directory.EnumerateFiles(cache, package + "_*.deb").Order(StringComparer.Ordinal).LastOrDefault() ?? "";
             if (deb.Length == 0)
             {
+                // Downloaded beside the cache and moved in whole: a killed download leaves no .deb that looks complete.
                 options.Log?.WriteLine($"downloading {package}");
-                HostTools.Run("apt-get", ["download", package], cache, options.Log);
-                deb = Directory.EnumerateFiles(cache, package + "_*.deb").Order(StringComparer.Ordinal).LastOrDefault()
-                    ?? throw new DevImageException($"apt-get download {package} left no .deb in {cache}");
+                var download = DevImageCache.GetOrFill(cache, "download-" + package, ".downloaded", directory =>
+                {
+                    HostTools.Run("apt-get", ["download", package], directory, options.Log);
+                    File.WriteAllText(Path.Combine(directory, ".downloaded"), package);
+                });
+                var fetched = Directory.EnumerateFiles(download, package + "_*.deb").Order(StringComparer.Ordinal).LastOrDefault()
+                    ?? throw new DevImageException($"apt-get download {package} left no .deb in {download}");
+                deb = Path.Combine(cache, Path.GetFileName(fetched));
+                File.Move(fetched, deb);
+                Directory.Delete(download, recursive: true);
             }
         }
 
-        var unpacked = Path.Combine(cache, Path.GetFileNameWithoutExtension(deb));
-        var marker = Path.Combine(unpacked, ".unpacked");
-        if (!File.Exists(marker))
+        var unpacked = DevImageCache.GetOrFill(cache, Path.GetFileNameWithoutExtension(deb), ".unpacked", directory =>
         {
-            if (Directory.Exists(unpacked))
-            {
-                Directory.Delete(unpacked, recursive: true);
-            }
-
             options.Log?.WriteLine($"unpacking {Path.GetFileName(deb)}");
-            HostTools.Run("dpkg", ["-x", deb, unpacked], log: options.Log);
-            File.WriteAllText(marker, deb);
-        }
+            HostTools.Run("dpkg", ["-x", deb, directory], log: options.Log);
+            File.WriteAllText(Path.Combine(directory, ".unpacked"), deb);
+        });
 
         var vmlinuz = Directory.Exists(Path.Combine(unpacked, "boot"))
             ? Directory.EnumerateFiles(Path.Combine(unpacked, "boot"), "vmlinuz-*").FirstOrDefault()
@@ -259,35 +272,43 @@ public static class DevImageBuilder
 
         var key = SourceHash(source)[..16];
         var publishRoot = Path.Combine(options.CacheDirectory, "publish");
-        var output = Path.Combine(publishRoot, key);
-        var marker = Path.Combine(output, ".published");
-        if (File.Exists(marker))
+        var output = PublishCached(publishRoot, key, options.Log, directory =>
         {
-            options.Log?.WriteLine($"reusing privateml published from unchanged sources ({key})");
-            return output;
-        }
+            options.Log?.WriteLine($"publishing privateml (self-contained linux-x64) from {source}");
+            HostTools.Run(
+                "dotnet",
+                ["publish", project, "-c", "Release", "-r", "linux-x64", "--self-contained", "-p:PublishTrimmed=false",
+                 "-p:DebugType=none", "--artifacts-path", Path.Combine(options.CacheDirectory, "artifacts"), "-o", directory, "--nologo"],
+                source,
+                options.Log);
+        });
 
-        if (Directory.Exists(output))
-        {
-            Directory.Delete(output, recursive: true);
-        }
-
-        options.Log?.WriteLine($"publishing privateml (self-contained linux-x64) from {source}");
-        HostTools.Run(
-            "dotnet",
-            ["publish", project, "-c", "Release", "-r", "linux-x64", "--self-contained", "-p:PublishTrimmed=false",
-             "-p:DebugType=none", "--artifacts-path", Path.Combine(options.CacheDirectory, "artifacts"), "-o", output, "--nologo"],
-            source,
-            options.Log);
-        File.WriteAllText(marker, key);
-
-        // Older publishes of other source states are dead weight.
-        foreach (var stale in Directory.EnumerateDirectories(publishRoot).Where(d => Path.GetFileName(d) != key))
+        // Older publishes of other source states are dead weight (the cache lock keeps other builds out meanwhile).
+        foreach (var stale in Directory.EnumerateDirectories(publishRoot).Where(d => Path.GetFileName(d) != key && !DevImageCache.IsTemporary(d)))
         {
             Directory.Delete(stale, recursive: true);
         }
 
         return output;
+    }
+
+    /// <summary>
+    /// <c>publishRoot/key</c>, published by <paramref name="publish"/> (into the directory it is given) unless a complete
+    /// one is there. Call it holding the cache lock.
+    /// </summary>
+    internal static string PublishCached(string publishRoot, string key, TextWriter? log, Action<string> publish)
+    {
+        const string Marker = ".published";
+        if (File.Exists(Path.Combine(publishRoot, key, Marker)))
+        {
+            log?.WriteLine($"reusing privateml published from unchanged sources ({key})");
+        }
+
+        return DevImageCache.GetOrFill(publishRoot, key, Marker, directory =>
+        {
+            publish(directory);
+            File.WriteAllText(Path.Combine(directory, Marker), key);
+        });
     }
 
     private static string? FindSourceDirectory()

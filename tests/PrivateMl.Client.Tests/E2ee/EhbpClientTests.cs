@@ -84,6 +84,47 @@ public sealed class EhbpClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_recovery_token_taken_before_sending_decrypts_the_recorded_response_without_the_handler()
+    {
+        // SPEC §6: the token (persisted as JSON before the request leaves) and the response's nonce open the ciphertext
+        // as received, in a place that never held the exchange.
+        var ct = TestContext.Current.CancellationToken;
+        var keyset = await AttestedKeysetAsync(new HttpClient(), _node.BaseAddress);
+        string? stored = null;
+        var options = new EhbpClientOptions
+        {
+            RecoveryTokenIssued = (_, token) =>
+            {
+                using (token)
+                {
+                    stored = token.ToJson();
+                }
+            },
+        };
+        using var handler = await EhbpHandler.ConnectAsync(keyset, _node.BaseAddress, new SocketsHttpHandler(), options, ct);
+        using var http = new HttpClient(handler);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_node.BaseAddress, "v1/chat/completions"))
+        {
+            Content = new ByteArrayContent(VerifiedChat.RequestBody("test-model", Prompt, stream: true)),
+        };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", GatewayNode.Token);
+
+        using var response = await http.SendAsync(request, ct);
+        var text = await response.Content.ReadAsByteArrayAsync(ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("data: [DONE]", Encoding.UTF8.GetString(text), StringComparison.Ordinal);
+        Assert.NotNull(stored);
+        Assert.True(request.Options.TryGetValue(EhbpHandler.WireKey, out var record));
+        Assert.False(record.ResponseOverflowed);
+        Assert.DoesNotContain("[DONE]", Encoding.Latin1.GetString(record.ResponseBody), StringComparison.Ordinal);
+        using var recovered = EhbpRecoveryToken.Parse(stored);
+        using var opener = recovered.OpenResponse(Assert.Single(response.Headers.GetValues(EhbpProtocol.ResponseNonceHeader)));
+        Assert.Equal(text, EhbpFraming.OpenAll(record.ResponseBody, opener, 1 << 20));
+    }
+
+    [Fact]
     public async Task A_node_verified_without_its_keyset_gives_no_key_to_encrypt_to()
     {
         var ct = TestContext.Current.CancellationToken;

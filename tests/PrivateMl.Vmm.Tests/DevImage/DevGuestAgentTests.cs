@@ -7,6 +7,7 @@ using PrivateMl.Agent.Env;
 using PrivateMl.Agent.Keys;
 using PrivateMl.Kms;
 using PrivateMl.Kms.Hosting;
+using PrivateMl.Testing;
 using PrivateMl.Vmm.DevImage;
 
 namespace PrivateMl.Vmm.Tests.DevImage;
@@ -34,11 +35,11 @@ public sealed class DevGuestAgentTests : IDisposable
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
     [Fact]
-    public void Plan_KmsApp_TakesFirstKmsUrl_AndTheEnvCopy()
+    public void Plan_KmsApp_TakesEveryKmsUrlInOrder_AndTheEnvCopy()
     {
         var files = Share(KmsCompose, ["https://10.0.2.2:8443", "https://backup:8443"], env: [1, 2, 3]);
         var plan = DevGuestKeyPlan.For(files);
-        Assert.Equal(new Uri("https://10.0.2.2:8443"), plan.KmsUrl);
+        Assert.Equal([new Uri("https://10.0.2.2:8443"), new Uri("https://backup:8443")], plan.KmsUrls);
         Assert.Equal(Path.Combine(files.Directory, ".encrypted-env"), plan.EncryptedEnvPath);
     }
 
@@ -54,6 +55,8 @@ public sealed class DevGuestAgentTests : IDisposable
     {
         var error = Assert.Throws<GuestBootException>(() => DevGuestKeyPlan.For(Share(KmsCompose, ["http://10.0.2.2:8000"], env: null)));
         Assert.Contains("not an https URL", error.Message, StringComparison.Ordinal);
+        var later = Assert.Throws<GuestBootException>(() => DevGuestKeyPlan.For(Share(KmsCompose, ["https://10.0.2.2:8443", "http://backup:8000"], env: null)));
+        Assert.Contains("'http://backup:8000'", later.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -61,7 +64,9 @@ public sealed class DevGuestAgentTests : IDisposable
     {
         var error = Assert.Throws<GuestBootException>(() => DevGuestKeyPlan.For(Share(LocalCompose, ["https://10.0.2.2:8443"], env: [1, 2, 3])));
         Assert.Contains("only the KMS holds the key", error.Message, StringComparison.Ordinal);
-        Assert.Equal(new DevGuestKeyPlan(null, null), DevGuestKeyPlan.For(Share(LocalCompose, [], env: null)));
+        var local = DevGuestKeyPlan.For(Share(LocalCompose, [], env: null));
+        Assert.Empty(local.KmsUrls);
+        Assert.Null(local.EncryptedEnvPath);
     }
 
     [Theory]
@@ -110,15 +115,45 @@ public sealed class DevGuestAgentTests : IDisposable
     public async Task Guest_WithUnreachableKms_StopsTheBoot_WithTheReason()
     {
         var ct = TestContext.Current.CancellationToken;
-        var port = PrivateMl.Vmm.Tests.DevVm.DevVmEnvironment.FreePort();
-        File.WriteAllText(Path.Combine(Shared, ".sys-config.json"), $"{{\"kms_urls\":[\"https://127.0.0.1:{port}\"]}}");
-        File.WriteAllText(Path.Combine(Shared, "app-compose.json"), KmsCompose);
-        var files = GuestSharedFolder.CopyAndRead(Shared, Path.Combine(_root, "copy"));
+        using var closed = new RefusingPort();
+        var files = Share(KmsCompose, [closed.HttpsUrl.ToString()], env: null);
 
         var error = await Assert.ThrowsAsync<GuestBootException>(() =>
             DevGuestAgent.StartAsync(Options(DevGuestKeyPlan.For(files), files, Path.Combine(_root, "agent")), Quiet, ct));
-        Assert.Contains($"no app keys from the KMS at https://127.0.0.1:{port}", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"no app keys from the KMS at https://127.0.0.1:{closed.Port}", error.Message, StringComparison.Ordinal);
         Assert.Contains("could not be reached", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Guest_PassesAnUnreachableFirstKms_AndOpensTheEnvWithTheNext()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var kms = await StartKmsAsync(ct);
+        using var closed = new RefusingPort();
+        var files = await ShareWithEnvAsync(kms.Url, "PRIVATEML_API_KEY=tok-a\n", ct, unreachableFirst: closed.HttpsUrl);
+
+        var agentState = Path.Combine(_root, "agent");
+        DevGuestAgent.InstallSimulator(ImageSimulator, agentState);
+        await using var agent = await DevGuestAgent.StartAsync(Options(DevGuestKeyPlan.For(files), files, agentState), Quiet, ct);
+
+        var provider = Assert.IsType<KmsKeyProvider>(agent.Host.Services.GetService(typeof(IKeyProvider)));
+        Assert.Equal(new Uri(kms.Url), provider.CurrentUrl);
+        Assert.Equal(["tok-a"], agent.ApiTokens());
+    }
+
+    [Fact]
+    public async Task Guest_WithEveryKmsUnreachable_StopsTheBoot_NamingEachKms()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var first = new RefusingPort();
+        using var second = new RefusingPort();
+        var files = Share(KmsCompose, [first.HttpsUrl.ToString(), second.HttpsUrl.ToString()], env: null);
+
+        var error = await Assert.ThrowsAsync<GuestBootException>(() =>
+            DevGuestAgent.StartAsync(Options(DevGuestKeyPlan.For(files), files, Path.Combine(_root, "agent")), Quiet, ct));
+        Assert.Contains($"no app keys from the KMS at {first.HttpsUrl}, {second.HttpsUrl}: no KMS gave app keys (2 tried, in order)", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"{first.HttpsUrl}: the KMS at https://127.0.0.1:{first.Port}/prpc/GetTempCaCert could not be reached", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"{second.HttpsUrl}: the KMS at https://127.0.0.1:{second.Port}/prpc/GetTempCaCert could not be reached", error.Message, StringComparison.Ordinal);
     }
 
     private static void Quiet(ILoggingBuilder logging) => logging.SetMinimumLevel(LogLevel.None);
@@ -129,7 +164,7 @@ public sealed class DevGuestAgentTests : IDisposable
         TappdSocketPath = null,
         StateDirectory = agentState,
         AppComposePath = Path.Combine(files.Directory, GuestSharedFolder.AppComposeFile),
-        KmsUrl = plan.KmsUrl,
+        KmsUrls = plan.KmsUrls,
         EncryptedEnvPath = plan.EncryptedEnvPath,
     };
 
@@ -150,7 +185,7 @@ public sealed class DevGuestAgentTests : IDisposable
     }
 
     /// <summary>The host's side: the env encrypted to the KMS's env key for the compose's app id, as deploy --env-file does.</summary>
-    private async Task<GuestSharedFiles> ShareWithEnvAsync(string kmsUrl, string envFile, CancellationToken ct)
+    private async Task<GuestSharedFiles> ShareWithEnvAsync(string kmsUrl, string envFile, CancellationToken ct, Uri? unreachableFirst = null)
     {
         var appId = SHA256.HashData(Encoding.UTF8.GetBytes(KmsCompose))[..20];
         AppEnvEncryptPublicKey key;
@@ -163,7 +198,8 @@ public sealed class DevGuestAgentTests : IDisposable
         var plaintext = EnvVariables.Serialize(EnvFile.Parse(envFile));
         File.WriteAllBytes(Path.Combine(Shared, ".encrypted-env"), EncryptedEnv.Encrypt(plaintext, key.PublicKey, RandomNumberGenerator.Create()));
         File.WriteAllText(Path.Combine(Shared, "app-compose.json"), KmsCompose);
-        File.WriteAllText(Path.Combine(Shared, ".sys-config.json"), $"{{\"kms_urls\":[\"{kmsUrl}\"]}}");
+        var kmsUrls = unreachableFirst is null ? $"\"{kmsUrl}\"" : $"\"{unreachableFirst}\",\"{kmsUrl}\"";
+        File.WriteAllText(Path.Combine(Shared, ".sys-config.json"), $"{{\"kms_urls\":[{kmsUrls}]}}");
         return GuestSharedFolder.CopyAndRead(Shared, Path.Combine(_root, "copy"));
     }
 

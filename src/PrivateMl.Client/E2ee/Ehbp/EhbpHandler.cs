@@ -30,6 +30,15 @@ public sealed record EhbpClientOptions
     public bool AllowBodylessPlaintext { get; init; } = true;
 
     public RandomNumberGenerator? Random { get; init; }
+
+    /// <summary>
+    /// Called with each encrypted request's session recovery token (SPEC §6) once its body is sealed, before it is sent:
+    /// a caller that persists <see cref="EhbpRecoveryToken.ToJson"/> (with the response's <c>Ehbp-Response-Nonce</c>)
+    /// can decrypt the response in another process if this one is interrupted. The callee owns the token: it is key
+    /// material for that one response, to be disposed (and every stored copy deleted) once the response was decrypted
+    /// or a new request superseded it. Null: no token is taken.
+    /// </summary>
+    public Action<HttpRequestMessage, EhbpRecoveryToken>? RecoveryTokenIssued { get; init; }
 }
 
 /// <summary>
@@ -185,6 +194,7 @@ public sealed class EhbpHandler : DelegatingHandler
         try
         {
             var wire = exchange.SealBody(body, _options.RequestChunkBytes);
+            _options.RecoveryTokenIssued?.Invoke(request, exchange.ExportRecoveryToken());
             var record = new EhbpWireRecord(wire, _options.MaxRecordedResponseBytes);
             request.Options.Set(WireKey, record);
             var original = request.Content!;
