@@ -39,8 +39,7 @@ public static class QmpClient
         var ct = deadline.Token;
         try
         {
-            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct);
+            using var socket = await ConnectAsync(socketPath, ct);
             await using var stream = new NetworkStream(socket, ownsSocket: false);
             var reader = new LineReader(stream);
             using (var greeting = await reader.ReadJsonAsync(ct))
@@ -61,6 +60,39 @@ public static class QmpClient
         catch (Exception e) when (e is SocketException or IOException or JsonException)
         {
             throw new VmmException(VmmErrorCode.GuestUnreachable, $"QMP: {e.Message}");
+        }
+    }
+
+    /// <summary>How long a refused connection is retried (a stale socket of a qemu that is gone stays refused).</summary>
+    internal static readonly TimeSpan RefusedGrace = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Connects, retrying a refused connection for <see cref="RefusedGrace"/>: qemu creates the socket file when it
+    /// binds and listens a moment later, so a caller right after the VM's start (or a test) can find the file but be
+    /// refused. A socket left by a qemu that has gone is refused for good and fails after the grace.
+    /// </summary>
+    private static async Task<Socket> ConnectAsync(string socketPath, CancellationToken ct)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (true)
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct);
+                return socket;
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused && System.Diagnostics.Stopwatch.GetElapsedTime(started) < RefusedGrace)
+            {
+                socket.Dispose();
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(20), ct);
         }
     }
 

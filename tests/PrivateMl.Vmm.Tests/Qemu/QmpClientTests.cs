@@ -42,6 +42,19 @@ public sealed class QmpClientTests
     }
 
     [Fact]
+    public async Task AStaleSocket_ThatStaysRefused_IsGuestUnreachable_AfterTheGrace()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("qmp.sock");
+        using var bound = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        bound.Bind(new UnixDomainSocketEndPoint(path)); // the file exists, nothing listens: every connect is refused
+
+        var e = await Assert.ThrowsAsync<VmmException>(() => QmpClient.PowerdownAsync(path, TimeSpan.FromMinutes(1), TestContext.Current.CancellationToken));
+        Assert.Equal(VmmErrorCode.GuestUnreachable, e.Code);
+        Assert.DoesNotContain("no answer within", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AQemuThatNeverGreets_EndsAtTheDeadline()
     {
         using var dir = new TempDir();
