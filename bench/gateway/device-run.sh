@@ -6,7 +6,7 @@
 # then run `bash bench/gateway/device-run.sh pinned|two-core|full` there with carry ["artifacts/gwbench"].
 #   pinned   : load generator, upstream and gateway on 4 CPUs each of their own, 16 and 128 streams
 #   two-core : all three processes on CPUs 0-1 (the 2-core VM), gateway runtime knobs A/B, 16 and 128 streams
-#   full     : the README command (1, 16, 128 streams and unpaced) with each process on its own 4 CPUs
+#   full     : the README command (1, 16, 128 streams, the bare-proxy yardstick, unpaced), each process on 4 CPUs of its own
 set -u
 B=${BENCH:-artifacts/gwbench/PrivateMl.Gateway.Bench}
 O=${OUT:-/tmp}
@@ -48,7 +48,7 @@ case "${1:-pinned}" in
     run k-inline 0-3 120 $k --inline-scheduling on --gateway-env "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
     ;;
   full)
-    run full 0-3 560 --seconds 10 --min-requests 200 --rounds 4 --unpaced-seconds 8 --unpaced-concurrency 32 $pinned
+    run full 0-3 585 --seconds 10 --min-requests 200 --rounds 4 --unpaced-seconds 8 --unpaced-concurrency 32 --bare-proxy $pinned
     ;;
 esac
 uptime
