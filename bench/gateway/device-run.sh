@@ -3,10 +3,11 @@
 #   dotnet publish bench/gateway -c Release -r linux-x64 --self-contained -p:PublishSingleFile=true \
 #     -p:EnableCompressionInSingleFile=true -p:DebugType=none -o artifacts/gwbench
 #   rm -rf artifacts/gwbench/runtimes      # LLamaSharp's native libraries: the bench never loads them (~57 MB left)
-# then run `bash bench/gateway/device-run.sh pinned|two-core|full` there with carry ["artifacts/gwbench"].
+# then run `bash bench/gateway/device-run.sh pinned|two-core|full|unpaced|yardstick|knobs|levels` there with carry ["artifacts/gwbench"].
 #   pinned   : load generator, upstream and gateway on 4 CPUs each of their own, 16 and 128 streams
 #   two-core : all three processes on CPUs 0-1 (the 2-core VM), gateway runtime knobs A/B, 16 and 128 streams
-#   full     : the README command (1, 16, 128 streams, the bare-proxy yardstick, unpaced), each process on 4 CPUs of its own
+#   full     : the README command's paced part (1, 16, 128 streams) with the bare-proxy yardstick, each process on
+#              4 CPUs of its own (~575 s); unpaced: its unpaced part
 set -u
 B=${BENCH:-artifacts/gwbench/PrivateMl.Gateway.Bench}
 O=${OUT:-/tmp}
@@ -48,7 +49,10 @@ case "${1:-pinned}" in
     run k-inline 0-3 120 $k --inline-scheduling on --gateway-env "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
     ;;
   full)
-    run full 0-3 585 --seconds 10 --min-requests 200 --rounds 4 --unpaced-seconds 8 --unpaced-concurrency 32 --bare-proxy $pinned
+    run full 0-3 590 --seconds 10 --min-requests 200 --rounds 4 --skip-unpaced --bare-proxy $pinned
+    ;;
+  unpaced)
+    run unpaced 0-3 120 --skip-paced --unpaced-seconds 8 --unpaced-concurrency 32 $pinned
     ;;
 esac
 uptime
