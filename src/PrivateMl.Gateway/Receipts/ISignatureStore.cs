@@ -13,7 +13,11 @@ public interface ISignatureStore
 
 /// <summary>
 /// In-memory store bounded by time (<see cref="GatewayOptions.SignatureTtl"/>) and count
-/// (<see cref="GatewayOptions.MaxStoredSignatures"/>, oldest evicted first).
+/// (<see cref="GatewayOptions.MaxStoredSignatures"/>, oldest evicted first). Each record is kept as its UTF-8 JSON in
+/// one array, as Redis keeps it, rather than as the record object and its strings: two objects per response instead of
+/// about eight for the garbage collector to trace and promote, and 2.9 KB instead of 4.0 KB per stored signature (the
+/// bench's "gateway live heap" line), so the default bound of a million signatures is about 2.9 GB. Reads (rare next to
+/// writes) parse it back.
 /// </summary>
 internal sealed class MemorySignatureStore(GatewayOptions options, TimeProvider time) : ISignatureStore
 {
@@ -25,8 +29,9 @@ internal sealed class MemorySignatureStore(GatewayOptions options, TimeProvider 
 
     public Task StoreAsync(IReadOnlyList<string> ids, SignatureRecord record, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(record);
         var now = time.GetUtcNow();
-        var entry = new Entry(record, now + options.SignatureTtl);
+        var entry = new Entry(record.ToJson(), now + options.SignatureTtl);
         foreach (var id in ids)
         {
             _entries[id] = entry;
@@ -41,7 +46,7 @@ internal sealed class MemorySignatureStore(GatewayOptions options, TimeProvider 
     {
         if (_entries.TryGetValue(id, out var entry) && entry.ExpiresAt > time.GetUtcNow())
         {
-            return Task.FromResult<SignatureRecord?>(entry.Record);
+            return Task.FromResult(SignatureRecord.TryParse(entry.Json));
         }
 
         return Task.FromResult<SignatureRecord?>(null);
@@ -60,5 +65,5 @@ internal sealed class MemorySignatureStore(GatewayOptions options, TimeProvider 
         }
     }
 
-    private sealed record Entry(SignatureRecord Record, DateTimeOffset ExpiresAt);
+    private sealed record Entry(byte[] Json, DateTimeOffset ExpiresAt);
 }
