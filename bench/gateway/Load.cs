@@ -29,24 +29,36 @@ internal enum Proc
 }
 
 /// <summary>CPU time (µs) and allocated bytes of one process at one moment.</summary>
-internal readonly record struct ProcessStats(double CpuMicros, long Allocated)
+internal readonly record struct ProcessStats(double CpuMicros, long Allocated, double GcPauseMicros = 0, int Collections = 0)
 {
-    public static ProcessStats Current() => new(Process.GetCurrentProcess().TotalProcessorTime.TotalMicroseconds, GC.GetTotalAllocatedBytes(precise: true));
+    public static ProcessStats Current() => new(
+        Process.GetCurrentProcess().TotalProcessorTime.TotalMicroseconds,
+        GC.GetTotalAllocatedBytes(precise: true),
+        GC.GetTotalPauseDuration().TotalMicroseconds,
+        GC.CollectionCount(0));
 
-    public static ProcessStats operator -(ProcessStats a, ProcessStats b) => new(a.CpuMicros - b.CpuMicros, a.Allocated - b.Allocated);
+    public static ProcessStats operator -(ProcessStats a, ProcessStats b) =>
+        new(a.CpuMicros - b.CpuMicros, a.Allocated - b.Allocated, a.GcPauseMicros - b.GcPauseMicros, a.Collections - b.Collections);
 
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"stats {CpuMicros:0} {Allocated}");
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"stats {CpuMicros:0} {Allocated} {GcPauseMicros:0} {Collections}");
 
     public static ProcessStats Parse(string line)
     {
         var parts = line.Split(' ');
-        return new ProcessStats(double.Parse(parts[1], CultureInfo.InvariantCulture), long.Parse(parts[2], CultureInfo.InvariantCulture));
+        return new ProcessStats(
+            double.Parse(parts[1], CultureInfo.InvariantCulture),
+            long.Parse(parts[2], CultureInfo.InvariantCulture),
+            double.Parse(parts[3], CultureInfo.InvariantCulture),
+            int.Parse(parts[4], CultureInfo.InvariantCulture));
     }
 }
 
-internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] Transits, double[] Outbound, double[] Inbound, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0)
+internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] Transits, double[] Outbound, double[] Inbound, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0, double GatewayGcPauseMicros = 0, int GatewayCollections = 0)
 {
     public static RunResult Empty { get; } = new(0, 0, 0, 0, [], [], [], [], [0, 0, 0], 0);
+
+    /// <summary>The proxy process's garbage collections in the run and their total pause, as "count / ms".</summary>
+    public string GatewayGc => string.Create(CultureInfo.InvariantCulture, $"{GatewayCollections} / {GatewayGcPauseMicros / 1000:0.0}");
 
     /// <summary>Tokens per wall second of the whole run, including its tail (workers finishing their last request one by one).</summary>
     public double TokensPerSecond => Tokens / Seconds;
@@ -92,7 +104,7 @@ internal sealed record RunResult(double Seconds, long Requests, long Tokens, lon
     public static RunResult operator +(RunResult a, RunResult b) => new(
         a.Seconds + b.Seconds, a.Requests + b.Requests, a.Tokens + b.Tokens, a.Errors + b.Errors,
         [.. a.Ttfbs.Concat(b.Ttfbs).Order()], [.. a.Transits.Concat(b.Transits).Order()], [.. a.Outbound.Concat(b.Outbound).Order()], [.. a.Inbound.Concat(b.Inbound).Order()], [.. a.CpuMicros.Zip(b.CpuMicros, (x, y) => x + y)], a.GatewayAllocated + b.GatewayAllocated,
-        Math.Max(a.Streams, b.Streams), a.BusySeconds + b.BusySeconds);
+        Math.Max(a.Streams, b.Streams), a.BusySeconds + b.BusySeconds, a.GatewayGcPauseMicros + b.GatewayGcPauseMicros, a.GatewayCollections + b.GatewayCollections);
 }
 
 /// <summary>
@@ -180,7 +192,7 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         var after = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await middle.StatsAsync() };
         var used = after.Zip(before, (a, b) => a - b).ToArray();
         return new RunResult(seconds, requests, tokens, errors, [.. ttfbs.SelectMany(l => l).Order()], [.. transits.SelectMany(l => l).Order()], [.. outbound.SelectMany(l => l).Order()], [.. inbound.SelectMany(l => l).Order()], [.. used.Select(u => u.CpuMicros)], used[(int)Proc.Gateway].Allocated,
-            concurrency, (double)busyTicks / Stopwatch.Frequency);
+            concurrency, (double)busyTicks / Stopwatch.Frequency, used[(int)Proc.Gateway].GcPauseMicros, used[(int)Proc.Gateway].Collections);
     }
 
     /// <summary>Counts content events (those with "content") and notices [DONE], across read boundaries.</summary>
@@ -304,6 +316,9 @@ internal sealed class BenchPeer : IAsyncDisposable
 
     public async Task<ProcessStats> StatsAsync() => ProcessStats.Parse(await AskAsync("stats"));
 
+    /// <summary>The child's live managed heap in bytes, after a full collection.</summary>
+    public async Task<long> HeapAsync() => long.Parse((await AskAsync("heap"))["heap ".Length..], CultureInfo.InvariantCulture);
+
     /// <summary>The gateway's first-byte phases since the last ask, as table cells (and forgets them).</summary>
     public async Task<string> PhasesAsync() => (await AskAsync("phases"))["phases ".Length..];
 
@@ -398,6 +413,7 @@ internal static class BenchChild
             Console.WriteLine(line switch
             {
                 "stats" => ProcessStats.Current().ToString(),
+                "heap" => string.Create(CultureInfo.InvariantCulture, $"heap {GC.GetTotalMemory(forceFullCollection: true)}"),
                 "phases" => "phases " + (phases?.Take() ?? ""),
                 _ => "unknown " + line,
             });

@@ -64,7 +64,9 @@ internal static class SideBySide
         // Warm both paths up unpaced first (thousands of requests), so that tiered compilation has finished in all
         // three processes before anything is measured: at one paced stream a second of warm-up is ~1 request, and
         // the JIT then competes with the measured run for the 2 cores.
-        var warmUp = await load.RunAsync(Route.Gateway, 16, TimeSpan.FromSeconds(3), 3000, 0);
+        var heapAtStart = await gateway.HeapAsync();
+        var gatewayWarmUp = await load.RunAsync(Route.Gateway, 16, TimeSpan.FromSeconds(3), 3000, 0);
+        var warmUp = gatewayWarmUp;
         warmUp += await load.RunAsync(Route.Direct, 16, TimeSpan.FromSeconds(3), 3000, 0);
         if (bare is not null)
         {
@@ -72,6 +74,8 @@ internal static class SideBySide
         }
 
         Console.WriteLine($"# warm-up: {warmUp.Requests} unpaced requests over every path, {warmUp.Errors} errors");
+        var heap = await gateway.HeapAsync();
+        Console.WriteLine(Invariant($"# gateway live heap: {heapAtStart / 1e6:0.0} MB at start, {heap / 1e6:0.0} MB after the warm-up stored {gatewayWarmUp.Requests} signatures in memory: {(double)(heap - heapAtStart) / Math.Max(1, gatewayWarmUp.Requests):0} bytes per stored signature"));
         if (!settings.SkipPaced)
         {
             var rounds = settings.RoundsOr(4);
@@ -119,7 +123,7 @@ internal static class SideBySide
                 Console.WriteLine(Invariant(
                     $"| {level} | {direct.Requests}/{through.Requests} | {direct.SteadyTokensPerSecond:0} | {through.SteadyTokensPerSecond:0} | {through.SteadyTokensPerSecond / direct.SteadyTokensPerSecond * 100:0.00} % | {through.TokensPerSecond / direct.TokensPerSecond * 100:0.00} % | {direct.TtfbP50:0.000}/{direct.TtfbP99:0.000} | {through.TtfbP50:0.000}/{through.TtfbP99:0.000} | {through.TtfbP50 - direct.TtfbP50:0.000}/{through.TtfbP99 - direct.TtfbP99:0.000} | {direct.TransitP50:0.000}/{direct.TransitP99:0.000} | {through.TransitP50:0.000}/{through.TransitP99:0.000} | {through.TransitP50 - direct.TransitP50:0.000}/{through.TransitP99 - direct.TransitP99:0.000} | {direct.Errors}+{through.Errors} |"));
                 where.Add(Invariant(
-                    $"| {level} | {direct.Cores(Proc.Loadgen):0.00}/{direct.Cores(Proc.Upstream):0.00}/{direct.Cores(Proc.Gateway):0.00} | {through.Cores(Proc.Loadgen):0.00}/{through.Cores(Proc.Upstream):0.00}/{through.Cores(Proc.Gateway):0.00} | {through.CpuPerRequest(Proc.Gateway):0} | {through.CpuPerRequest(Proc.Gateway) * through.RequestsPerSecond / 1e6:0.000} | {phases} |"));
+                    $"| {level} | {direct.Cores(Proc.Loadgen):0.00}/{direct.Cores(Proc.Upstream):0.00}/{direct.Cores(Proc.Gateway):0.00} | {through.Cores(Proc.Loadgen):0.00}/{through.Cores(Proc.Upstream):0.00}/{through.Cores(Proc.Gateway):0.00} | {through.CpuPerRequest(Proc.Gateway):0} | {through.CpuPerRequest(Proc.Gateway) * through.RequestsPerSecond / 1e6:0.000} | {through.GatewayGc}{(bare is null ? "" : $" ({plain.GatewayGc})")} | {phases} |"));
             }
 
             if (yardstick.Count > 0)
@@ -144,8 +148,8 @@ internal static class SideBySide
             Console.WriteLine("\nWhere the time goes (same runs). CPU in cores = CPU seconds per wall second of each process (loadgen/upstream/gateway);");
             Console.WriteLine("gateway phases (ms, p50/p99, n = gateway requests): request_read = relay entered → body read and hashed; upstream_headers = → upstream response headers;");
             Console.WriteLine("upstream_first_byte = → first upstream body bytes (includes the pacing); client_first_byte = → those bytes flushed to the client (the gateway's own hop).");
-            Console.WriteLine("| streams | CPU cores, direct run | CPU cores, gateway run | gateway CPU µs/request | gateway cores needed (µs/request × requests/s) | n | request_read | upstream_headers | upstream_first_byte | client_first_byte |");
-            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+            Console.WriteLine("| streams | CPU cores, direct run | CPU cores, gateway run | gateway CPU µs/request | gateway cores needed (µs/request × requests/s) | gateway GCs / pause ms (bare) | n | request_read | upstream_headers | upstream_first_byte | client_first_byte |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
             foreach (var row in where)
             {
                 Console.WriteLine(row);
