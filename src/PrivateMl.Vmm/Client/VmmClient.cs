@@ -221,9 +221,12 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
     /// (as <c>privateml env encrypt</c> without --kms-ca). Separate from the VMM's client, so VMM credentials never go
     /// to a KMS.
     /// </summary>
-    private static readonly Lazy<HttpClient> KmsHttp = new(() => new HttpClient(new SocketsHttpHandler
+    private static readonly Lazy<HttpClient> KmsHttp = new(CreateKmsHttpClient);
+
+    /// <summary>A client for a KMS's unauthenticated env-key RPC: any server certificate, 30 s per request (see <see cref="KmsHttp"/>).</summary>
+    internal static HttpClient CreateKmsHttpClient() => new(new SocketsHttpHandler
     {
         SslOptions = { RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null },
     })
-    { Timeout = TimeSpan.FromSeconds(30) });
+    { Timeout = TimeSpan.FromSeconds(30) };
 }

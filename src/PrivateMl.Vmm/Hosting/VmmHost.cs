@@ -44,7 +44,7 @@ public static class VmmHost
         builder.Services.AddHostedService(_ => new StopDeadlineLoop(vms));
         var app = builder.Build();
         vms.Logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PrivateMl.Vmm");
-        var http = kmsHttp ?? new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        var http = kmsHttp ?? VmmClient.CreateKmsHttpClient();
         vms.HostApiUrl = manifest => HostApiUrl(app, manifest);
         app.Use(async (context, next) =>
         {
@@ -177,7 +177,9 @@ public static class VmmHost
     /// </summary>
     /// <remarks>
     /// dstack-vmm asks one KMS here, its top-level <c>kms_url</c> setting (apart from <c>cvm.kms_urls</c>, the guests'
-    /// list), and fails when that one does; this VMM has only <c>kms_urls</c>, so it tries each of them.
+    /// list), and fails when that one does; this VMM has only <c>kms_urls</c>, so it tries each of them. As dstack-vmm's
+    /// KMS client (<c>tls_no_check</c>), the KMS's server certificate is not checked: it chains to the KMS's own root,
+    /// and the trust decision is the signature the client checks against its trusted KMS keys.
     /// </remarks>
     private static async Task<byte[]> EnvPublicKey(HttpClient http, VmmOptions options, string appId, CancellationToken ct)
     {

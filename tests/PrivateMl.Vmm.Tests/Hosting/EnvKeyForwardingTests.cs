@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using PrivateMl.Agent.Env;
+using PrivateMl.Kms.Keys;
 using PrivateMl.Testing;
 using PrivateMl.Vmm.Tests.Support;
 
@@ -29,8 +30,34 @@ public sealed class EnvKeyForwardingTests
 
         Assert.Equal(200, status);
         var key = AppEnvEncryptPublicKey.Parse(body);
-        Assert.Equal(AppEnvEncryptPublicKey.Create(RunningVmm.KmsRootK256, AppId, RunningVmm.EnvCryptKey, DateTimeOffset.UtcNow).PublicKey, key.PublicKey);
+        Assert.Equal(EncryptedEnv.PublicKeyOf(RunningVmm.EnvCryptKey), key.PublicKey);
         Assert.True(key.Verify(AppId, [KmsRootPublicKey()], DateTimeOffset.UtcNow).Accepted);
+    }
+
+    [Fact]
+    public async Task ARealKms_OverItsOwnTls_GivesItsSignedKey_AfterAClosedPort()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var directory = Directory.CreateTempSubdirectory("pml-vmm-envkey-").FullName;
+        try
+        {
+            var state = Path.Combine(directory, "kms");
+            await using var kms = await RunningKms.StartAsync(Path.Combine(directory, "tdx-simulator"), state, ct);
+            using var closed = new RefusingPort();
+            await using var vmm = await RunningVmm.StartAsync(ct, o => o with { KmsUrls = [closed.HttpsUrl.ToString(), kms.Url] });
+
+            var (status, body) = await AskAsync(vmm, ct);
+
+            Assert.Equal(200, status);
+            using var roots = KmsRootKeys.Open(state);
+            var key = AppEnvEncryptPublicKey.Parse(body);
+            Assert.Equal(EncryptedEnv.PublicKeyOf(roots.EnvCryptKey(AppId, 1)), key.PublicKey);
+            Assert.True(key.Verify(AppId, [roots.K256PublicKey], DateTimeOffset.UtcNow).Accepted);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Fact]
