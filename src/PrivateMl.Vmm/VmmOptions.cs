@@ -20,7 +20,7 @@ public sealed record VmmOptions
 
     [JsonPropertyName("run_path")] public string RunPath { get; init; } = Path.Combine(Home, "vm");
 
-    /// <summary>Default KMS URLs for VMs deployed without <c>--kms-url</c>; the first also serves GetAppEnvEncryptPubKey.</summary>
+    /// <summary>Default KMS URLs for VMs deployed without <c>--kms-url</c>; GetAppEnvEncryptPubKey is forwarded to each in order until one answers.</summary>
     [JsonPropertyName("kms_urls")] public IReadOnlyList<string> KmsUrls { get; init; } = [];
 
     [JsonPropertyName("gateway_urls")] public IReadOnlyList<string> GatewayUrls { get; init; } = [];

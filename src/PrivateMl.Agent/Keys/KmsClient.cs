@@ -30,7 +30,7 @@ public sealed class KmsClientException(string message, int? statusCode = null, E
         ArgumentNullException.ThrowIfNull(attempts);
         ArgumentOutOfRangeException.ThrowIfZero(attempts.Count);
         var refusal = attempts.FirstOrDefault(a => a.Error.RefusalCode is not null)?.Error;
-        var reasons = string.Join("; ", attempts.Select(a => $"{a.Url}: {a.Error.Message}{(a.Error.RefusalCode is { } c ? $" [{c}]" : "")}"));
+        var reasons = string.Join("; ", attempts.Select(a => $"{a.Url}: {a.Reason}"));
         return new KmsClientException($"no KMS gave app keys ({attempts.Count} tried, in order): {reasons}", refusal?.StatusCode, attempts[0].Error, refusal?.RefusalCode)
         {
             Attempts = attempts,
@@ -39,7 +39,11 @@ public sealed class KmsClientException(string message, int? statusCode = null, E
 }
 
 /// <summary>One KMS URL tried for app keys, and why it gave none.</summary>
-public sealed record KmsAttempt(Uri Url, KmsClientException Error);
+public sealed record KmsAttempt(Uri Url, KmsClientException Error)
+{
+    /// <summary>The error's message, and a PrivateMl KMS's refusal code in brackets.</summary>
+    public string Reason => Error.RefusalCode is { } code ? $"{Error.Message} [{code}]" : Error.Message;
+}
 
 /// <summary>How a <see cref="KmsClient"/> connects.</summary>
 public sealed class KmsClientOptions

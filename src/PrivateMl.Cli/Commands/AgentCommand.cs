@@ -3,13 +3,14 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using PrivateMl.Agent;
 using PrivateMl.Agent.Hosting;
+using PrivateMl.Agent.Keys;
 using PrivateMl.Tee.EventLog;
 using PrivateMl.Tee.Tdx;
 
 namespace PrivateMl.Cli.Commands;
 
 /// <summary>
-/// <c>privateml agent [--simulate] [--state DIR] [--socket PATH] [--tappd-socket PATH] [--listen URL] [--app-compose FILE]</c>:
+/// <c>privateml agent [--simulate] [--state DIR] [--socket PATH] [--tappd-socket PATH] [--listen URL] [--app-compose FILE] [--kms URL]…</c>:
 /// the dstack-compatible guest agent. On a TDX guest it uses the device the detector finds (configfs-tsm or
 /// /dev/tdx_guest) and the CCEL boot log; with <c>--simulate</c> the software TDX (SIMULATED evidence). Serves until
 /// stopped (Ctrl+C / SIGTERM).
@@ -18,6 +19,23 @@ internal static class AgentCommand
 {
     /// <summary>Where the detector looks (tests point it at an empty directory).</summary>
     internal static TdxDevicePaths DevicePaths { get; set; } = TdxDevicePaths.Default;
+
+    /// <summary>
+    /// With key provider kms: each KMS passed over and why (as dstack-util warns of each), then the one that gave the
+    /// app keys; nothing otherwise.
+    /// </summary>
+    internal static IEnumerable<string> KeySource(IServiceProvider services)
+    {
+        if (services.GetService<IKeyProvider>() is KmsKeyProvider { CurrentUrl: { } url } kms)
+        {
+            foreach (var passed in kms.PassedOver)
+            {
+                yield return $"KMS {passed.Url} gave no app keys: {passed.Reason}";
+            }
+
+            yield return $"app keys from the KMS at {url}";
+        }
+    }
 
     public static Command Create()
     {
@@ -35,7 +53,8 @@ internal static class AgentCommand
         };
         var listen = new Option<string?>("--listen") { Description = "Also serve both APIs over TCP, e.g. http://127.0.0.1:8090" };
         var appCompose = new Option<FileInfo?>("--app-compose") { Description = "app-compose.json whose SHA-256 is measured as compose_hash (default: one in the state directory)" };
-        var kms = KmsCommands.UrlOption("--kms", "Get app keys from this KMS over RA-TLS (key provider kms), e.g. https://127.0.0.1:8000");
+        var kms = KmsCommands.UrlsOption("--kms", "Get app keys from a KMS over RA-TLS (key provider kms), e.g. https://127.0.0.1:8000; "
+            + "repeat it for fallbacks (dstack's kms_urls): each is tried in order until one gives the keys");
         var encryptedEnv = new Option<string?>("--encrypted-env") { Description = "dstack .encrypted-env to open at start with the app's env key (only names in allowed_envs are kept)" };
         var decryptedEnvDir = new Option<string?>("--decrypted-env-dir") { Description = "Where .decrypted-env and .decrypted-env.json are written (default: next to --encrypted-env)" };
 
@@ -54,7 +73,7 @@ internal static class AgentCommand
                 TappdSocketPath = parseResult.GetValue(tappdSocket),
                 StateDirectory = parseResult.GetValue(state) ?? (simulated ? ".privateml-agent" : "/var/lib/privateml/agent"),
                 AppComposePath = parseResult.GetValue(appCompose)?.FullName,
-                KmsUrl = parseResult.GetValue(kms),
+                KmsUrls = parseResult.GetValue(kms) ?? [],
                 EncryptedEnvPath = parseResult.GetValue(encryptedEnv),
                 DecryptedEnvDirectory = parseResult.GetValue(decryptedEnvDir),
             };
@@ -129,11 +148,16 @@ internal static class AgentCommand
                     {
                         await app.StartAsync(cancellationToken);
                     }
-                    catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or PrivateMl.Agent.Keys.KmsClientException
+                    catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or KmsClientException
                         or PrivateMl.Attestation.Verification.AttestationException or System.Security.Cryptography.CryptographicException)
                     {
                         error.WriteLine($"error: the agent could not start: {e.Message}");
                         return ExitCodes.UsageOrInput;
+                    }
+
+                    foreach (var line in KeySource(app.Services))
+                    {
+                        output.WriteLine(line);
                     }
 
                     output.WriteLine($"privateml agent serving{(simulated ? " (SIMULATED)" : "")}: "

@@ -126,14 +126,9 @@ internal static class GuestCommands
 
         await using (agent)
         {
-            if (agent.Host.Services.GetService(typeof(PrivateMl.Agent.Keys.IKeyProvider)) is PrivateMl.Agent.Keys.KmsKeyProvider { CurrentUrl: { } kmsUrl } kms)
+            foreach (var line in AgentCommand.KeySource(agent.Host.Services))
             {
-                foreach (var passed in kms.PassedOver)
-                {
-                    Say($"KMS {passed.Url} gave no app keys: {passed.Error.Message}{(passed.Error.RefusalCode is { } code ? $" [{code}]" : "")}");
-                }
-
-                Say($"app keys from the KMS at {kmsUrl}");
+                Say(line);
             }
 
             foreach (var e in agent.Runtime.EventLog.RuntimeEvents)

@@ -216,18 +216,27 @@ internal static class KmsCommands
     internal static Option<Uri?> UrlOption(string name, string description) => new(name)
     {
         Description = description,
-        CustomParser = result =>
-        {
-            var text = result.Tokens.Single().Value;
-            if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || uri.Scheme == Uri.UriSchemeHttp))
-            {
-                return uri;
-            }
-
-            result.AddError($"{name} must be an absolute http(s) URL, got '{text}'");
-            return null;
-        },
+        CustomParser = result => ParseUrl(result, name, result.Tokens.Single().Value),
     };
+
+    /// <summary>A repeatable absolute http(s) URL option (<c>NAME A NAME B</c> or <c>NAME A B</c>), in the order given.</summary>
+    internal static Option<Uri[]> UrlsOption(string name, string description) => new(name)
+    {
+        Description = description,
+        AllowMultipleArgumentsPerToken = true,
+        CustomParser = result => [.. result.Tokens.Select(t => ParseUrl(result, name, t.Value)).OfType<Uri>()],
+    };
+
+    private static Uri? ParseUrl(System.CommandLine.Parsing.ArgumentResult result, string name, string text)
+    {
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || uri.Scheme == Uri.UriSchemeHttp))
+        {
+            return uri;
+        }
+
+        result.AddError($"{name} must be an absolute http(s) URL, got '{text}'");
+        return null;
+    }
 
     private static Option<string> StateOption() => new("--state")
     {

@@ -177,9 +177,10 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
         }
     }
 
-    private static async Task<byte[]> ReadBounded(HttpResponseMessage response, CancellationToken cancellationToken)
+    /// <summary>The whole body, at most <paramref name="limit"/> bytes (else an <see cref="VmmErrorCode.Upstream"/> error).</summary>
+    internal static async Task<byte[]> ReadBounded(HttpResponseMessage response, CancellationToken cancellationToken, int limit = MaxResponseBytes)
     {
-        if (response.Content.Headers.ContentLength > MaxResponseBytes)
+        if (response.Content.Headers.ContentLength > limit)
         {
             throw new VmmException(VmmErrorCode.Upstream, "the answer is too large");
         }
@@ -191,7 +192,7 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
         while ((read = await stream.ReadAsync(buffer, cancellationToken)) > 0)
         {
             memory.Write(buffer, 0, read);
-            if (memory.Length > MaxResponseBytes)
+            if (memory.Length > limit)
             {
                 throw new VmmException(VmmErrorCode.Upstream, "the answer is too large");
             }
@@ -200,7 +201,8 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
         return memory.ToArray();
     }
 
-    private static string? ErrorText(byte[] body)
+    /// <summary>The <c>error</c> of a dstack-style <c>{"error": …}</c> answer, or a short non-JSON body as text; else null.</summary>
+    internal static string? ErrorText(byte[] body)
     {
         try
         {
@@ -219,9 +221,12 @@ public sealed class VmmClient(HttpClient http, Uri baseUrl)
     /// (as <c>privateml env encrypt</c> without --kms-ca). Separate from the VMM's client, so VMM credentials never go
     /// to a KMS.
     /// </summary>
-    private static readonly Lazy<HttpClient> KmsHttp = new(() => new HttpClient(new SocketsHttpHandler
+    private static readonly Lazy<HttpClient> KmsHttp = new(CreateKmsHttpClient);
+
+    /// <summary>A client for a KMS's unauthenticated env-key RPC: any server certificate, 30 s per request (see <see cref="KmsHttp"/>).</summary>
+    internal static HttpClient CreateKmsHttpClient() => new(new SocketsHttpHandler
     {
         SslOptions = { RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null },
     })
-    { Timeout = TimeSpan.FromSeconds(30) });
+    { Timeout = TimeSpan.FromSeconds(30) };
 }

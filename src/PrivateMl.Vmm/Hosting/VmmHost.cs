@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using PrivateMl.Vmm.Client;
 using PrivateMl.Vmm.Compose;
 using PrivateMl.Vmm.Images;
 using PrivateMl.Vmm.Vms;
@@ -43,7 +44,7 @@ public static class VmmHost
         builder.Services.AddHostedService(_ => new StopDeadlineLoop(vms));
         var app = builder.Build();
         vms.Logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PrivateMl.Vmm");
-        var http = kmsHttp ?? new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        var http = kmsHttp ?? VmmClient.CreateKmsHttpClient();
         vms.HostApiUrl = manifest => HostApiUrl(app, manifest);
         app.Use(async (context, next) =>
         {
@@ -166,27 +167,73 @@ public static class VmmHost
         ["resources"] = new Dictionary<string, object> { ["max_cvm_number"] = o.MaxCvmNumber, ["max_allocable_vcpu"] = Environment.ProcessorCount, ["max_allocable_memory_in_mb"] = 0 },
     };
 
-    /// <summary>dstack forwards GetAppEnvEncryptPubKey to its KMS (dstack.md §7.1); so do we, to the first configured KMS URL.</summary>
+    /// <summary>
+    /// GetAppEnvEncryptPubKey, forwarded to the KMS as dstack does (dstack.md §7.1): each <c>kms_urls</c> entry in order
+    /// until one answers with a JSON object, which is passed through unchanged (<c>public_key</c>, <c>signature</c>, and a
+    /// newer KMS's <c>timestamp</c>/<c>signature_v1</c>): the client verifies the signature, so this VMM trusts no KMS.
+    /// An entry that is not reached, times out, fails TLS, answers an HTTP error or something that is not a JSON object
+    /// is passed over, as the guest passes over a KMS for its keys (<c>KmsKeyProvider</c>). When all fail, the error
+    /// names each URL and why, in order; with one URL, that URL's own error.
+    /// </summary>
+    /// <remarks>
+    /// dstack-vmm asks one KMS here, its top-level <c>kms_url</c> setting (apart from <c>cvm.kms_urls</c>, the guests'
+    /// list), and fails when that one does; this VMM has only <c>kms_urls</c>, so it tries each of them. As dstack-vmm's
+    /// KMS client (<c>tls_no_check</c>), the KMS's server certificate is not checked: it chains to the KMS's own root,
+    /// and the trust decision is the signature the client checks against its trusted KMS keys.
+    /// </remarks>
     private static async Task<byte[]> EnvPublicKey(HttpClient http, VmmOptions options, string appId, CancellationToken ct)
     {
-        var kms = options.KmsUrls.Count > 0 ? options.KmsUrls[0] : throw new VmmException(VmmErrorCode.Upstream, "KMS is not configured on this VMM (kms_urls)");
+        if (options.KmsUrls.Count == 0)
+        {
+            throw new VmmException(VmmErrorCode.Upstream, "KMS is not configured on this VMM (kms_urls)");
+        }
+
         _ = Hex.Decode(appId, "app_id");
+        var failures = new List<string>(options.KmsUrls.Count);
+        foreach (var kms in options.KmsUrls)
+        {
+            try
+            {
+                return await EnvPublicKeyFrom(http, kms, appId, ct);
+            }
+            catch (VmmException e) when (e.Code == VmmErrorCode.Upstream)
+            {
+                failures.Add(e.Message);
+            }
+        }
+
+        throw new VmmException(VmmErrorCode.Upstream, failures.Count == 1
+            ? failures[0]
+            : $"no KMS gave the app's env public key ({failures.Count} tried, in order): {string.Join("; ", failures)}");
+    }
+
+    /// <summary>One KMS's answer to GetAppEnvEncryptPubKey; any failure is a <see cref="VmmErrorCode.Upstream"/> naming <paramref name="kms"/>.</summary>
+    private static async Task<byte[]> EnvPublicKeyFrom(HttpClient http, string kms, string appId, CancellationToken ct)
+    {
+        if (!Uri.TryCreate(kms, UriKind.Absolute, out var baseUrl) || baseUrl.Scheme is not ("http" or "https"))
+        {
+            throw new VmmException(VmmErrorCode.Upstream, $"KMS {kms}: not an http(s) URL");
+        }
+
         try
         {
-            using var response = await http.PostAsJsonAsync($"{kms.TrimEnd('/')}/prpc/GetAppEnvEncryptPubKey?json", new Dictionary<string, string> { ["app_id"] = appId }, ct);
-            var body = await response.Content.ReadAsByteArrayAsync(ct);
-            if (!response.IsSuccessStatusCode || body.Length > 64 * 1024)
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(new Uri(kms.TrimEnd('/') + "/"), "prpc/GetAppEnvEncryptPubKey?json"))
             {
-                throw new VmmException(VmmErrorCode.Upstream, $"KMS {kms} answered {(int)response.StatusCode}");
+                Content = JsonContent.Create(new Dictionary<string, string> { ["app_id"] = appId }),
+            };
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            var body = await VmmClient.ReadBounded(response, ct, 64 * 1024);
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new VmmException(VmmErrorCode.Upstream, $"answered {(int)response.StatusCode}{(VmmClient.ErrorText(body) is { } error ? $": {error}" : "")}");
             }
 
-            // Passed through unchanged (public_key, signature, and a newer KMS's timestamp/signature_v1): the client verifies it.
             using var doc = JsonDocument.Parse(body);
-            return doc.RootElement.ValueKind == JsonValueKind.Object ? body : throw new VmmException(VmmErrorCode.Upstream, $"KMS {kms} answered something other than a JSON object");
+            return doc.RootElement.ValueKind == JsonValueKind.Object ? body : throw new VmmException(VmmErrorCode.Upstream, "answered something other than a JSON object");
         }
-        catch (Exception e) when (e is HttpRequestException or JsonException or TaskCanceledException)
+        catch (Exception e) when (e is HttpRequestException or JsonException or VmmException || (e is TaskCanceledException && !ct.IsCancellationRequested))
         {
-            throw new VmmException(VmmErrorCode.Upstream, $"KMS {kms}: {e.Message}");
+            throw new VmmException(VmmErrorCode.Upstream, $"KMS {kms}: {(e is TaskCanceledException ? $"no answer within {http.Timeout.TotalSeconds:0.#} s" : e.Message)}");
         }
     }
 

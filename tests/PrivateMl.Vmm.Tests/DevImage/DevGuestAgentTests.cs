@@ -1,14 +1,12 @@
 using System.Security.Cryptography;
 using System.Text;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent;
 using PrivateMl.Agent.Env;
 using PrivateMl.Agent.Keys;
-using PrivateMl.Kms;
-using PrivateMl.Kms.Hosting;
 using PrivateMl.Testing;
 using PrivateMl.Vmm.DevImage;
+using PrivateMl.Vmm.Tests.Support;
 
 namespace PrivateMl.Vmm.Tests.DevImage;
 
@@ -204,38 +202,5 @@ public sealed class DevGuestAgentTests : IDisposable
     }
 
     /// <summary>A KMS as <c>privateml kms serve --simulate --simulator &lt;image&gt;/tdx-simulator</c> runs it, on loopback.</summary>
-    private async Task<RunningKms> StartKmsAsync(CancellationToken ct)
-    {
-        DevSimulator.Prepare(ImageSimulator);
-        var td = await SimulatedKmsTd.OpenAsync(ImageSimulator, TimeProvider.System);
-        var options = new KmsOptions
-        {
-            StateDirectory = Path.Combine(_root, "kms"),
-            ListenUrl = new Uri("https://127.0.0.1:0"),
-            Simulated = true,
-            QuoteSource = td.QuoteSource,
-        };
-        try
-        {
-            var kms = await KmsHost.BuildAsync(options, td.Trust, TimeProvider.System, configureLogging: Quiet, cancellationToken: ct);
-            await kms.StartAsync(ct);
-            return new RunningKms(kms, td);
-        }
-        catch
-        {
-            td.Dispose();
-            throw;
-        }
-    }
-
-    private sealed class RunningKms(WebApplication app, SimulatedKmsTd td) : IAsyncDisposable
-    {
-        public string Url => app.Urls.Single();
-
-        public async ValueTask DisposeAsync()
-        {
-            await app.DisposeAsync();
-            td.Dispose();
-        }
-    }
+    private Task<RunningKms> StartKmsAsync(CancellationToken ct) => RunningKms.StartAsync(ImageSimulator, Path.Combine(_root, "kms"), ct);
 }

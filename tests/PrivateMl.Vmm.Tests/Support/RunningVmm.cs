@@ -39,7 +39,8 @@ internal sealed class RunningVmm : IAsyncDisposable
     /// <summary>The Authorization header of each request the fake KMS answered ("" when none).</summary>
     public System.Collections.Concurrent.ConcurrentQueue<string> KmsAuthorizations { get; private init; } = new();
 
-    public static async Task<RunningVmm> StartAsync(CancellationToken ct, Func<VmmOptions, VmmOptions>? configure = null)
+    /// <param name="kmsHttp">The VMM's client for KMS calls (null: its own).</param>
+    public static async Task<RunningVmm> StartAsync(CancellationToken ct, Func<VmmOptions, VmmOptions>? configure = null, HttpClient? kmsHttp = null)
     {
         var box = new VmmSandbox();
         var kmsAuthorizations = new System.Collections.Concurrent.ConcurrentQueue<string>();
@@ -55,7 +56,7 @@ internal sealed class RunningVmm : IAsyncDisposable
         var options = box.Options with { KmsUrls = [kmsApp.Urls.First()] };
         options = configure?.Invoke(options) ?? options;
         var manager = new VmManager(options, () => box.NoTdx);
-        var app = VmmHost.Build(options, manager);
+        var app = VmmHost.Build(options, manager, kmsHttp);
         await app.StartAsync(ct);
         return new RunningVmm(box, manager, app, kmsApp) { KmsAuthorizations = kmsAuthorizations };
     }
