@@ -109,7 +109,14 @@ public static class GatewayServiceCollectionExtensions
                 return RedisSignatureStore.Connect(options);
             }
 
-            GatewayLog.Store(logger, $"memory (ttl {options.SignatureTtl}, at most {options.MaxStoredSignatures})");
+            var bound = MemorySignatureStore.MemoryBound(options);
+            GatewayLog.Store(logger, $"memory (ttl {options.SignatureTtl}, at most {options.MaxStoredSignatures} signatures, about {bound / (1 << 20)} MiB when full)");
+            var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+            if (bound > available / 2)
+            {
+                GatewayLog.StoreMayNotFit(logger, bound / (1 << 20), available / (1 << 20));
+            }
+
             return new MemorySignatureStore(options, sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton<SigningKeyHolder>();

@@ -41,7 +41,7 @@ internal static class ServeCommand
         var maxBody = new Option<long>("--max-body") { Description = "Largest request body in bytes", DefaultValueFactory = _ => 4 * 1024 * 1024 };
         var maxStreams = new Option<int>("--max-streams") { Description = "Most completions relayed at once (more get 429)", DefaultValueFactory = _ => 1024 };
         var ttl = new Option<int>("--signature-ttl") { Description = "Seconds signatures and receipts stay retrievable", DefaultValueFactory = _ => 86400 };
-        var maxSignatures = new Option<int>("--max-signatures") { Description = "Most signatures kept in memory", DefaultValueFactory = _ => 1_000_000 };
+        var maxSignatures = new Option<int>("--max-signatures") { Description = "Most signatures kept in memory (about 3 KB each: the default bound is about 3 GB when full; use --redis or lower it on small machines)", DefaultValueFactory = _ => 1_000_000 };
         var upstreamTimeout = new Option<int>("--upstream-timeout") { Description = "Seconds to wait for upstream headers, and between upstream body reads", DefaultValueFactory = _ => 300 };
         var peers = new Option<string[]>("--peer") { Description = "Another gateway whose report is merged into all_attestations (repeatable; its token from PRIVATEML_PEER_TOKEN)" };
         var gpu = new Option<string>("--gpu")

@@ -35,6 +35,9 @@ internal static partial class GatewayLog
     [LoggerMessage(EventId = 5010, Level = LogLevel.Information, Message = "Signatures kept in {Store}")]
     public static partial void Store(ILogger logger, string store);
 
+    [LoggerMessage(EventId = 5011, Level = LogLevel.Warning, Message = "The memory signature store may grow to about {BoundMiB} MiB, more than half of the {AvailableMiB} MiB this process may use: lower --max-signatures or --signature-ttl, or keep signatures in Redis (--redis)")]
+    public static partial void StoreMayNotFit(ILogger logger, long boundMiB, long availableMiB);
+
     [LoggerMessage(EventId = 5101, Level = LogLevel.Information, Message = "Attested keyset {Digest} ready ({E2eeKeys} E2EE keys)")]
     public static partial void KeysetReady(ILogger logger, string digest, int e2eeKeys);
 

@@ -25,7 +25,13 @@ internal sealed class MemorySignatureStore(GatewayOptions options, TimeProvider 
     private readonly ConcurrentQueue<(string Id, Entry Entry)> _order = new();
     private readonly Lock _evictGate = new();
 
+    /// <summary>Measured size of one stored signature with its two index entries (bench: "gateway live heap"), rounded up.</summary>
+    public const int ApproximateBytesPerSignature = 3_000;
+
     public int Count => _entries.Count;
+
+    /// <summary>About how much memory the store holds when full (for the start-up log and its warning).</summary>
+    public static long MemoryBound(GatewayOptions options) => (long)options.MaxStoredSignatures * ApproximateBytesPerSignature;
 
     public Task StoreAsync(IReadOnlyList<string> ids, SignatureRecord record, CancellationToken cancellationToken)
     {

@@ -51,6 +51,22 @@ public sealed class RetentionAndLoggingTests
         Assert.DoesNotContain(sink.Messages, m => m.Contains(GatewayFixture.Token, StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(int.MaxValue, true)] // ~6 TB when full: more than any machine here
+    [InlineData(1_000, false)] // ~3 MB
+    public async Task AMemoryStoreThatCouldOutgrowTheProcess_IsWarnedAboutAtStart(int maxSignatures, bool warned)
+    {
+        var sink = new CapturingLoggerProvider();
+        await using var node = await GatewayFixture.StartAsync(o => o.MaxStoredSignatures = maxSignatures, s =>
+        {
+            s.AddSingleton<ILoggerProvider>(sink);
+            s.Configure<LoggerFilterOptions>(o => o.MinLevel = LogLevel.Information);
+        });
+
+        Assert.Contains(sink.Messages, m => m.Contains($"at most {maxSignatures} signatures, about", StringComparison.Ordinal));
+        Assert.Equal(warned, sink.Messages.Any(m => m.Contains("The memory signature store may grow", StringComparison.Ordinal)));
+    }
+
     private sealed class CapturingLoggerProvider : ILoggerProvider
     {
         public ConcurrentQueue<string> Messages { get; } = new();
