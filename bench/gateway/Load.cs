@@ -53,9 +53,20 @@ internal readonly record struct ProcessStats(double CpuMicros, long Allocated, d
     }
 }
 
-internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] Transits, double[] Outbound, double[] Inbound, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0, double GatewayGcPauseMicros = 0, int GatewayCollections = 0)
+internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] Transits, double[] Outbound, double[] Inbound, double[] Pacings, double[] Ends, double[] Deliveries, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0, double GatewayGcPauseMicros = 0, int GatewayCollections = 0)
 {
-    public static RunResult Empty { get; } = new(0, 0, 0, 0, [], [], [], [], [0, 0, 0], 0);
+    public static RunResult Empty { get; } = new(0, 0, 0, 0, [], [], [], [], [], [], [], [0, 0, 0], 0);
+
+    /// <summary>Every token's delivery, upstream write → read here (ms p50/p99 over all tokens of all requests).</summary>
+    public string Delivery => string.Create(CultureInfo.InvariantCulture, $"{Percentile(Deliveries, 0.5):0.000}/{Percentile(Deliveries, 0.99):0.000}");
+
+    /// <summary>
+    /// The upstream's own time from its first to its last token (ms p50/p99, from its stamps) and how long its last token
+    /// took to arrive here (ms p50/p99): a slower stream through the gateway is either the upstream pacing slower or
+    /// the end being delivered later, and these tell which.
+    /// </summary>
+    public string PacingAndEnd => string.Create(CultureInfo.InvariantCulture,
+        $"{Percentile(Pacings, 0.5):0.000}/{Percentile(Pacings, 0.99):0.000} | {Percentile(Ends, 0.5):0.000}/{Percentile(Ends, 0.99):0.000}");
 
     /// <summary>The proxy process's garbage collections in the run and their total pause, as "count / ms".</summary>
     public string GatewayGc => string.Create(CultureInfo.InvariantCulture, $"{GatewayCollections} / {GatewayGcPauseMicros / 1000:0.0}");
@@ -103,7 +114,7 @@ internal sealed record RunResult(double Seconds, long Requests, long Tokens, lon
     /// <summary>Two runs of the same path as one (rounds of an alternating comparison).</summary>
     public static RunResult operator +(RunResult a, RunResult b) => new(
         a.Seconds + b.Seconds, a.Requests + b.Requests, a.Tokens + b.Tokens, a.Errors + b.Errors,
-        [.. a.Ttfbs.Concat(b.Ttfbs).Order()], [.. a.Transits.Concat(b.Transits).Order()], [.. a.Outbound.Concat(b.Outbound).Order()], [.. a.Inbound.Concat(b.Inbound).Order()], [.. a.CpuMicros.Zip(b.CpuMicros, (x, y) => x + y)], a.GatewayAllocated + b.GatewayAllocated,
+        [.. a.Ttfbs.Concat(b.Ttfbs).Order()], [.. a.Transits.Concat(b.Transits).Order()], [.. a.Outbound.Concat(b.Outbound).Order()], [.. a.Inbound.Concat(b.Inbound).Order()], [.. a.Pacings.Concat(b.Pacings).Order()], [.. a.Ends.Concat(b.Ends).Order()], [.. a.Deliveries.Concat(b.Deliveries).Order()], [.. a.CpuMicros.Zip(b.CpuMicros, (x, y) => x + y)], a.GatewayAllocated + b.GatewayAllocated,
         Math.Max(a.Streams, b.Streams), a.BusySeconds + b.BusySeconds, a.GatewayGcPauseMicros + b.GatewayGcPauseMicros, a.GatewayCollections + b.GatewayCollections);
 }
 
@@ -115,7 +126,12 @@ internal sealed record RunResult(double Seconds, long Requests, long Tokens, lon
 /// </summary>
 internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, BenchPeer gateway, BenchPeer? bare, int expectedTokens)
 {
-    public async Task<RunResult> RunAsync(Route route, int concurrency, TimeSpan duration, int minRequests, int intervalMs)
+    /// <param name="stagger">
+    /// When positive, worker w waits w/concurrency of it before its first request, so that the streams do not start,
+    /// and therefore do not end, together. Without it every paced stream has the same length and all of them stay in
+    /// step: they end in the same millisecond, and the gateway signs all of them at once.
+    /// </param>
+    public async Task<RunResult> RunAsync(Route route, int concurrency, TimeSpan duration, int minRequests, int intervalMs, TimeSpan stagger = default)
     {
         var body = Encoding.UTF8.GetBytes($"{{\"model\":\"bench\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}],\"stream\":true,\"bench_interval_ms\":{intervalMs}}}");
 
@@ -127,15 +143,26 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         var transits = new List<double>[concurrency];
         var outbound = new List<double>[concurrency];
         var inbound = new List<double>[concurrency];
+        var pacings = new List<double>[concurrency];
+        var ends = new List<double>[concurrency];
+        var deliveries = new List<double>[concurrency];
         GC.Collect();
         var before = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await middle.StatsAsync() };
         var clock = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, concurrency).Select(w => Task.Run(async () =>
         {
+            if (stagger > TimeSpan.Zero)
+            {
+                await Task.Delay(stagger * w / concurrency);
+            }
+
             var local = ttfbs[w] = [];
             var localTransits = transits[w] = [];
             var localOut = outbound[w] = [];
             var localIn = inbound[w] = [];
+            var localPacings = pacings[w] = [];
+            var localEnds = ends[w] = [];
+            var localDeliveries = deliveries[w] = [];
             var buffer = new byte[16 * 1024];
             while (clock.Elapsed < duration || Interlocked.Read(ref requests) + Interlocked.Read(ref errors) < minRequests)
             {
@@ -158,7 +185,7 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
                             ttfb = Stopwatch.GetElapsedTime(started, firstByte).TotalMilliseconds;
                         }
 
-                        counter.Feed(buffer.AsSpan(0, read));
+                        counter.Feed(buffer.AsSpan(0, read), Stopwatch.GetTimestamp());
                     }
 
                     if (!response.IsSuccessStatusCode || counter.Tokens != expectedTokens || !counter.Done)
@@ -168,6 +195,13 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
                     }
 
                     local.Add(ttfb);
+                    if (counter.Stamps is var (_, firstSent) && counter.End is var (lastSent, lastSeen))
+                    {
+                        localPacings.Add(Stopwatch.GetElapsedTime(firstSent, lastSent).TotalMilliseconds);
+                        localEnds.Add(Stopwatch.GetElapsedTime(lastSent, lastSeen).TotalMilliseconds);
+                    }
+
+                    localDeliveries.AddRange(counter.Deliveries);
                     if (counter.Stamps is var (arrived, sent))
                     {
                         var there = Stopwatch.GetElapsedTime(started, arrived).TotalMilliseconds;
@@ -191,7 +225,7 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         var seconds = clock.Elapsed.TotalSeconds;
         var after = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await middle.StatsAsync() };
         var used = after.Zip(before, (a, b) => a - b).ToArray();
-        return new RunResult(seconds, requests, tokens, errors, [.. ttfbs.SelectMany(l => l).Order()], [.. transits.SelectMany(l => l).Order()], [.. outbound.SelectMany(l => l).Order()], [.. inbound.SelectMany(l => l).Order()], [.. used.Select(u => u.CpuMicros)], used[(int)Proc.Gateway].Allocated,
+        return new RunResult(seconds, requests, tokens, errors, [.. ttfbs.SelectMany(l => l).Order()], [.. transits.SelectMany(l => l).Order()], [.. outbound.SelectMany(l => l).Order()], [.. inbound.SelectMany(l => l).Order()], [.. pacings.SelectMany(l => l).Order()], [.. ends.SelectMany(l => l).Order()], [.. deliveries.SelectMany(l => l).Order()], [.. used.Select(u => u.CpuMicros)], used[(int)Proc.Gateway].Allocated,
             concurrency, (double)busyTicks / Stopwatch.Frequency, used[(int)Proc.Gateway].GcPauseMicros, used[(int)Proc.Gateway].Collections);
     }
 
@@ -207,7 +241,13 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         /// <summary>The upstream's (arrived, sent) monotonic timestamps from its first event, if it carried them.</summary>
         public (long Arrived, long Sent)? Stamps { get; private set; }
 
-        public void Feed(ReadOnlySpan<byte> bytes)
+        /// <summary>How long each token took from the upstream's write to being read here (ms).</summary>
+        public List<double> Deliveries { get; } = [];
+
+        /// <summary>When the upstream sent its last token (its stamp) and when that token was read here.</summary>
+        public (long Sent, long Seen)? End { get; private set; }
+
+        public void Feed(ReadOnlySpan<byte> bytes, long now)
         {
             foreach (var b in bytes)
             {
@@ -227,8 +267,21 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
                 {
                     Tokens++;
                     Stamps ??= ReadStamps(line);
+                    if (ReadSent(line) is { } sent)
+                    {
+                        End = (sent, now); // the last token's, in the end
+                        Deliveries.Add(Stopwatch.GetElapsedTime(sent, now).TotalMilliseconds);
+                    }
                 }
             }
+        }
+
+        private static long? ReadSent(string line)
+        {
+            const string Key = "\"bench_s\":\"";
+            var start = line.IndexOf(Key, StringComparison.Ordinal);
+            var end = start < 0 ? -1 : line.IndexOf('"', start + Key.Length);
+            return end > 0 && long.TryParse(line.AsSpan(start + Key.Length, end - start - Key.Length), CultureInfo.InvariantCulture, out var sent) ? sent : null;
         }
 
         private static (long, long)? ReadStamps(string line)
@@ -429,19 +482,29 @@ internal sealed class PhaseRecorder : IDisposable
 {
     private static readonly string[] Phases = ["request_read", "upstream_headers", "upstream_first_byte", "client_first_byte"];
     private readonly MeterListener _listener = new();
-    private readonly List<double>[] _samples = [[], [], [], []];
+    private readonly List<double>[] _samples = [[], [], [], [], []]; // the four phases, then sign + store
 
     public PhaseRecorder()
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == "PrivateMl.Gateway" && instrument.Name == "privateml.gateway.first_byte")
+            if (instrument.Meter.Name == "PrivateMl.Gateway" && instrument.Name is "privateml.gateway.first_byte" or "privateml.gateway.signing")
             {
                 listener.EnableMeasurementEvents(instrument);
             }
         };
-        _listener.SetMeasurementEventCallback<double>((_, value, tags, _) =>
+        _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
         {
+            if (instrument.Name == "privateml.gateway.signing")
+            {
+                lock (_samples)
+                {
+                    _samples[^1].Add(value * 1000);
+                }
+
+                return;
+            }
+
             foreach (var tag in tags)
             {
                 var index = tag.Key == "phase" && tag.Value is string phase ? Array.IndexOf(Phases, phase) : -1;
@@ -495,13 +558,6 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MinResponseDataRate = null);
         var app = builder.Build();
-        var events = new byte[tokens][];
-        for (var i = 0; i < tokens; i++)
-        {
-            events[i] = Encoding.UTF8.GetBytes(
-                $"data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"bench\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{i} \"}},\"finish_reason\":null}}]}}\n\n");
-        }
-
         var final = Encoding.UTF8.GetBytes(
             $"data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"bench\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}],\"usage\":{{\"prompt_tokens\":4,\"completion_tokens\":{tokens},\"total_tokens\":{tokens + 4}}}}}\n\n");
         var done = "data: [DONE]\n\n"u8.ToArray();
@@ -513,16 +569,17 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
             var interval = ReadInterval(body.GetBuffer().AsSpan(0, (int)body.Length)) ?? IntervalMs;
             context.Response.ContentType = "text/event-stream";
             await context.Response.StartAsync();
-            for (var i = 0; i < events.Length; i++)
+            for (var i = 0; i < tokens; i++)
             {
                 if (interval > 0)
                 {
                     await Task.Delay(interval);
                 }
 
-                // The first event carries when the request reached this handler and when the event left, on the
-                // machine's monotonic clock, so that the load generator can subtract the upstream's own time.
-                await context.Response.Body.WriteAsync(i > 0 ? events[i] : FirstEvent(arrived, Stopwatch.GetTimestamp()));
+                // Every token event carries when it left on the machine's monotonic clock (bench_s), the first also
+                // when the request reached this handler (bench_t), so that the load generator can subtract the
+                // upstream's own time and see how late each token is delivered.
+                await context.Response.Body.WriteAsync(TokenEvent(i, i == 0 ? arrived : null, Stopwatch.GetTimestamp()));
                 await context.Response.Body.FlushAsync();
             }
 
@@ -533,8 +590,8 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
         return new SyntheticUpstream(app) { Address = new Uri(app.Urls.First()) };
     }
 
-    private static byte[] FirstEvent(long arrived, long sent) => Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
-        $"data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"bench\",\"bench_t\":\"{arrived},{sent}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t0 \"}},\"finish_reason\":null}}]}}\n\n"));
+    private static byte[] TokenEvent(int index, long? arrived, long sent) => Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
+        $"data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"bench\",{(arrived is { } a ? $"\"bench_t\":\"{a},{sent}\"," : "")}\"bench_s\":\"{sent}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{index} \"}},\"finish_reason\":null}}]}}\n\n"));
 
     /// <summary>The top-level <c>bench_interval_ms</c> number of a JSON body, if any.</summary>
     private static int? ReadInterval(ReadOnlySpan<byte> body)

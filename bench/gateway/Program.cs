@@ -79,7 +79,7 @@ internal static class SideBySide
         if (!settings.SkipPaced)
         {
             var rounds = settings.RoundsOr(4);
-            Console.WriteLine($"\n## paced: one token every {settings.IntervalMs} ms; per level at least {settings.Seconds} s and {settings.MinRequests} requests per path, direct and gateway alternating in {rounds} rounds each");
+            Console.WriteLine($"\n## paced: one token every {settings.IntervalMs} ms; streams {(settings.Stagger ? "staggered over one stream's length" : "all started together (so all end together)")}; per level at least {settings.Seconds} s and {settings.MinRequests} requests per path, direct and gateway alternating in {rounds} rounds each");
             var where = new List<string>();
             var yardstick = new List<string>();
             var legs = new List<string>();
@@ -98,21 +98,22 @@ internal static class SideBySide
 
                 // Alternate direct and gateway so that a change in the machine's load hits both paths alike.
                 var roundTime = TimeSpan.FromSeconds((double)settings.Seconds / rounds);
+                var stagger = settings.Stagger ? TimeSpan.FromMilliseconds(settings.Tokens * settings.IntervalMs) : TimeSpan.Zero;
                 var roundRequests = (settings.MinRequests + rounds - 1) / rounds;
                 var direct = RunResult.Empty;
                 var through = RunResult.Empty;
                 var plain = RunResult.Empty;
                 for (var round = 0; round < rounds; round++)
                 {
-                    direct += await load.RunAsync(Route.Direct, level, roundTime, roundRequests, settings.IntervalMs);
-                    through += await load.RunAsync(Route.Gateway, level, roundTime, roundRequests, settings.IntervalMs);
+                    direct += await load.RunAsync(Route.Direct, level, roundTime, roundRequests, settings.IntervalMs, stagger);
+                    through += await load.RunAsync(Route.Gateway, level, roundTime, roundRequests, settings.IntervalMs, stagger);
                     if (bare is not null)
                     {
-                        plain += await load.RunAsync(Route.Bare, level, roundTime, roundRequests, settings.IntervalMs);
+                        plain += await load.RunAsync(Route.Bare, level, roundTime, roundRequests, settings.IntervalMs, stagger);
                     }
                 }
 
-                legs.Add($"| {level} | {direct.Legs} | {(bare is null ? "—" : plain.Legs)} | {through.Legs} |");
+                legs.Add($"| {level} | {direct.Legs} | {(bare is null ? "—" : plain.Legs)} | {through.Legs} | {direct.PacingAndEnd} | {(bare is null ? "— | —" : plain.PacingAndEnd)} | {through.PacingAndEnd} | {direct.Delivery} | {(bare is null ? "—" : plain.Delivery)} | {through.Delivery} |");
                 if (bare is not null)
                 {
                     yardstick.Add(Invariant(
@@ -138,8 +139,8 @@ internal static class SideBySide
             }
 
             Console.WriteLine("\nTransit legs (same runs), ms p50/p99: out (load generator sends → upstream handler entered) + back (upstream's first write → first byte at the load generator)");
-            Console.WriteLine("| streams | direct | bare proxy | gateway |");
-            Console.WriteLine("|---|---|---|---|");
+            Console.WriteLine("| streams | direct | bare proxy | gateway | direct: upstream first → last token | direct: last token delivery | bare: upstream pacing | bare: last token delivery | gateway: upstream pacing | gateway: last token delivery | every token's delivery: direct | bare | gateway |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
             foreach (var row in legs)
             {
                 Console.WriteLine(row);
@@ -148,8 +149,8 @@ internal static class SideBySide
             Console.WriteLine("\nWhere the time goes (same runs). CPU in cores = CPU seconds per wall second of each process (loadgen/upstream/gateway);");
             Console.WriteLine("gateway phases (ms, p50/p99, n = gateway requests): request_read = relay entered → body read and hashed; upstream_headers = → upstream response headers;");
             Console.WriteLine("upstream_first_byte = → first upstream body bytes (includes the pacing); client_first_byte = → those bytes flushed to the client (the gateway's own hop).");
-            Console.WriteLine("| streams | CPU cores, direct run | CPU cores, gateway run | gateway CPU µs/request | gateway cores needed (µs/request × requests/s) | gateway GCs / pause ms (bare) | n | request_read | upstream_headers | upstream_first_byte | client_first_byte |");
-            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+            Console.WriteLine("| streams | CPU cores, direct run | CPU cores, gateway run | gateway CPU µs/request | gateway cores needed (µs/request × requests/s) | gateway GCs / pause ms (bare) | n | request_read | upstream_headers | upstream_first_byte | client_first_byte | sign + store (after the last byte) |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
             foreach (var row in where)
             {
                 Console.WriteLine(row);

@@ -24,20 +24,21 @@ internal sealed record Settings(
     string? PinUpstream,
     string? PinGateway,
     KeyValuePair<string, string>[] GatewayEnvironment,
-    bool BareProxy)
+    bool BareProxy,
+    bool Stagger)
 {
     public const string Usage = """
         usage: PrivateMl.Gateway.Bench [--tokens 64] [--interval-ms 10] [--levels 1,16,128] [--seconds 10]
                [--min-requests 200] [--rounds 4] [--unpaced-concurrency 32] [--unpaced-seconds 10]
                [--skip-paced] [--skip-unpaced] [--inline-scheduling on|off]
-               [--bare-proxy] [--pin-upstream CPUS] [--pin-gateway CPUS] [--gateway-env "NAME=VALUE;NAME=VALUE"]   (CPU lists as taskset -c takes them, e.g. 4-7;
+               [--bare-proxy] [--stagger] [--pin-upstream CPUS] [--pin-gateway CPUS] [--gateway-env "NAME=VALUE;NAME=VALUE"]   (CPU lists as taskset -c takes them, e.g. 4-7;
                pin the load generator itself by starting the bench under taskset -c)
            or: PrivateMl.Gateway.Bench --signing
            or: PrivateMl.Gateway.Bench --e2ee [--e2ee-streams 16] [--rounds 3] [--tokens ..] [--interval-ms ..]
                [--seconds ..] [--unpaced-seconds ..]
         """;
 
-    private static readonly HashSet<string> Flags = ["--skip-paced", "--skip-unpaced", "--signing", "--e2ee", "--bare-proxy"];
+    private static readonly HashSet<string> Flags = ["--skip-paced", "--skip-unpaced", "--signing", "--e2ee", "--bare-proxy", "--stagger"];
 
     private static readonly HashSet<string> Valued =
     [
@@ -156,7 +157,8 @@ internal sealed record Settings(
             Cpus("--pin-upstream"),
             Cpus("--pin-gateway"),
             environment,
-            flags.Contains("--bare-proxy"));
+            flags.Contains("--bare-proxy"),
+            flags.Contains("--stagger"));
         error = problem;
         return problem is null ? settings : null;
     }
