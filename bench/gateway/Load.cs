@@ -266,33 +266,28 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
                 else if (line.StartsWith("data: ", StringComparison.Ordinal) && line.Contains("\"content\"", StringComparison.Ordinal))
                 {
                     Tokens++;
-                    Stamps ??= ReadStamps(line);
-                    if (ReadSent(line) is { } sent)
+                    var sent = ReadStamp(line, "bench_s");
+                    if (Stamps is null && ReadStamp(line, "bench_t") is { } arrived && sent is { } first)
                     {
-                        End = (sent, now); // the last token's, in the end
-                        Deliveries.Add(Stopwatch.GetElapsedTime(sent, now).TotalMilliseconds);
+                        Stamps = (arrived, first);
+                    }
+
+                    if (sent is not null)
+                    {
+                        End = (sent.Value, now); // the last token's, in the end
+                        Deliveries.Add(Stopwatch.GetElapsedTime(sent.Value, now).TotalMilliseconds);
                     }
                 }
             }
         }
 
-        private static long? ReadSent(string line)
+        /// <summary>The number in <c>"key":"123"</c> of an event line, if present.</summary>
+        private static long? ReadStamp(string line, string key)
         {
-            const string Key = "\"bench_s\":\"";
-            var start = line.IndexOf(Key, StringComparison.Ordinal);
-            var end = start < 0 ? -1 : line.IndexOf('"', start + Key.Length);
-            return end > 0 && long.TryParse(line.AsSpan(start + Key.Length, end - start - Key.Length), CultureInfo.InvariantCulture, out var sent) ? sent : null;
-        }
-
-        private static (long, long)? ReadStamps(string line)
-        {
-            const string Key = "\"bench_t\":\"";
-            var start = line.IndexOf(Key, StringComparison.Ordinal);
-            var end = start < 0 ? -1 : line.IndexOf('"', start + Key.Length);
-            var parts = end < 0 ? [] : line[(start + Key.Length)..end].Split(',');
-            return parts.Length == 2 && long.TryParse(parts[0], CultureInfo.InvariantCulture, out var arrived) && long.TryParse(parts[1], CultureInfo.InvariantCulture, out var sent)
-                ? (arrived, sent)
-                : null;
+            var marker = "\"" + key + "\":\"";
+            var start = line.IndexOf(marker, StringComparison.Ordinal);
+            var end = start < 0 ? -1 : line.IndexOf('"', start + marker.Length);
+            return end > 0 && long.TryParse(line.AsSpan(start + marker.Length, end - start - marker.Length), CultureInfo.InvariantCulture, out var value) ? value : null;
         }
     }
 }
@@ -591,7 +586,7 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
     }
 
     private static byte[] TokenEvent(int index, long? arrived, long sent) => Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
-        $"data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"bench\",{(arrived is { } a ? $"\"bench_t\":\"{a},{sent}\"," : "")}\"bench_s\":\"{sent}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{index} \"}},\"finish_reason\":null}}]}}\n\n"));
+        $"data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"bench\",{(arrived is { } a ? $"\"bench_t\":\"{a}\"," : "")}\"bench_s\":\"{sent}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{index} \"}},\"finish_reason\":null}}]}}\n\n"));
 
     /// <summary>The top-level <c>bench_interval_ms</c> number of a JSON body, if any.</summary>
     private static int? ReadInterval(ReadOnlySpan<byte> body)
