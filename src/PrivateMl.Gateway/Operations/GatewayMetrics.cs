@@ -130,14 +130,28 @@ internal sealed class GatewayMetrics : IDisposable
     public bool FirstByteEnabled => _firstByte.Enabled;
 
     /// <summary>
-    /// Records the time from <paramref name="mark"/> (a <see cref="Stopwatch"/> timestamp: the end of the previous
-    /// phase) to now as <paramref name="phase"/>, and moves the mark to now. No allocation.
+    /// Records the phases of <paramref name="times"/> that ended, each from the end of the one before; once per request
+    /// (later calls do nothing), after the first byte is out or when the request ends without one.
     /// </summary>
-    public void FirstByte(FirstBytePhase phase, ref long mark)
+    public void FirstByte(FirstByteTimes times)
     {
-        var now = Stopwatch.GetTimestamp();
-        _firstByte.Record(Stopwatch.GetElapsedTime(mark, now).TotalSeconds, PhaseTags[(int)phase]);
-        mark = now;
+        if (!times.TakeForRecording())
+        {
+            return;
+        }
+
+        var from = times.Started;
+        for (var phase = FirstBytePhase.RequestRead; phase <= FirstBytePhase.ClientFirstByte; phase++)
+        {
+            var end = times.EndOf(phase);
+            if (end == 0)
+            {
+                return;
+            }
+
+            _firstByte.Record(Stopwatch.GetElapsedTime(from, end).TotalSeconds, PhaseTags[(int)phase]);
+            from = end;
+        }
     }
 
     public void Attested(TimeSpan elapsed) => _attestation.Record(elapsed.TotalSeconds);
@@ -148,7 +162,7 @@ internal sealed class GatewayMetrics : IDisposable
 /// <summary>Steps of a completion request before its first response byte, each timed from the end of the one before.</summary>
 internal enum FirstBytePhase
 {
-    /// <summary>From the request reaching the relay to its body read (bounded) and hashed.</summary>
+    /// <summary>From the request reaching the relay to its body read (bounded), and opened when end-to-end encrypted.</summary>
     RequestRead,
 
     /// <summary>Then to the upstream's response headers (the request sent, the upstream's own work, the way back).</summary>
@@ -159,4 +173,49 @@ internal enum FirstBytePhase
 
     /// <summary>Then to those bytes written and flushed to the client's connection: the gateway's own hop.</summary>
     ClientFirstByte,
+}
+
+/// <summary>
+/// When each <see cref="FirstBytePhase"/> of one request ended (<see cref="Stopwatch"/> timestamps). Marked as the
+/// request goes and recorded all at once by <see cref="GatewayMetrics.FirstByte(FirstByteTimes)"/>, so that the
+/// recording itself never sits between the upstream and the client's first byte.
+/// </summary>
+internal sealed class FirstByteTimes(long started)
+{
+    private long _requestRead;
+    private long _upstreamHeaders;
+    private long _upstreamFirstByte;
+    private long _clientFirstByte;
+    private bool _recorded;
+
+    public long Started { get; } = started;
+
+    public void Mark(FirstBytePhase phase)
+    {
+        var now = Stopwatch.GetTimestamp();
+        switch (phase)
+        {
+            case FirstBytePhase.RequestRead: _requestRead = now; break;
+            case FirstBytePhase.UpstreamHeaders: _upstreamHeaders = now; break;
+            case FirstBytePhase.UpstreamFirstByte: _upstreamFirstByte = now; break;
+            default: _clientFirstByte = now; break;
+        }
+    }
+
+    /// <summary>When <paramref name="phase"/> ended; 0 if it has not.</summary>
+    public long EndOf(FirstBytePhase phase) => phase switch
+    {
+        FirstBytePhase.RequestRead => _requestRead,
+        FirstBytePhase.UpstreamHeaders => _upstreamHeaders,
+        FirstBytePhase.UpstreamFirstByte => _upstreamFirstByte,
+        _ => _clientFirstByte,
+    };
+
+    /// <summary>True the first time only.</summary>
+    public bool TakeForRecording()
+    {
+        var first = !_recorded;
+        _recorded = true;
+        return first;
+    }
 }

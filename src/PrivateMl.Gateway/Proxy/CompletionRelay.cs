@@ -37,7 +37,7 @@ internal sealed class CompletionRelay(
 
     public async Task HandleAsync(HttpContext context, string path)
     {
-        var started = Stopwatch.GetTimestamp();
+        var times = metrics.FirstByteEnabled ? new FirstByteTimes(Stopwatch.GetTimestamp()) : null;
         var receivedAt = time.GetUtcNow();
         var body = await ReadBodyAsync(context);
         if (body is null)
@@ -73,11 +73,15 @@ internal sealed class CompletionRelay(
                 }
             }
 
-            await RelayAsync(context, path, body, forward, exchange, receivedAt, started);
+            await RelayAsync(context, path, body, forward, exchange, receivedAt, times);
         }
         finally
         {
             Interlocked.Decrement(ref _inFlight);
+            if (times is not null)
+            {
+                metrics.FirstByte(times);
+            }
         }
     }
 
@@ -175,22 +179,21 @@ internal sealed class CompletionRelay(
         await OpenAiErrors.WriteAsync(context, 413, $"the request body is larger than {limit} bytes", "invalid_request_error", "request_too_large");
     }
 
-    private async Task RelayAsync(HttpContext context, string path, byte[] body, byte[] forward, IE2eeExchange? exchange, DateTimeOffset receivedAt, long started)
+    private async Task RelayAsync(HttpContext context, string path, byte[] body, byte[] forward, IE2eeExchange? exchange, DateTimeOffset receivedAt, FirstByteTimes? times)
     {
-        // The signature covers the bytes the client sent (ciphertext when end-to-end encrypted).
-        var requestHash = Convert.ToHexStringLower(SHA256.HashData(body));
-        var timed = metrics.FirstByteEnabled;
-        var mark = started;
-        if (timed)
-        {
-            metrics.FirstByte(FirstBytePhase.RequestRead, ref mark);
-        }
-
+        times?.Mark(FirstBytePhase.RequestRead);
         var request = new BackendRequest(HttpMethod.Post, path, forward, exchange is null ? context.Request.ContentType ?? "application/json" : "application/json");
+
+        // The request goes to the upstream first; what only the signature needs (the request hash, a receipt id) is
+        // made while the upstream works on it. Done before, it delayed the request; done after the upstream answered,
+        // it delayed the first byte — and on a core that idled since the last request, each of those OpenSSL calls
+        // costs tens of microseconds (cold caches), more than the relay's own work.
+        var sending = StartSend(request, context.RequestAborted);
+        var receipt = PrepareReceipt(context, path, body, forward, receivedAt, times);
         BackendResponse upstream;
         try
         {
-            upstream = await backend.SendAsync(request, context.RequestAborted);
+            upstream = await sending;
         }
         catch (BackendUnavailableException e)
         {
@@ -204,11 +207,7 @@ internal sealed class CompletionRelay(
             return;
         }
 
-        if (timed)
-        {
-            metrics.FirstByte(FirstBytePhase.UpstreamHeaders, ref mark);
-        }
-
+        times?.Mark(FirstBytePhase.UpstreamHeaders);
         await using (upstream)
         {
             if (upstream.StatusCode is < 200 or > 299)
@@ -217,8 +216,39 @@ internal sealed class CompletionRelay(
                 return;
             }
 
-            await RelaySuccessAsync(context, path, forward, requestHash, receivedAt, timed ? mark : 0, upstream, exchange);
+            if (upstream.IsEventStream)
+            {
+                await RelayStreamAsync(context, receipt, upstream, exchange);
+            }
+            else
+            {
+                await RelayWholeAsync(context, receipt, upstream, exchange);
+            }
         }
+    }
+
+    /// <summary>The backend's send as a task, with an exception thrown before its first await in the task too.</summary>
+    private Task<BackendResponse> StartSend(BackendRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return backend.SendAsync(request, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            return Task.FromException<BackendResponse>(e);
+        }
+    }
+
+    /// <summary>What is known about a response before its body: its receipt id and the request it answers.</summary>
+    private PendingReceipt PrepareReceipt(HttpContext context, string path, byte[] body, byte[] forward, DateTimeOffset receivedAt, FirstByteTimes? times)
+    {
+        // The signature covers the bytes the client sent (ciphertext when end-to-end encrypted); the receipt's model
+        // is read from what the upstream got.
+        var requestHash = Convert.ToHexStringLower(SHA256.HashData(body));
+        Span<byte> idBytes = stackalloc byte[16];
+        random.GetBytes(idBytes);
+        return new PendingReceipt("pml-" + Convert.ToHexStringLower(idBytes), path, forward, requestHash, receivedAt, context.Features.Get<CallerCredential>()?.Hash, times);
     }
 
     private async Task RelayErrorAsync(HttpContext context, string path, BackendResponse upstream, IE2eeExchange? exchange)
@@ -254,21 +284,6 @@ internal sealed class CompletionRelay(
         await context.Response.Body.WriteAsync(relayed, context.RequestAborted);
     }
 
-    private async Task RelaySuccessAsync(HttpContext context, string path, byte[] body, string requestHash, DateTimeOffset receivedAt, long timedFrom, BackendResponse upstream, IE2eeExchange? exchange)
-    {
-        Span<byte> idBytes = stackalloc byte[16];
-        random.GetBytes(idBytes);
-        var receipt = new PendingReceipt("pml-" + Convert.ToHexStringLower(idBytes), path, body, requestHash, receivedAt, context.Features.Get<CallerCredential>()?.Hash, timedFrom);
-        if (upstream.IsEventStream)
-        {
-            await RelayStreamAsync(context, receipt, upstream, exchange);
-        }
-        else
-        {
-            await RelayWholeAsync(context, receipt, upstream, exchange);
-        }
-    }
-
     private static void WriteSuccessHeaders(HttpContext context, BackendResponse upstream, string receiptId)
     {
         var response = context.Response;
@@ -279,7 +294,8 @@ internal sealed class CompletionRelay(
 
     /// <summary>
     /// SSE: each upstream read goes to the client at once (no added buffering), chunked; signed after the last byte,
-    /// before the final chunk.
+    /// before the final chunk. Each read is hashed and inspected after it was handed to the client's connection: the
+    /// bytes are the same (the buffer is not reused before), and the token does not wait for the bookkeeping.
     /// </summary>
     private async Task RelayStreamAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream, IE2eeExchange? exchange)
     {
@@ -293,12 +309,12 @@ internal sealed class CompletionRelay(
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         metrics.CompletionStarted(stream: true);
         var observer = new ResponseObserver(eventStream: true, options.MaxObservedBodyBytes);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        IncrementalHash? hash = null;
         byte[]? buffer = null;
         long sent = 0;
         string? failure = null;
-        var mark = receipt.TimedFrom;
-        var awaitingUpstreamByte = mark != 0;
+        var times = receipt.Times;
+        var awaitingUpstreamByte = times is not null;
         var awaitingClientByte = awaitingUpstreamByte;
         using var idle = new IdleTimeout(options.UpstreamIdleTimeout, context.RequestAborted);
         try
@@ -332,16 +348,16 @@ internal sealed class CompletionRelay(
 
                 if (awaitingUpstreamByte)
                 {
-                    metrics.FirstByte(FirstBytePhase.UpstreamFirstByte, ref mark);
+                    times!.Mark(FirstBytePhase.UpstreamFirstByte);
                     awaitingUpstreamByte = false;
                 }
 
-                ReadOnlyMemory<byte> bytes = buffer.AsMemory(0, read);
-                observer.Observe(bytes.Span);
+                ReadOnlyMemory<byte> received = buffer.AsMemory(0, read);
+                var bytes = received;
                 if (transform is not null)
                 {
                     transformed!.ResetWrittenCount();
-                    if (!TryTransform(transform, bytes.Span, transformed, end: false, out failure))
+                    if (!TryTransform(transform, received.Span, transformed, end: false, out failure))
                     {
                         break;
                     }
@@ -349,18 +365,21 @@ internal sealed class CompletionRelay(
                     bytes = transformed.WrittenMemory;
                 }
 
-                failure = await SendAsync(context, hash, bytes);
-                if (failure is not null)
+                if (!await WriteToClientAsync(context, bytes))
                 {
+                    failure = "client disconnected";
                     break;
                 }
 
                 if (awaitingClientByte && bytes.Length > 0)
                 {
-                    metrics.FirstByte(FirstBytePhase.ClientFirstByte, ref mark);
+                    times!.Mark(FirstBytePhase.ClientFirstByte);
+                    metrics.FirstByte(times);
                     awaitingClientByte = false;
                 }
 
+                Hash(ref hash, bytes.Span);
+                observer.Observe(received.Span);
                 sent += bytes.Length;
                 ArrayPool<byte>.Shared.Return(buffer);
                 buffer = null;
@@ -371,8 +390,15 @@ internal sealed class CompletionRelay(
                 transformed!.ResetWrittenCount();
                 if (TryTransform(transform, default, transformed, end: true, out failure))
                 {
-                    failure = await SendAsync(context, hash, transformed.WrittenMemory);
-                    sent += transformed.WrittenCount;
+                    if (await WriteToClientAsync(context, transformed.WrittenMemory))
+                    {
+                        Hash(ref hash, transformed.WrittenSpan);
+                        sent += transformed.WrittenCount;
+                    }
+                    else
+                    {
+                        failure = "client disconnected";
+                    }
                 }
             }
 
@@ -396,7 +422,8 @@ internal sealed class CompletionRelay(
 
             // Every body byte is on the client's socket; sign and store before the final chunk so a client that
             // asks for the signature right after reading the response always finds it.
-            if (await SignAndStoreAsync(context, receipt, observer.ChatId, Convert.ToHexStringLower(hash.GetHashAndReset()), sent))
+            var responseHash = Convert.ToHexStringLower(hash is null ? SHA256.HashData(ReadOnlySpan<byte>.Empty) : hash.GetHashAndReset());
+            if (await SignAndStoreAsync(context, receipt, observer.ChatId, responseHash, sent))
             {
                 await response.CompleteAsync();
             }
@@ -413,6 +440,7 @@ internal sealed class CompletionRelay(
                 ArrayPool<byte>.Shared.Return(buffer);
             }
 
+            hash?.Dispose();
             metrics.CompletionEnded(stream: true);
         }
     }
@@ -583,9 +611,18 @@ internal sealed class CompletionRelay(
         public void Dispose() => _source.Dispose();
     }
 
-    /// <summary>Writes and flushes; false when the client is gone.</summary>
+    /// <summary>
+    /// Writes and flushes; false when the client is gone. Called once per relayed chunk, so its state machine comes
+    /// from a pool like <see cref="ReadUpstreamAsync"/>'s.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> WriteToClientAsync(HttpContext context, ReadOnlyMemory<byte> bytes)
     {
+        if (bytes.IsEmpty)
+        {
+            return true;
+        }
+
         try
         {
             var flush = await context.Response.BodyWriter.WriteAsync(bytes, context.RequestAborted);
@@ -627,24 +664,12 @@ internal sealed class CompletionRelay(
         return true;
     }
 
-    /// <summary>Hashes and writes bytes to the client; the failure in words, or null. Pooled like <see cref="ReadUpstreamAsync"/>.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private static async ValueTask<string?> SendAsync(HttpContext context, IncrementalHash hash, ReadOnlyMemory<byte> bytes)
+    /// <summary>Adds sent bytes to the response hash, made at the first bytes (nothing to hash before the first byte is out).</summary>
+    private static void Hash(ref IncrementalHash? hash, ReadOnlySpan<byte> sent)
     {
-        if (bytes.IsEmpty)
+        if (!sent.IsEmpty)
         {
-            return null;
-        }
-
-        hash.AppendData(bytes.Span);
-        try
-        {
-            var flush = await context.Response.BodyWriter.WriteAsync(bytes, context.RequestAborted);
-            return flush.IsCanceled || flush.IsCompleted ? "client disconnected" : null;
-        }
-        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
-        {
-            return "client disconnected";
+            (hash ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256)).AppendData(sent);
         }
     }
 
@@ -673,8 +698,8 @@ internal sealed class CompletionRelay(
     }
 
     /// <summary>What is known about a response before its body: its receipt id and the request it answers.</summary>
-    /// <param name="TimedFrom">When the upstream's headers arrived (a <see cref="Stopwatch"/> timestamp) for the first-byte phases; 0 when nobody listens.</param>
-    private sealed record PendingReceipt(string Id, string Path, byte[] RequestBody, string RequestHash, DateTimeOffset ReceivedAt, string? CredentialHash, long TimedFrom);
+    /// <param name="Times">The first-byte phases so far; null when nobody listens.</param>
+    private sealed record PendingReceipt(string Id, string Path, byte[] RequestBody, string RequestHash, DateTimeOffset ReceivedAt, string? CredentialHash, FirstByteTimes? Times);
 
     private SignatureRecord Sign(PendingReceipt pending, string? chatId, string responseHash)
     {
