@@ -539,7 +539,7 @@ internal sealed class PhaseRecorder : IDisposable
 /// A vLLM-like streaming endpoint. The pause before each token event comes from the request body's
 /// <c>bench_interval_ms</c> member when present (the side-by-side run), else <see cref="IntervalMs"/> (0 = unpaced).
 /// </summary>
-internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
+internal sealed class SyntheticUpstream(WebApplication app, PreciseTimer? firstTokenTimer) : IAsyncDisposable
 {
     public Uri Address { get; private set; } = null!;
 
@@ -556,6 +556,7 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
         var final = Encoding.UTF8.GetBytes(
             $"data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"bench\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}],\"usage\":{{\"prompt_tokens\":4,\"completion_tokens\":{tokens},\"total_tokens\":{tokens + 4}}}}}\n\n");
         var done = "data: [DONE]\n\n"u8.ToArray();
+        var timer = PreciseTimer.TryCreate();
         app.MapPost("/v1/chat/completions", async context =>
         {
             var arrived = Stopwatch.GetTimestamp();
@@ -566,7 +567,13 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
             await context.Response.StartAsync();
             for (var i = 0; i < tokens; i++)
             {
-                if (interval > 0)
+                if (interval > 0 && i == 0 && timer is not null)
+                {
+                    // The first token leaves at arrival + interval exactly, so that TTFB differs between paths only by
+                    // their transit (PreciseTimer says why).
+                    await timer.WaitUntilAsync(arrived + interval * Stopwatch.Frequency / 1000);
+                }
+                else if (interval > 0)
                 {
                     await Task.Delay(interval);
                 }
@@ -582,7 +589,7 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
             await context.Response.Body.WriteAsync(done);
         });
         await app.StartAsync();
-        return new SyntheticUpstream(app) { Address = new Uri(app.Urls.First()) };
+        return new SyntheticUpstream(app, timer) { Address = new Uri(app.Urls.First()) };
     }
 
     private static byte[] TokenEvent(int index, long? arrived, long sent) => Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
@@ -622,6 +629,7 @@ internal sealed class SyntheticUpstream(WebApplication app) : IAsyncDisposable
     {
         await app.StopAsync();
         await app.DisposeAsync();
+        firstTokenTimer?.Dispose();
     }
 }
 

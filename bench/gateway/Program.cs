@@ -79,7 +79,7 @@ internal static class SideBySide
         if (!settings.SkipPaced)
         {
             var rounds = settings.RoundsOr(4);
-            Console.WriteLine($"\n## paced: one token every {settings.IntervalMs} ms; streams {(settings.Stagger ? "staggered over one stream's length" : "all started together (so all end together)")}; per level at least {settings.Seconds} s and {settings.MinRequests} requests per path, direct and gateway alternating in {rounds} rounds each");
+            Console.WriteLine($"\n## paced: one token every {settings.IntervalMs} ms ({(PreciseTimer.IsAvailable ? "the first at arrival + interval to the microsecond, by clock_nanosleep; later ones on the runtime's millisecond timer" : "on the runtime's millisecond timer")}); streams {(settings.Stagger ? "staggered over one stream's length" : "all started together (so all end together)")}; per level at least {settings.Seconds} s and {settings.MinRequests} requests per path, direct and gateway alternating in {rounds} rounds each");
             var where = new List<string>();
             var yardstick = new List<string>();
             var legs = new List<string>();
@@ -147,7 +147,7 @@ internal static class SideBySide
             }
 
             Console.WriteLine("\nWhere the time goes (same runs). CPU in cores = CPU seconds per wall second of each process (loadgen/upstream/gateway);");
-            Console.WriteLine("gateway phases (ms, p50/p99, n = gateway requests): request_read = relay entered → body read and hashed; upstream_headers = → upstream response headers;");
+            Console.WriteLine("gateway phases (ms, p50/p99, n = gateway requests): request_read = relay entered → body read (hashed later, while the upstream works); upstream_headers = → upstream response headers;");
             Console.WriteLine("upstream_first_byte = → first upstream body bytes (includes the pacing); client_first_byte = → those bytes flushed to the client (the gateway's own hop).");
             Console.WriteLine("| streams | CPU cores, direct run | CPU cores, gateway run | gateway CPU µs/request | gateway cores needed (µs/request × requests/s) | gateway GCs / pause ms (bare) | n | request_read | upstream_headers | upstream_first_byte | client_first_byte | sign + store (after the last byte) |");
             Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
