@@ -182,6 +182,11 @@ internal sealed class GatewayStartup(
         {
             GatewayLog.Secp256k1Managed(logger);
         }
+
+        if (options.InlineSocketScheduling)
+        {
+            GatewayLog.InlineIo(logger, Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") == "1");
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

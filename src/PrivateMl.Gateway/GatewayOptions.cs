@@ -30,10 +30,13 @@ public sealed class GatewayOptions
 
     /// <summary>
     /// Run request handling and response sends on the thread that completed the socket operation instead of queueing
-    /// each to the thread pool once more (Kestrel's <c>SocketTransportOptions.UnsafePreferInlineScheduling</c>): one
-    /// thread hop less per relayed chunk and per request. The gateway's handlers never block a thread. Off by default
-    /// (Kestrel's default): on the loaded 2-core VM it showed no latency gain and cost ~15 % more gateway CPU per
-    /// request (docs/gateway-bench.md); compare idle with <c>bench/gateway --inline-scheduling on|off</c>.
+    /// each to the thread pool once more (Kestrel's <c>SocketTransportOptions.UnsafePreferInlineScheduling</c>;
+    /// <c>privateml serve --inline-io</c>): one thread hop less per relayed chunk and per request. The gateway's
+    /// handlers never block a thread, but signing (~0.1 ms per response) and hashing a request body then run on a
+    /// socket thread. Off by default (Kestrel's default). With <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>
+    /// in the environment as well (the upstream's sockets too), the idle 2-core VM showed a third to two thirds less
+    /// gateway CPU per paced request and a lower added first byte; alone, or on a loaded machine, no gain
+    /// (docs/gateway-bench.md; compare with <c>bench/gateway --inline-scheduling on|off</c>).
     /// </summary>
     public bool InlineSocketScheduling { get; set; }
 

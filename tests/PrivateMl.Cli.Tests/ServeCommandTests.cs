@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using PrivateMl.Cli.Commands;
 using PrivateMl.Gateway;
 
@@ -67,6 +70,34 @@ public sealed class ServeCommandTests
         {
             ServeCommand.Started = null;
             File.Delete(tokens);
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task InlineIo_TurnsOnKestrelsInlineScheduling(bool inline)
+    {
+        var started = new TaskCompletionSource<WebApplication>(TaskCreationOptions.RunContinuationsAsynchronously);
+        ServeCommand.Started = started.SetResult;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        try
+        {
+            string[] args = ["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--listen", "http://127.0.0.1:0", .. inline ? new[] { "--inline-io" } : []];
+            var run = Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() }, cts.Token);
+            var app = await started.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+            Assert.Equal(inline, app.Services.GetRequiredService<GatewayOptions>().InlineSocketScheduling);
+            Assert.Equal(inline, app.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.UnsafePreferInlineScheduling);
+            using var client = new HttpClient { BaseAddress = GatewayHost.Addresses(app)[0] };
+            using var health = await client.GetAsync("/health", TestContext.Current.CancellationToken);
+            Assert.Equal(200, (int)health.StatusCode);
+            await cts.CancelAsync();
+            Assert.Equal(ExitCodes.Accepted, await run);
+        }
+        finally
+        {
+            ServeCommand.Started = null;
         }
     }
 }

@@ -44,6 +44,9 @@ internal static partial class GatewayLog
     [LoggerMessage(EventId = 5103, Level = LogLevel.Warning, Message = "secp256k1 (ACI E2EE and the ECDSA response signatures) runs on the managed NBitcoin port (native libsecp256k1 absent, refused its self-check, or PRIVATEML_SECP256K1=managed): same bytes, several times the CPU per streamed chunk and per signature")]
     public static partial void Secp256k1Managed(ILogger logger);
 
+    [LoggerMessage(EventId = 5104, Level = LogLevel.Information, Message = "Inline I/O: requests and sends run on Kestrel's socket threads; upstream socket completions inline: {UpstreamInline} (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 in the environment turns them on)")]
+    public static partial void InlineIo(ILogger logger, bool upstreamInline);
+
     [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "E2EE request refused on {Path}: {Code}")]
     public static partial void E2eeRefused(ILogger logger, string path, string code);
 }

@@ -9,13 +9,21 @@ using PrivateMl.Gateway.Tests.Support;
 namespace PrivateMl.Gateway.Tests.Proxy;
 
 /// <summary>The relay against a real upstream on loopback: exact bytes both ways, signatures over them, faults.</summary>
-public sealed class RelayTests : IAsyncLifetime
+public class RelayTests : IAsyncLifetime
 {
     private GatewayFixture _node = null!;
 
-    public async ValueTask InitializeAsync() => _node = await GatewayFixture.StartAsync();
+    public async ValueTask InitializeAsync() => _node = await GatewayFixture.StartAsync(Configure);
 
-    public async ValueTask DisposeAsync() => await _node.DisposeAsync();
+    protected virtual void Configure(GatewayOptions options)
+    {
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _node.DisposeAsync();
+        GC.SuppressFinalize(this);
+    }
 
     [Theory]
     [InlineData("/v1/chat/completions", "test-model", false)]
@@ -252,4 +260,13 @@ public sealed class RelayTests : IAsyncLifetime
     }
 
     private static string Hex(byte[] bytes) => Convert.ToHexStringLower(bytes);
+}
+
+/// <summary>
+/// Every relay test again with requests handled and responses sent on Kestrel's socket threads
+/// (<see cref="GatewayOptions.InlineSocketScheduling"/>, <c>serve --inline-io</c>): the same bytes, signatures and faults.
+/// </summary>
+public sealed class InlineIoRelayTests : RelayTests
+{
+    protected override void Configure(GatewayOptions options) => options.InlineSocketScheduling = true;
 }

@@ -67,6 +67,22 @@ public sealed class RetentionAndLoggingTests
         Assert.Equal(warned, sink.Messages.Any(m => m.Contains("The memory signature store may grow", StringComparison.Ordinal)));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task InlineIo_IsStatedAtStart_WithWhetherUpstreamCompletionsAreInlineToo(bool inline)
+    {
+        var sink = new CapturingLoggerProvider();
+        await using var node = await GatewayFixture.StartAsync(o => o.InlineSocketScheduling = inline, s =>
+        {
+            s.AddSingleton<ILoggerProvider>(sink);
+            s.Configure<LoggerFilterOptions>(o => o.MinLevel = LogLevel.Information);
+        });
+
+        var upstreamInline = Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") == "1";
+        Assert.Equal(inline, sink.Messages.Any(m => m.StartsWith("Inline I/O: requests and sends run on Kestrel's socket threads; upstream socket completions inline: " + upstreamInline, StringComparison.Ordinal)));
+    }
+
     private sealed class CapturingLoggerProvider : ILoggerProvider
     {
         public ConcurrentQueue<string> Messages { get; } = new();
