@@ -3,9 +3,10 @@
 #   dotnet publish bench/gateway -c Release -r linux-x64 --self-contained -p:PublishSingleFile=true \
 #     -p:EnableCompressionInSingleFile=true -p:DebugType=none -o artifacts/gwbench
 #   rm -rf artifacts/gwbench/runtimes      # LLamaSharp's native libraries: the bench never loads them (~57 MB left)
-# then run `bash bench/gateway/device-run.sh pinned|two-core|full|unpaced|stagger|yardstick|knobs|levels` there with carry ["artifacts/gwbench"].
+# then run `bash bench/gateway/device-run.sh pinned|two-core|full|unpaced|stagger|final|yardstick|knobs|levels` there with carry ["artifacts/gwbench"].
 #   pinned   : load generator, upstream and gateway on 4 CPUs each of their own, 16 and 128 streams
 #   two-core : all three processes on CPUs 0-1 (the 2-core VM), gateway runtime knobs A/B, 16 and 128 streams
+#   final    : 1, 16, 128 staggered streams with the yardstick, pinned; then 16 and 128 with inline I/O (~560 s)
 #   full     : the README command's paced part (1, 16, 128 streams) with the bare-proxy yardstick, each process on
 #              4 CPUs of its own (~575 s); unpaced: its unpaced part
 set -u
@@ -54,6 +55,10 @@ case "${1:-pinned}" in
   stagger)
     run pinned-stagger 0-3 200 --levels 16,128 --seconds 8 --min-requests 200 --rounds 4 --skip-unpaced --bare-proxy --stagger $pinned
     run pinned-lockstep 0-3 200 --levels 128 --seconds 8 --min-requests 200 --rounds 4 --skip-unpaced --bare-proxy $pinned
+    ;;
+  final)
+    run final-stagger 0-3 400 --levels 1,16,128 --seconds 6 --min-requests 150 --rounds 2 --skip-unpaced --bare-proxy --stagger $pinned
+    run final-inline 0-3 170 --levels 16,128 --seconds 6 --min-requests 150 --rounds 2 --skip-unpaced --bare-proxy --stagger $pinned --inline-scheduling on --gateway-env "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
     ;;
   unpaced)
     run unpaced 0-3 120 --skip-paced --unpaced-seconds 8 --unpaced-concurrency 32 $pinned
