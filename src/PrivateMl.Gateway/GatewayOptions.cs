@@ -35,7 +35,8 @@ public sealed class GatewayOptions
     /// handlers never block a thread, but signing (~0.1 ms per response) and hashing a request body then run on a
     /// socket thread. Off by default (Kestrel's default). With <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>
     /// in the environment as well (the upstream's sockets too), the idle 2-core VM showed a third to two thirds less
-    /// gateway CPU per paced request and a lower added first byte; alone, or on a loaded machine, no gain
+    /// gateway CPU per paced request and a lower added first byte at one and 16 streams, but ~18 % fewer requests/s
+    /// when saturated (each SSE event leaves as its own segment); alone, or on a loaded machine, no gain
     /// (docs/gateway-bench.md; compare with <c>bench/gateway --inline-scheduling on|off</c>).
     /// </summary>
     public bool InlineSocketScheduling { get; set; }

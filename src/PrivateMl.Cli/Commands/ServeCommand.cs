@@ -52,7 +52,7 @@ internal static class ServeCommand
         gpu.AcceptOnlyFromAmong("none", "nvml", "simulated");
         var inlineIo = new Option<bool>("--inline-io")
         {
-            Description = "Handle requests and sends on Kestrel's socket threads (one thread hop less per chunk; with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 also the upstream's): less CPU and a lower first byte on small idle machines, see docs/gateway-bench.md",
+            Description = "Handle requests and sends on Kestrel's socket threads (one thread hop less per chunk; with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 also the upstream's): less CPU and a lower first byte at model-like rates on small machines, fewer requests/s when saturated; see docs/gateway-bench.md",
         };
         var publicPaths = new Option<string[]>("--public") { Description = "Paths served without a token (repeatable; default /v1/models /v1/metrics /health /ready)" };
 
