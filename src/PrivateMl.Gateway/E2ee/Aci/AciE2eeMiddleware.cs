@@ -24,24 +24,39 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, IAciReplayS
 
     internal RandomNumberGenerator Random => random;
 
-    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    /// <summary>
+    /// A request without any E2EE signal — nearly all of them — goes on without an async frame or an allocation of
+    /// this middleware's own: it runs on every request's path to the model.
+    /// </summary>
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         if (!keysets.IsReady)
         {
-            await next();
-            return;
+            return next(context);
         }
 
         var keyset = keysets.Keyset;
         context.Response.Headers[AciHeaders.AciVersion] = "aci/1";
         context.Response.Headers[AciHeaders.KeysetDigest] = keyset.Public.Digest;
-        var headers = context.Request.Headers;
-        if (!AciHeaders.Signals.Any(headers.ContainsKey))
+        return HasSignal(context.Request.Headers) ? NegotiateAsync(context, next, keyset) : next(context);
+    }
+
+    private static bool HasSignal(IHeaderDictionary headers)
+    {
+        foreach (var name in AciHeaders.Signals)
         {
-            await next();
-            return;
+            if (headers.ContainsKey(name))
+            {
+                return true;
+            }
         }
 
+        return false;
+    }
+
+    private async Task NegotiateAsync(HttpContext context, RequestDelegate next, GatewayKeyset keyset)
+    {
+        var headers = context.Request.Headers;
         var path = context.Request.Path.Value ?? "/";
         try
         {
@@ -69,7 +84,7 @@ internal sealed class AciE2eeMiddleware(GatewayKeysetHolder keysets, IAciReplayS
             return;
         }
 
-        await next();
+        await next(context);
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.E2ee.Ehbp;
 using PrivateMl.E2ee.Hpke;
@@ -25,21 +26,20 @@ namespace PrivateMl.Gateway.E2ee.Ehbp;
 /// </summary>
 internal sealed class EhbpMiddleware(EhbpKeyHolder keys, RandomNumberGenerator random, ILogger<EhbpMiddleware> logger)
 {
-    public async Task InvokeAsync(HttpContext context, Func<Task> next)
+    /// <summary>A request without the EHBP header goes on without an async frame of this middleware's own.</summary>
+    public Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         if (context.Request.Path.Equals(EhbpProtocol.KeysPath, StringComparison.Ordinal))
         {
-            await ServeKeysAsync(context);
-            return;
+            return ServeKeysAsync(context);
         }
 
         var headers = context.Request.Headers[EhbpProtocol.EncapsulatedKeyHeader];
-        if (headers.Count == 0)
-        {
-            await next();
-            return;
-        }
+        return headers.Count == 0 ? next(context) : AcceptAsync(context, next, headers);
+    }
 
+    private async Task AcceptAsync(HttpContext context, RequestDelegate next, StringValues headers)
+    {
         var key = keys.Key;
         if (key is null)
         {
@@ -68,7 +68,7 @@ internal sealed class EhbpMiddleware(EhbpKeyHolder keys, RandomNumberGenerator r
         var relayExchange = new EhbpRelayExchange(exchange, random);
         context.Response.RegisterForDispose(relayExchange);
         context.Features.Set<IE2eeExchange>(relayExchange);
-        await next();
+        await next(context);
     }
 
     private async Task RefuseAsync(HttpContext context, E2eeRefusedException refusal)
