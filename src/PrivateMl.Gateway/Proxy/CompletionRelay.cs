@@ -184,12 +184,14 @@ internal sealed class CompletionRelay(
         times?.Mark(FirstBytePhase.RequestRead);
         var request = new BackendRequest(HttpMethod.Post, path, forward, exchange is null ? context.Request.ContentType ?? "application/json" : "application/json");
 
-        // The request goes to the upstream first; what only the signature needs (the request hash, a receipt id) is
-        // made while the upstream works on it. Done before, it delayed the request; done after the upstream answered,
-        // it delayed the first byte — and on a core that idled since the last request, each of those OpenSSL calls
-        // costs tens of microseconds (cold caches), more than the relay's own work.
+        // The request goes to the upstream first; what only the signature and the body's copy need (the request hash,
+        // a receipt id, the idle timeout's link to the client's connection) is made while the upstream works on it.
+        // Done before, it delayed the request; done after the upstream answered, it delayed the first byte — and on a
+        // core that idled since the last request, each of those calls costs tens of microseconds (cold caches), more
+        // than the relay's own work.
         var sending = StartSend(request, context.RequestAborted);
         var receipt = PrepareReceipt(context, path, body, forward, receivedAt, times);
+        using var idle = new IdleTimeout(options.UpstreamIdleTimeout, context.RequestAborted);
         BackendResponse upstream;
         try
         {
@@ -218,11 +220,11 @@ internal sealed class CompletionRelay(
 
             if (upstream.IsEventStream)
             {
-                await RelayStreamAsync(context, receipt, upstream, exchange);
+                await RelayStreamAsync(context, receipt, upstream, exchange, idle);
             }
             else
             {
-                await RelayWholeAsync(context, receipt, upstream, exchange);
+                await RelayWholeAsync(context, receipt, upstream, exchange, idle);
             }
         }
     }
@@ -297,7 +299,7 @@ internal sealed class CompletionRelay(
     /// before the final chunk. Each read is hashed and inspected after it was handed to the client's connection: the
     /// bytes are the same (the buffer is not reused before), and the token does not wait for the bookkeeping.
     /// </summary>
-    private async Task RelayStreamAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream, IE2eeExchange? exchange)
+    private async Task RelayStreamAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream, IE2eeExchange? exchange, IdleTimeout idle)
     {
         WriteSuccessHeaders(context, upstream, receipt.Id);
         var response = context.Response;
@@ -307,7 +309,7 @@ internal sealed class CompletionRelay(
         exchange?.ApplyResponseHeaders(response);
         var transformed = transform is null ? null : new ArrayBufferWriter<byte>(CopyBufferBytes);
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        metrics.CompletionStarted(stream: true);
+        var counted = false;
         var observer = new ResponseObserver(eventStream: true, options.MaxObservedBodyBytes);
         IncrementalHash? hash = null;
         byte[]? buffer = null;
@@ -316,7 +318,6 @@ internal sealed class CompletionRelay(
         var times = receipt.Times;
         var awaitingUpstreamByte = times is not null;
         var awaitingClientByte = awaitingUpstreamByte;
-        using var idle = new IdleTimeout(options.UpstreamIdleTimeout, context.RequestAborted);
         try
         {
             while (true)
@@ -376,6 +377,13 @@ internal sealed class CompletionRelay(
                     times!.Mark(FirstBytePhase.ClientFirstByte);
                     metrics.FirstByte(times);
                     awaitingClientByte = false;
+                }
+
+                // Counted once the first bytes are out: the counters are not what the first token should wait for.
+                if (!counted)
+                {
+                    metrics.CompletionStarted(stream: true);
+                    counted = true;
                 }
 
                 Hash(ref hash, bytes.Span);
@@ -441,6 +449,11 @@ internal sealed class CompletionRelay(
             }
 
             hash?.Dispose();
+            if (!counted)
+            {
+                metrics.CompletionStarted(stream: true);
+            }
+
             metrics.CompletionEnded(stream: true);
         }
     }
@@ -452,13 +465,12 @@ internal sealed class CompletionRelay(
     /// exactly these bytes is stored; then the last byte completes the response (so a client that asks for the
     /// signature as soon as it has the body always finds it, and a client gone before that leaves no signature).
     /// </summary>
-    private async Task RelayWholeAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream, IE2eeExchange? exchange)
+    private async Task RelayWholeAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream, IE2eeExchange? exchange, IdleTimeout idle)
     {
         metrics.CompletionStarted(stream: false);
         var limit = options.MaxObservedBodyBytes;
         var whole = new ArrayBufferWriter<byte>(CopyBufferBytes);
         string? failure = null;
-        using var idle = new IdleTimeout(options.UpstreamIdleTimeout, context.RequestAborted);
         try
         {
             while (true)
