@@ -578,8 +578,15 @@ internal sealed class CompletionRelay(
     {
         try
         {
-            idle.Touch();
-            return (await upstream.Body.ReadAsync(into, idle.Token), null);
+            // A read the upstream's bytes already answer is not idle time: the timer is first set when a read has to
+            // wait (so the first token, which usually comes with the headers, does not wait for a timer to be made).
+            var reading = upstream.Body.ReadAsync(into, idle.Token);
+            if (!reading.IsCompleted || idle.IsArmed)
+            {
+                idle.Touch();
+            }
+
+            return (await reading, null);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -596,7 +603,8 @@ internal sealed class CompletionRelay(
     }
 
     /// <summary>
-    /// The upstream idle timeout of one response: it fires between the timeout and 1⅛ of it after the last read began.
+    /// The upstream idle timeout of one response: it fires between the timeout and 1⅛ of it after the last read began,
+    /// counted from the first read that had to wait.
     /// Re-arming a timer on every read of a token stream costs a timer-queue update per token, so the timer is moved
     /// only when an eighth of the timeout has passed since it was last set.
     /// </summary>
@@ -607,6 +615,8 @@ internal sealed class CompletionRelay(
         private long _armedAt;
 
         public CancellationToken Token => _source.Token;
+
+        public bool IsArmed => _armedAt != 0;
 
         public void Touch()
         {

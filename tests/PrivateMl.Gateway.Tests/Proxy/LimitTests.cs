@@ -58,6 +58,37 @@ public sealed class LimitTests
     }
 
     [Fact]
+    public async Task UpstreamSilentAfterItsHeaders_LongerThanTheTimeout_AbortsTheStream_Unsigned()
+    {
+        await using var node = await GatewayFixture.StartAsync(o => o.UpstreamIdleTimeout = TimeSpan.FromMilliseconds(100));
+        node.Upstream.SlowDelay = TimeSpan.FromSeconds(5);
+
+        // Nothing of the body reached the client, so the abort may end the request before its headers do.
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new ByteArrayContent(GatewayFixture.ChatBody("late", true)) };
+            using var response = await node.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, TestContext.Current.CancellationToken);
+            await response.Content.ReadAsByteArrayAsync(TestContext.Current.CancellationToken);
+        });
+
+        var chatId = Assert.Single(node.Upstream.Received.Keys);
+        Assert.Equal(404, (await node.GetJsonAsync($"/v1/signature/{chatId}")).Status);
+    }
+
+    [Fact]
+    public async Task UpstreamSlowToStart_WithinTheTimeout_IsRelayedAndSigned()
+    {
+        await using var node = await GatewayFixture.StartAsync(o => o.UpstreamIdleTimeout = TimeSpan.FromSeconds(10));
+        node.Upstream.SlowDelay = TimeSpan.FromMilliseconds(300);
+
+        var exchange = await node.PostAsync("/v1/chat/completions", GatewayFixture.ChatBody("late", true));
+
+        Assert.Equal(200, exchange.Status);
+        Assert.EndsWith("data: [DONE]\n\n", exchange.Text, StringComparison.Ordinal);
+        Assert.Equal(200, (await node.GetJsonAsync($"/v1/signature/{exchange.ReceiptId}")).Status);
+    }
+
+    [Fact]
     public async Task UnreachableUpstream_Is502_InOpenAiShape()
     {
         await using var node = await GatewayFixture.StartAsync();

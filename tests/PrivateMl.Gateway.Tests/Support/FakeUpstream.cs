@@ -10,7 +10,7 @@ namespace PrivateMl.Gateway.Tests.Support;
 /// <summary>
 /// A real OpenAI-compatible HTTP server on loopback (Kestrel). The request's <c>model</c> picks its behaviour:
 /// <c>fault-500</c>, <c>reset</c> (breaks the connection mid-body, streaming or not), <c>slow</c> (pauses between events),
-/// <c>batched</c> (all SSE events in one write), <c>split</c> (every event split across two writes), <c>no-done</c>
+/// <c>late</c> (streams: the headers at once, the first event after a pause), <c>batched</c> (all SSE events in one write), <c>split</c> (every event split across two writes), <c>no-done</c>
 /// (stream ends without [DONE]), <c>pretty</c> (indented non-streaming JSON), <c>large</c> (a 4 KiB non-streaming answer); anything else answers normally.
 /// Streams send <see cref="Tokens"/> content events, a final event with usage, then <c>data: [DONE]</c>.
 /// </summary>
@@ -99,6 +99,14 @@ internal sealed class FakeUpstream : IAsyncDisposable
         {
             await context.Response.WriteAsync(string.Concat(events));
             return;
+        }
+
+        if (model == "late")
+        {
+            // The headers now, the first event only after a pause (a model that answers but is slow to start).
+            await context.Response.StartAsync();
+            await context.Response.Body.FlushAsync();
+            await Task.Delay(SlowDelay, context.RequestAborted);
         }
 
         for (var i = 0; i < events.Count; i++)
