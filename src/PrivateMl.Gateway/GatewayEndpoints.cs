@@ -34,10 +34,10 @@ internal static class GatewayEndpoints
         app.Use(next => context =>
         {
             metrics.Request();
-            var authorized = auth.TryAuthorize(context.Request.Headers.Authorization, out var credentialHash);
-            if (credentialHash is not null)
+            var authorized = auth.TryAuthorize(context.Request.Headers.Authorization, out var credential);
+            if (credential is not null)
             {
-                context.Features.Set(new CallerCredential(credentialHash));
+                context.Features.Set(credential);
             }
 
             var path = context.Request.Path.Value ?? "/";

@@ -19,13 +19,13 @@ internal sealed class BearerTokenAuth
     public bool IsAuthorized(string? authorizationHeader) => TryAuthorize(authorizationHeader, out _);
 
     /// <summary>
-    /// Checks the header; when auth is on and the token is known, <paramref name="credentialHash"/> is the hash that
-    /// signatures made for this caller are stored with (<see cref="CredentialHashOf"/>); null when auth is off or the
-    /// token is missing or unknown.
+    /// Checks the header; when auth is on and the token is known, <paramref name="credential"/> is the caller whose
+    /// signatures are stored with its hash (<see cref="CredentialHashOf"/>); null when auth is off or the token is
+    /// missing or unknown.
     /// </summary>
-    public bool TryAuthorize(string? authorizationHeader, out string? credentialHash)
+    public bool TryAuthorize(string? authorizationHeader, out CallerCredential? credential)
     {
-        credentialHash = null;
+        credential = null;
         if (!Enabled)
         {
             return true;
@@ -47,7 +47,7 @@ internal sealed class BearerTokenAuth
 
         if (match)
         {
-            credentialHash = CredentialHashOf(token);
+            credential = new CallerCredential(token);
         }
 
         return match;
@@ -68,5 +68,13 @@ internal sealed class BearerTokenAuth
     private static ReadOnlySpan<byte> CredentialDomain => "privateml-gateway-credential\0"u8;
 }
 
-/// <summary>The request's authenticated credential (as its hash), set by the auth middleware when auth is on.</summary>
-internal sealed record CallerCredential(string Hash);
+/// <summary>
+/// The request's authenticated credential, set by the auth middleware when auth is on. Its hash is made when first
+/// asked for — by the relay while the upstream works, not on the request's way there.
+/// </summary>
+internal sealed class CallerCredential(byte[] token)
+{
+    private string? _hash;
+
+    public string Hash => _hash ??= BearerTokenAuth.CredentialHashOf(token);
+}
