@@ -344,6 +344,11 @@ internal sealed class BenchPeer : IAsyncDisposable
             start.ArgumentList.Add(arg);
         }
 
+        if (settings.Auth)
+        {
+            start.ArgumentList.Add("--auth");
+        }
+
         if (settings.InlineScheduling is { } inline)
         {
             start.ArgumentList.Add("--inline-scheduling");
@@ -441,7 +446,7 @@ internal static class BenchChild
 
         using var phases = new PhaseRecorder();
         using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = settings.Upstream ?? throw new ArgumentException("--role gateway needs --upstream") });
-        var options = new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], MaxConcurrentStreams = 100_000 };
+        var options = new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], MaxConcurrentStreams = 100_000, Tokens = settings.Auth ? [Settings.BenchToken] : [] };
         options.InlineSocketScheduling = settings.InlineScheduling ?? options.InlineSocketScheduling;
         await using var gateway = GatewayHost.Build(
             options,

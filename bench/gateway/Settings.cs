@@ -25,20 +25,24 @@ internal sealed record Settings(
     string? PinGateway,
     KeyValuePair<string, string>[] GatewayEnvironment,
     bool BareProxy,
-    bool Stagger)
+    bool Stagger,
+    bool Auth)
 {
+    /// <summary>The bearer token the gateway requires under <c>--auth</c> (the load generator sends it on every route).</summary>
+    public const string BenchToken = "bench-token-0123456789abcdef";
+
     public const string Usage = """
         usage: PrivateMl.Gateway.Bench [--tokens 64] [--interval-ms 10] [--levels 1,16,128] [--seconds 10]
                [--min-requests 200] [--rounds 4] [--unpaced-concurrency 32] [--unpaced-seconds 10]
                [--skip-paced] [--skip-unpaced] [--inline-scheduling on|off]
-               [--bare-proxy] [--stagger] [--pin-upstream CPUS] [--pin-gateway CPUS] [--gateway-env "NAME=VALUE;NAME=VALUE"]   (CPU lists as taskset -c takes them, e.g. 4-7;
+               [--bare-proxy] [--stagger] [--auth] [--pin-upstream CPUS] [--pin-gateway CPUS] [--gateway-env "NAME=VALUE;NAME=VALUE"]   (CPU lists as taskset -c takes them, e.g. 4-7;
                pin the load generator itself by starting the bench under taskset -c)
            or: PrivateMl.Gateway.Bench --signing
            or: PrivateMl.Gateway.Bench --e2ee [--e2ee-streams 16] [--rounds 3] [--tokens ..] [--interval-ms ..]
                [--seconds ..] [--unpaced-seconds ..]
         """;
 
-    private static readonly HashSet<string> Flags = ["--skip-paced", "--skip-unpaced", "--signing", "--e2ee", "--bare-proxy", "--stagger"];
+    private static readonly HashSet<string> Flags = ["--skip-paced", "--skip-unpaced", "--signing", "--e2ee", "--bare-proxy", "--stagger", "--auth"];
 
     private static readonly HashSet<string> Valued =
     [
@@ -158,7 +162,8 @@ internal sealed record Settings(
             Cpus("--pin-gateway"),
             environment,
             flags.Contains("--bare-proxy"),
-            flags.Contains("--stagger"));
+            flags.Contains("--stagger"),
+            flags.Contains("--auth"));
         error = problem;
         return problem is null ? settings : null;
     }
