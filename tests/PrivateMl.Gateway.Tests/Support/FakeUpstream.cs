@@ -33,6 +33,9 @@ internal sealed class FakeUpstream : IAsyncDisposable
     /// <summary>Released by tests that hold a <c>slow</c> stream open.</summary>
     public TimeSpan SlowDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>A <c>gated</c> stream sends its first event, then waits for this before the rest.</summary>
+    public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public static async Task<FakeUpstream> StartAsync()
     {
         var upstream = new FakeUpstream();
@@ -139,6 +142,11 @@ internal sealed class FakeUpstream : IAsyncDisposable
             }
 
             await context.Response.Body.FlushAsync();
+            if (model == "gated" && i == 0)
+            {
+                await Gate.Task.WaitAsync(context.RequestAborted);
+            }
+
             if (model == "slow")
             {
                 await Task.Delay(SlowDelay, context.RequestAborted);
