@@ -148,6 +148,7 @@ public static class GatewayServiceCollectionExtensions
                 new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2) }) { Timeout = Timeout.InfiniteTimeSpan },
                 options)));
         services.AddHostedService<GatewayStartup>();
+        services.AddHostedService<KeysetRenewal>();
         services.AddSingleton<GatewayShutdown>();
         services.AddHostedService(sp => sp.GetRequiredService<GatewayShutdown>());
         services.AddSingleton<EhbpKeyHolder>();

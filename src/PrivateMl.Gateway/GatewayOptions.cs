@@ -100,7 +100,7 @@ public sealed class GatewayOptions
     /// <summary>The ACI keyset's <c>subject</c> (naming metadata, e.g. <c>dstack-app://…</c>); null by default.</summary>
     public string? KeysetSubject { get; set; }
 
-    /// <summary>How long after start the ACI keyset stays valid (its <c>not_after</c>).</summary>
+    /// <summary>How long the ACI keyset stays valid (its <c>not_after</c>); it is renewed when a third of it is left.</summary>
     public TimeSpan KeysetLifetime { get; set; } = TimeSpan.FromDays(30);
 
     public void Validate()
@@ -110,9 +110,9 @@ public sealed class GatewayOptions
             throw new ArgumentException("TlsSpkiSha256 must be 64 hex characters");
         }
 
-        if (KeysetLifetime <= TimeSpan.Zero)
+        if (KeysetLifetime < TimeSpan.FromMinutes(1))
         {
-            throw new ArgumentException("KeysetLifetime must be positive");
+            throw new ArgumentException("KeysetLifetime must be at least a minute (the keyset is renewed when a third of it is left)");
         }
 
         if (ListenUrls.Count == 0)

@@ -53,6 +53,9 @@ internal static partial class GatewayLog
     [LoggerMessage(EventId = 5013, Level = LogLevel.Information, Message = "Stopped; completions still in flight, aborted and unsigned: {InFlight}")]
     public static partial void Stopped(ILogger logger, int inFlight);
 
+    [LoggerMessage(EventId = 5105, Level = LogLevel.Information, Message = "Attested keyset renewed before it expires: {OldDigest} → {NewDigest} (same keys), valid until {NotAfter:u}")]
+    public static partial void KeysetRenewed(ILogger logger, string oldDigest, string newDigest, DateTimeOffset notAfter);
+
     [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "E2EE request refused on {Path}: {Code}")]
     public static partial void E2eeRefused(ILogger logger, string path, string code);
 }
