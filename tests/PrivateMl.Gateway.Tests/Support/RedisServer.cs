@@ -22,7 +22,8 @@ internal sealed class RedisServer : IDisposable
 
     public string ConnectionString => $"127.0.0.1:{Port}";
 
-    public static async Task<RedisServer> StartAsync()
+    /// <summary>Starts a server on <paramref name="port"/>, or on a free port.</summary>
+    public static async Task<RedisServer> StartAsync(int? port = null)
     {
         var binary = new[] { "/usr/bin/redis-server", "/usr/local/bin/redis-server" }.FirstOrDefault(File.Exists);
         if (binary is null)
@@ -36,8 +37,8 @@ internal sealed class RedisServer : IDisposable
             Assert.Skip(reason);
         }
 
-        var port = FreePort();
-        var process = Process.Start(new ProcessStartInfo(binary, ["--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        var listen = port ?? FreePort();
+        var process = Process.Start(new ProcessStartInfo(binary, ["--port", listen.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -50,8 +51,8 @@ internal sealed class RedisServer : IDisposable
             try
             {
                 using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, port, TestContext.Current.CancellationToken);
-                return new RedisServer(process, port);
+                await client.ConnectAsync(IPAddress.Loopback, listen, TestContext.Current.CancellationToken);
+                return new RedisServer(process, listen);
             }
             catch (SocketException)
             {
