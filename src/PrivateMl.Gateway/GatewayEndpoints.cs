@@ -68,16 +68,18 @@ internal static class GatewayEndpoints
         app.MapGet("/v1/receipt/{chat_id}", ReceiptAsync);
         app.MapGet("/v1/attestation/report", ReportAsync);
         app.MapGet("/health", (HttpContext context) => Json(context, 200, "{\"status\":\"ok\"}"));
-        app.MapGet("/ready", (HttpContext context) =>
-        {
-            if (context.RequestServices.GetRequiredService<GatewayShutdown>().IsStopping)
-            {
-                return Json(context, 503, "{\"status\":\"stopping\"}");
-            }
+        app.MapGet("/ready", ReadyAsync);
+    }
 
-            var ready = context.RequestServices.GetRequiredService<SigningKeyHolder>().IsReady;
-            return Json(context, ready ? 200 : 503, ready ? "{\"status\":\"ready\"}" : "{\"status\":\"starting\"}");
-        });
+    /// <summary>503 with why (starting, stopping, upstream_unavailable) unless keys are ready and the model answers.</summary>
+    private static async Task ReadyAsync(HttpContext context)
+    {
+        var services = context.RequestServices;
+        var status = services.GetRequiredService<GatewayShutdown>().IsStopping ? "stopping"
+            : !services.GetRequiredService<SigningKeyHolder>().IsReady ? "starting"
+            : services.GetRequiredService<GatewayOptions>().ReadinessChecksUpstream && !await services.GetRequiredService<UpstreamReadiness>().IsUpAsync() ? "upstream_unavailable"
+            : "ready";
+        await Json(context, status == "ready" ? 200 : 503, $"{{\"status\":\"{status}\"}}");
     }
 
     private static Task Json(HttpContext context, int status, string json)

@@ -150,6 +150,7 @@ public static class GatewayServiceCollectionExtensions
         services.AddHostedService<GatewayStartup>();
         services.AddHostedService<KeysetRenewal>();
         services.AddSingleton<GatewayShutdown>();
+        services.AddSingleton<UpstreamReadiness>();
         services.AddHostedService(sp => sp.GetRequiredService<GatewayShutdown>());
         services.AddSingleton<EhbpKeyHolder>();
         services.AddSingleton<EhbpMiddleware>();

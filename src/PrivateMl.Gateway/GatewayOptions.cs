@@ -59,6 +59,18 @@ public sealed class GatewayOptions
     /// </summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Whether <c>/ready</c> also asks the model (its <c>GET /v1/models</c>): a gateway whose model is loading or gone
+    /// answers 503 <c>upstream_unavailable</c>. On by default.
+    /// </summary>
+    public bool ReadinessChecksUpstream { get; set; } = true;
+
+    /// <summary>How long one answer of the model's readiness stands before <c>/ready</c> asks again.</summary>
+    public TimeSpan ReadinessProbeInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long <c>/ready</c> waits for the model's answer before it counts the model as unavailable.</summary>
+    public TimeSpan ReadinessProbeTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>How long signatures and receipts stay retrievable.</summary>
     public TimeSpan SignatureTtl { get; set; } = TimeSpan.FromHours(24);
 
@@ -128,6 +140,11 @@ public sealed class GatewayOptions
         if (MaxConcurrentStreams < 1 || MaxStoredSignatures < 1 || MaxObservedBodyBytes < 1024)
         {
             throw new ArgumentException("MaxConcurrentStreams and MaxStoredSignatures must be positive, MaxObservedBodyBytes at least 1024");
+        }
+
+        if (ReadinessProbeInterval < TimeSpan.Zero || ReadinessProbeTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("ReadinessProbeInterval must not be negative and ReadinessProbeTimeout must be positive");
         }
 
         if (DrainDelay < TimeSpan.Zero || ShutdownTimeout < TimeSpan.Zero)
