@@ -1,0 +1,116 @@
+using System.Text;
+using PrivateMl.Attestation.Verification;
+using PrivateMl.Client;
+using PrivateMl.EndToEnd.Tests.Support;
+
+namespace PrivateMl.EndToEnd.Tests;
+
+/// <summary>
+/// Flow 1: KMS (SIMULATED TD, HTTPS on loopback) → guest agent with key provider kms → gateway with the agent's keys
+/// → a client that attests the node and verifies every answer against the attested key.
+/// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class KmsToClientTests
+{
+    private static readonly string Compose = SimulatedDeployment.Compose("e2e-chat");
+
+    [Fact]
+    public async Task Client_trusts_the_node_and_sees_its_keys_come_from_this_kms()
+    {
+        await using var deployment = await SimulatedDeployment.StartAsync();
+        await using var node = await deployment.BootAsync(Compose);
+        using var http = new HttpClient();
+
+        var result = await new NodeVerifier(http, deployment.VerifierOptions(expectedCompose: Compose)).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+
+        Assert.True(result.Trusted, Describe(result));
+        Assert.True(result.IsSimulated);
+        Assert.Empty(result.Failures);
+        Assert.Equal(CheckOutcome.Passed, result.Find(NodeVerifier.CheckNames.SigningKeyBinding)!.Outcome);
+        Assert.Equal(CheckOutcome.Passed, result.Find(NodeVerifier.CheckNames.NonceBinding)!.Outcome);
+        Assert.Equal(CheckOutcome.Passed, result.Find(NodeVerifier.CheckNames.EventLogRtmr3)!.Outcome);
+        Assert.Equal(CheckOutcome.Passed, result.Find(NodeVerifier.CheckNames.ComposeHash)!.Outcome);
+        var identity = result.AppIdentity!;
+        Assert.Equal(SimulatedDeployment.AppIdOf(Compose), identity.AppId!.Value.ToArray());
+        Assert.Equal("kms", identity.KeyProviderName);
+        Assert.Equal(deployment.Kms.CaPublicKey, identity.KeyProviderId);
+    }
+
+    [Fact]
+    public async Task The_attested_signing_keys_are_the_ones_the_agent_derives_from_the_kms_app_key()
+    {
+        await using var deployment = await SimulatedDeployment.StartAsync();
+        await using var node = await deployment.BootAsync(Compose);
+        using var http = new HttpClient();
+        var ct = TestContext.Current.CancellationToken;
+
+        var ecdsa = await new NodeVerifier(http, deployment.VerifierOptions()).VerifyAsync(node.BaseAddress, ct);
+        var ed25519 = await new NodeVerifier(http, deployment.VerifierOptions(signingAlgo: "ed25519")).VerifyAsync(node.BaseAddress, ct);
+        var derived = await SimulatedDeployment.AgentDerivedSigningKeysAsync(node);
+
+        Assert.True(ecdsa.Trusted, Describe(ecdsa));
+        Assert.True(ed25519.Trusted, Describe(ed25519));
+        Assert.Equal(derived.EcdsaAddress, ecdsa.SigningAddress, ignoreCase: true);
+        Assert.Equal(derived.Ed25519Key, ed25519.SigningAddress, ignoreCase: true);
+    }
+
+    [Theory]
+    [InlineData(true, "ecdsa")]
+    [InlineData(false, "ecdsa")]
+    [InlineData(true, "ed25519")]
+    [InlineData(false, "ed25519")]
+    public async Task A_chat_verifies_end_to_end_over_the_exact_bytes(bool stream, string algo)
+    {
+        await using var deployment = await SimulatedDeployment.StartAsync();
+        await using var node = await deployment.BootAsync(Compose);
+        using var http = new HttpClient();
+        var ct = TestContext.Current.CancellationToken;
+        var attested = await new NodeVerifier(http, deployment.VerifierOptions(signingAlgo: algo)).VerifyAsync(node.BaseAddress, ct);
+        Assert.True(attested.Trusted, Describe(attested));
+        var request = VerifiedChat.RequestBody(SimulatedDeployment.Model, "hello from the end-to-end test", stream);
+
+        var answer = await new VerifiedChat(http, node.BaseAddress).SendAsync(request, attested.SigningAddress!, algo, null, ct);
+
+        Assert.True(answer.Verified, Describe(answer));
+        Assert.Equal(200, answer.Status);
+        Assert.Equal(stream ? string.Concat(Enumerable.Range(0, Testing.FakeUpstream.Tokens).Select(i => $"tok{i} ")) : "hello there", answer.Content);
+        foreach (var name in new[] { SignedResponseVerifier.SignatureCheck, SignedResponseVerifier.RequestHashCheck, SignedResponseVerifier.ResponseHashCheck, ReceiptVerifier.SignatureCheck, ReceiptVerifier.AttestedKeyCheck, ReceiptVerifier.RequestCheck, ReceiptVerifier.ResponseCheck })
+        {
+            Assert.Contains(answer.Checks, c => c.Name == name && c.Outcome == CheckOutcome.Passed);
+        }
+
+        // The model received exactly the bytes the client hashed; the receipt hashes are over exactly what crossed the wire.
+        Assert.Equal(request, deployment.Upstream.Received[answer.ChatId!]);
+        var receipt = ReceiptVerifier.Verify(Encoding.UTF8.GetBytes(answer.ReceiptJson!), attested.SigningAddress, request, answer.ResponseBytes);
+        Assert.DoesNotContain(receipt, c => c.Outcome != CheckOutcome.Passed);
+    }
+
+    [Fact]
+    public async Task A_receipt_does_not_verify_for_other_bytes_or_another_attested_key()
+    {
+        await using var deployment = await SimulatedDeployment.StartAsync();
+        await using var node = await deployment.BootAsync(Compose);
+        await using var other = await deployment.BootAsync(SimulatedDeployment.Compose("e2e-other"));
+        using var http = new HttpClient();
+        var ct = TestContext.Current.CancellationToken;
+        var attested = await new NodeVerifier(http, deployment.VerifierOptions()).VerifyAsync(node.BaseAddress, ct);
+        var otherAttested = await new NodeVerifier(http, deployment.VerifierOptions()).VerifyAsync(other.BaseAddress, ct);
+        var request = VerifiedChat.RequestBody(SimulatedDeployment.Model, "hi", stream: true);
+        var answer = await new VerifiedChat(http, node.BaseAddress).SendAsync(request, attested.SigningAddress!, "ecdsa", null, ct);
+        Assert.True(answer.Verified, Describe(answer));
+        var receipt = Encoding.UTF8.GetBytes(answer.ReceiptJson!);
+        var otherRequest = VerifiedChat.RequestBody(SimulatedDeployment.Model, "ho", stream: true);
+        var otherResponse = answer.ResponseBytes.ToArray();
+        otherResponse[^10] ^= 1;
+
+        Assert.Equal(ErrorCode.SignerNotAttested, Assert.Single(ReceiptVerifier.Verify(receipt, otherAttested.SigningAddress), c => c.Outcome == CheckOutcome.Failed).Code);
+        Assert.Equal(ReceiptVerifier.RequestCheck, Assert.Single(ReceiptVerifier.Verify(receipt, attested.SigningAddress, otherRequest, answer.ResponseBytes), c => c.Outcome == CheckOutcome.Failed).Name);
+        Assert.Equal(ReceiptVerifier.ResponseCheck, Assert.Single(ReceiptVerifier.Verify(receipt, attested.SigningAddress, request, otherResponse), c => c.Outcome == CheckOutcome.Failed).Name);
+    }
+
+    internal static string Describe(NodeVerificationResult result) =>
+        string.Join("\n", result.Checks.Select(c => $"{c.Outcome} {c.Name} {c.Code}: {c.Detail}"));
+
+    internal static string Describe(ChatVerification answer) =>
+        string.Join("\n", answer.Checks.Select(c => $"{c.Outcome} {c.Name} {c.Code}: {c.Detail}"));
+}

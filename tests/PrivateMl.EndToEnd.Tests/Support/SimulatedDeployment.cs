@@ -1,0 +1,194 @@
+using System.Security.Cryptography;
+using System.Text;
+using NSec.Cryptography;
+using PrivateMl.Agent.Client;
+using PrivateMl.Agent.Env;
+using PrivateMl.Agent.Keys;
+using PrivateMl.Client;
+using PrivateMl.E2ee.Signing;
+using PrivateMl.Kms.Hosting;
+using PrivateMl.Kms.Policy;
+using PrivateMl.Tee.Simulator;
+using PrivateMl.Testing;
+using PrivateMl.Vmm.DevImage;
+using ECPrivKey = NBitcoin.Secp256k1.ECPrivKey;
+
+namespace PrivateMl.EndToEnd.Tests.Support;
+
+/// <summary>
+/// One simulated deployment in a temporary folder: the image's SIMULATED TDX platform (build-dev's
+/// <c>&lt;image&gt;/tdx-simulator</c>), a KMS in a TD of that platform, a real OpenAI-shaped model server on loopback,
+/// and the host's side of deploying guests (the shared folder with app-compose.json, <c>.sys-config.json</c>'s
+/// <c>kms_urls</c>, <c>.instance_info</c> and an env encrypted to the KMS's key for the app).
+/// </summary>
+internal sealed class SimulatedDeployment : IAsyncDisposable
+{
+    public const string Model = "test-model";
+
+    /// <summary>The path prefix under which the gateway asks the agent for its signing keys (GatewayOptions' default).</summary>
+    public const string GatewayKeyPath = "privateml-gateway";
+
+    private readonly string _root;
+    private readonly SimulatedTdxPlatform _platform;
+    private readonly List<KmsNode> _otherKms = [];
+    private int _guests;
+
+    private SimulatedDeployment(string root, SimulatedTdxPlatform platform, FakeUpstream upstream, KmsNode kms, KmsPolicy policy)
+    {
+        _root = root;
+        _platform = platform;
+        Upstream = upstream;
+        Kms = kms;
+        Policy = policy;
+    }
+
+    public FakeUpstream Upstream { get; }
+
+    public KmsNode Kms { get; private set; }
+
+    public KmsPolicy Policy { get; }
+
+    public string ImageSimulator => ImageSimulatorOf(_root);
+
+    private string KmsState => Path.Combine(_root, "kms");
+
+    private static string ImageSimulatorOf(string root) => Path.Combine(root, "image", "tdx-simulator");
+
+    /// <summary>Prepares the image's platform, starts the model server and a KMS with <paramref name="policy"/> (default: dstack's dev auth, any app).</summary>
+    public static async Task<SimulatedDeployment> StartAsync(KmsPolicy? policy = null)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var root = Directory.CreateTempSubdirectory("pml-e2e-").FullName;
+        DevSimulator.Prepare(ImageSimulatorOf(root));
+        var platform = SimulatedTdxPlatform.Load(ImageSimulatorOf(root));
+        var upstream = await FakeUpstream.StartAsync();
+        policy ??= KmsPolicy.Default;
+        var kms = await KmsNode.StartAsync(ImageSimulatorOf(root), Path.Combine(root, "kms"), policy, ct);
+        return new SimulatedDeployment(root, platform, upstream, kms, policy);
+    }
+
+    /// <summary>app-compose.json of a KMS app named <paramref name="name"/> that keeps <paramref name="allowedEnvs"/> from its encrypted env.</summary>
+    public static string Compose(string name, params string[] allowedEnvs) =>
+        $"{{\"manifest_version\":2,\"name\":\"{name}\",\"runner\":\"docker-compose\",\"docker_compose_file\":\"\",\"kms_enabled\":true,"
+        + $"\"allowed_envs\":[{string.Join(',', allowedEnvs.Select(e => $"\"{e}\""))}]}}";
+
+    /// <summary>The app id dstack gives a compose by default: the first 20 bytes of its SHA-256.</summary>
+    public static byte[] AppIdOf(string compose) => SHA256.HashData(Encoding.UTF8.GetBytes(compose))[..20];
+
+    /// <summary>
+    /// Deploys and boots a guest: writes the shared folder (<paramref name="compose"/>, the KMS URLs — this deployment's
+    /// KMS unless <paramref name="kmsUrls"/> says otherwise —, <paramref name="appId"/> in <c>.instance_info</c> when
+    /// given, and <paramref name="encryptedEnv"/>), then boots it as <c>privateml guest boot</c> does.
+    /// </summary>
+    /// <exception cref="GuestBootException">The guest refused to boot.</exception>
+    public Task<GuestNode> BootAsync(string compose, IReadOnlyList<Uri>? kmsUrls = null, byte[]? appId = null, byte[]? encryptedEnv = null)
+    {
+        var guest = GuestDirectory();
+        var shared = Path.Combine(guest, "shared");
+        Directory.CreateDirectory(shared);
+        File.WriteAllText(Path.Combine(shared, GuestSharedFolder.AppComposeFile), compose);
+        var urls = kmsUrls ?? [Kms.Url];
+        File.WriteAllText(Path.Combine(shared, GuestSharedFolder.SysConfigFile), $"{{\"kms_urls\":[{string.Join(',', urls.Select(u => $"\"{u}\""))}]}}");
+        if (appId is not null)
+        {
+            File.WriteAllText(Path.Combine(shared, GuestSharedFolder.InstanceInfoFile), $"{{\"app_id\":\"{Convert.ToHexStringLower(appId)}\"}}");
+        }
+
+        if (encryptedEnv is not null)
+        {
+            File.WriteAllBytes(Path.Combine(shared, GuestSharedFolder.EncryptedEnvFile), encryptedEnv);
+        }
+
+        return GuestNode.BootAsync(shared, guest, ImageSimulator, Upstream.BaseAddress, TestContext.Current.CancellationToken);
+    }
+
+    /// <summary>A fresh folder for one guest (its shared folder, its agent state, its socket).</summary>
+    public string GuestDirectory() => Directory.CreateDirectory(Path.Combine(_root, "guests", Interlocked.Increment(ref _guests).ToString(System.Globalization.CultureInfo.InvariantCulture))).FullName;
+
+    /// <summary>
+    /// The operator's side of <c>deploy --env-file</c>: the app's env-encryption key from the KMS, accepted only when
+    /// signed by the KMS root key the operator pinned, and <paramref name="envFile"/> encrypted to it.
+    /// </summary>
+    public async Task<byte[]> EncryptEnvAsync(byte[] appId, string envFile)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        AppEnvEncryptPublicKey key;
+        using (var client = new KmsClient(Kms.Url))
+        using (var answer = await client.CallAsync("GetAppEnvEncryptPubKey", w => w.WriteString("app_id", Convert.ToHexStringLower(appId)), ct))
+        {
+            key = AppEnvEncryptPublicKey.Parse(Encoding.UTF8.GetBytes(answer.RootElement.GetRawText()));
+        }
+
+        var verdict = key.Verify(appId, [Convert.FromHexString(Kms.K256PublicKey)], DateTimeOffset.UtcNow);
+        Assert.True(verdict.Accepted, verdict.Reason);
+        using var random = RandomNumberGenerator.Create();
+        return EncryptedEnv.Encrypt(EnvVariables.Serialize(EnvFile.Parse(envFile)), key.PublicKey, random);
+    }
+
+    /// <summary>Stops the KMS and starts it again over the same state (root keys) and policy.</summary>
+    public async Task RestartKmsAsync()
+    {
+        await Kms.DisposeAsync();
+        Kms = await KmsNode.StartAsync(ImageSimulator, KmsState, Policy, TestContext.Current.CancellationToken);
+    }
+
+    /// <summary>A second KMS on the same platform with root keys of its own (another operator's KMS).</summary>
+    public async Task<KmsNode> StartOtherKmsAsync(KmsPolicy? policy = null)
+    {
+        var kms = await KmsNode.StartAsync(ImageSimulator, Path.Combine(_root, "kms-" + (_otherKms.Count + 1)), policy ?? KmsPolicy.Default, TestContext.Current.CancellationToken);
+        _otherKms.Add(kms);
+        return kms;
+    }
+
+    /// <summary>
+    /// What a client verifying this deployment's nodes uses: SIMULATED evidence admitted explicitly, pinned to the
+    /// image platform's root (not whatever root a quote carries), collateral that platform issues.
+    /// </summary>
+    public NodeVerifierOptions VerifierOptions(string? token = null, string signingAlgo = "ecdsa", string? expectedCompose = null) => new()
+    {
+        AllowSimulated = true,
+        SimulatedRootCertificate = _platform.Pki.RootCertificate.RawData,
+        Collateral = new SimulatedCollateralSource(_platform, TimeProvider.System),
+        ApiKey = token,
+        SigningAlgo = signingAlgo,
+        ExpectedAppCompose = expectedCompose is null ? null : Encoding.UTF8.GetBytes(expectedCompose),
+    };
+
+    /// <summary>
+    /// The gateway's signing keys as the agent derives them from the KMS's app key (GetKey over the agent socket,
+    /// independently of the gateway): the EIP-55-insensitive ECDSA address (0x + hex) and the Ed25519 public key (hex).
+    /// </summary>
+    public static async Task<(string EcdsaAddress, string Ed25519Key)> AgentDerivedSigningKeysAsync(GuestNode node)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var agent = new DstackAgentClient(node.AgentSocket);
+        var ecdsa = await agent.GetKeyAsync(GatewayKeyPath + "/ecdsa-signing-key", "signing", "secp256k1", ct);
+        var ed = await agent.GetKeyAsync(GatewayKeyPath + "/ed25519-signing-key", "signing", "secp256k1", ct);
+        Assert.True(ECPrivKey.TryCreate(ecdsa.Key.AsSpan(0, 32), out var privateKey));
+        using (privateKey)
+        using (var edKey = Key.Import(SignatureAlgorithm.Ed25519, ed.Key.AsSpan(0, 32), KeyBlobFormat.RawPrivateKey))
+        {
+            var address = "0x" + Convert.ToHexStringLower(Eip191.AddressOf(privateKey!.CreatePubKey().ToBytes(compressed: false)));
+            return (address, Convert.ToHexStringLower(edKey.PublicKey.Export(KeyBlobFormat.RawPublicKey)));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var kms in _otherKms)
+        {
+            await kms.DisposeAsync();
+        }
+
+        await Kms.DisposeAsync();
+        await Upstream.DisposeAsync();
+        _platform.Dispose();
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
