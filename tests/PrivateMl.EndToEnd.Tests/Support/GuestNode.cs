@@ -21,9 +21,12 @@ internal sealed class GuestNode : IAsyncDisposable
     private readonly DstackAgentClient _agentClient;
     private readonly UpstreamHttpBackend _backend;
     private readonly WebApplication _gateway;
+    private bool _disposed;
 
-    private GuestNode(GuestSharedFiles files, string agentSocket, DevGuestAgent agent, DstackAgentClient agentClient, UpstreamHttpBackend backend, WebApplication gateway)
+    private GuestNode(string sharedDirectory, string guestDirectory, GuestSharedFiles files, string agentSocket, DevGuestAgent agent, DstackAgentClient agentClient, UpstreamHttpBackend backend, WebApplication gateway)
     {
+        SharedDirectory = sharedDirectory;
+        GuestDirectory = guestDirectory;
         Files = files;
         AgentSocket = agentSocket;
         _agent = agent;
@@ -34,6 +37,12 @@ internal sealed class GuestNode : IAsyncDisposable
     }
 
     public Uri BaseAddress { get; }
+
+    /// <summary>The host's shared folder this guest boots from.</summary>
+    public string SharedDirectory { get; }
+
+    /// <summary>The guest's own disk: the copy of the shared files, the agent state (instance id seed, simulator), the socket.</summary>
+    public string GuestDirectory { get; }
 
     /// <summary>What the guest read from the host's shared folder (compose, app id, KMS URLs, env).</summary>
     public GuestSharedFiles Files { get; }
@@ -84,7 +93,7 @@ internal sealed class GuestNode : IAsyncDisposable
                 agentClient,
                 configureLogging: Quiet);
             await gateway.StartAsync(ct);
-            return new GuestNode(files, socket, agent, agentClient, backend, gateway);
+            return new GuestNode(sharedDirectory, guestDirectory, files, socket, agent, agentClient, backend, gateway);
         }
         catch
         {
@@ -105,6 +114,12 @@ internal sealed class GuestNode : IAsyncDisposable
     /// <summary>Stops the gateway, then the agent (a guest shutting down).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         await _gateway.StopAsync(CancellationToken.None);
         await _gateway.DisposeAsync();
         _backend.Dispose();

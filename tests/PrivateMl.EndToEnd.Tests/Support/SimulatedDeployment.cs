@@ -102,6 +102,10 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
         return GuestNode.BootAsync(shared, guest, ImageSimulator, Upstream.BaseAddress, TestContext.Current.CancellationToken);
     }
 
+    /// <summary>Boots <paramref name="stopped"/>'s guest again from the same shared folder and disk (a VM restart: same instance).</summary>
+    public Task<GuestNode> RebootAsync(GuestNode stopped) =>
+        GuestNode.BootAsync(stopped.SharedDirectory, stopped.GuestDirectory, ImageSimulator, Upstream.BaseAddress, TestContext.Current.CancellationToken);
+
     /// <summary>A fresh folder for one guest (its shared folder, its agent state, its socket).</summary>
     public string GuestDirectory() => Directory.CreateDirectory(Path.Combine(_root, "guests", Interlocked.Increment(ref _guests).ToString(System.Globalization.CultureInfo.InvariantCulture))).FullName;
 
