@@ -50,6 +50,9 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
 
     public string ImageSimulator => ImageSimulatorOf(_root);
 
+    /// <summary>A path inside this deployment's temporary folder.</summary>
+    public string PathOf(string name) => Path.Combine(_root, name);
+
     private string KmsState => Path.Combine(_root, "kms");
 
     private static string ImageSimulatorOf(string root) => Path.Combine(root, "image", "tdx-simulator");
@@ -78,12 +81,13 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
     /// <summary>
     /// Deploys and boots a guest: writes the shared folder (<paramref name="compose"/>, the KMS URLs — this deployment's
     /// KMS unless <paramref name="kmsUrls"/> says otherwise —, <paramref name="appId"/> in <c>.instance_info</c> when
-    /// given, and <paramref name="encryptedEnv"/>), then boots it as <c>privateml guest boot</c> does.
+    /// given, and <paramref name="encryptedEnv"/>) in <paramref name="guestDirectory"/> (default: a fresh one), then
+    /// boots it as <c>privateml guest boot</c> does.
     /// </summary>
     /// <exception cref="GuestBootException">The guest refused to boot.</exception>
-    public Task<GuestNode> BootAsync(string compose, IReadOnlyList<Uri>? kmsUrls = null, byte[]? appId = null, byte[]? encryptedEnv = null)
+    public Task<GuestNode> BootAsync(string compose, IReadOnlyList<Uri>? kmsUrls = null, byte[]? appId = null, byte[]? encryptedEnv = null, string? guestDirectory = null)
     {
-        var guest = GuestDirectory();
+        var guest = guestDirectory ?? GuestDirectory();
         var shared = Path.Combine(guest, "shared");
         Directory.CreateDirectory(shared);
         File.WriteAllText(Path.Combine(shared, GuestSharedFolder.AppComposeFile), compose);
@@ -136,10 +140,13 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
         Kms = await KmsNode.StartAsync(ImageSimulator, KmsState, Policy, TestContext.Current.CancellationToken);
     }
 
-    /// <summary>A second KMS on the same platform with root keys of its own (another operator's KMS).</summary>
-    public async Task<KmsNode> StartOtherKmsAsync(KmsPolicy? policy = null)
+    /// <summary>
+    /// A second KMS with root keys of its own (another operator's KMS), on the image's platform or, with
+    /// <paramref name="simulatorDirectory"/>, in a TD of another simulated platform (one whose root it trusts instead).
+    /// </summary>
+    public async Task<KmsNode> StartOtherKmsAsync(KmsPolicy? policy = null, string? simulatorDirectory = null)
     {
-        var kms = await KmsNode.StartAsync(ImageSimulator, Path.Combine(_root, "kms-" + (_otherKms.Count + 1)), policy ?? KmsPolicy.Default, TestContext.Current.CancellationToken);
+        var kms = await KmsNode.StartAsync(simulatorDirectory ?? ImageSimulator, Path.Combine(_root, "kms-" + (_otherKms.Count + 1)), policy ?? KmsPolicy.Default, TestContext.Current.CancellationToken);
         _otherKms.Add(kms);
         return kms;
     }
