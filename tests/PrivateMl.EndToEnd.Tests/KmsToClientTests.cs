@@ -1,7 +1,9 @@
 using System.Text;
+using PrivateMl.Agent.Runtime;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Client;
 using PrivateMl.EndToEnd.Tests.Support;
+using PrivateMl.Tee.Simulator;
 
 namespace PrivateMl.EndToEnd.Tests;
 
@@ -34,6 +36,35 @@ public sealed class KmsToClientTests
         Assert.Equal(SimulatedDeployment.AppIdOf(Compose), identity.AppId!.Value.ToArray());
         Assert.Equal("kms", identity.KeyProviderName);
         Assert.Equal(deployment.Kms.CaPublicKey, identity.KeyProviderId);
+    }
+
+    [Fact]
+    public async Task A_strict_client_refuses_the_node_only_because_it_is_simulated()
+    {
+        await using var deployment = await SimulatedDeployment.StartAsync();
+        await using var node = await deployment.BootAsync(Compose);
+        using var http = new HttpClient();
+
+        var result = await new NodeVerifier(http, deployment.VerifierOptions() with { AllowSimulated = false }).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+
+        Assert.False(result.Trusted);
+        Assert.Equal("policy.simulated", Assert.Single(result.Failures).Name);
+    }
+
+    [Fact]
+    public async Task A_client_pinned_to_another_simulated_root_refuses_the_node()
+    {
+        await using var deployment = await SimulatedDeployment.StartAsync();
+        await using var node = await deployment.BootAsync(Compose);
+        using var other = SimulatedTdxPlatform.Create(new SimulatedPlatformOptions { Profile = SimulatedBoot.Profile() }, DateTimeOffset.UtcNow);
+        using var http = new HttpClient();
+
+        var result = await new NodeVerifier(http, deployment.VerifierOptions() with { SimulatedRootCertificate = other.Pki.RootCertificate.RawData })
+            .VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+
+        Assert.False(result.Trusted);
+        Assert.False(result.Quote!.Accepted);
+        Assert.True(result.Failures.Any(c => c.Code == ErrorCode.PckChainUntrusted), Describe(result));
     }
 
     [Fact]
@@ -73,7 +104,7 @@ public sealed class KmsToClientTests
 
         Assert.True(answer.Verified, Describe(answer));
         Assert.Equal(200, answer.Status);
-        Assert.Equal(stream ? string.Concat(Enumerable.Range(0, Testing.FakeUpstream.Tokens).Select(i => $"tok{i} ")) : "hello there", answer.Content);
+        Assert.Equal(stream ? SimulatedDeployment.StreamedContent : SimulatedDeployment.Answer, answer.Content);
         foreach (var name in new[] { SignedResponseVerifier.SignatureCheck, SignedResponseVerifier.RequestHashCheck, SignedResponseVerifier.ResponseHashCheck, ReceiptVerifier.SignatureCheck, ReceiptVerifier.AttestedKeyCheck, ReceiptVerifier.RequestCheck, ReceiptVerifier.ResponseCheck })
         {
             Assert.Contains(answer.Checks, c => c.Name == name && c.Outcome == CheckOutcome.Passed);

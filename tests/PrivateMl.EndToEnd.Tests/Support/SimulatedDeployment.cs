@@ -25,6 +25,11 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
 {
     public const string Model = "test-model";
 
+    /// <summary>What the model server streams as content (<see cref="FakeUpstream.Tokens"/> deltas); its non-streamed answer is <see cref="Answer"/>.</summary>
+    public static readonly string StreamedContent = string.Concat(Enumerable.Range(0, FakeUpstream.Tokens).Select(i => $"tok{i} "));
+
+    public const string Answer = "hello there";
+
     /// <summary>The path prefix under which the gateway asks the agent for its signing keys (GatewayOptions' default).</summary>
     public const string GatewayKeyPath = "privateml-gateway";
 
