@@ -5,6 +5,7 @@ using PrivateMl.Agent.Env;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Client;
 using PrivateMl.EndToEnd.Tests.Support;
+using PrivateMl.Kms.Keys;
 using PrivateMl.Vmm.DevImage;
 
 namespace PrivateMl.EndToEnd.Tests;
@@ -63,6 +64,29 @@ public sealed class EnvTokenTests
         Assert.False(File.Exists(Path.Combine(guest, ".host-shared", EncryptedEnvSetup.DecryptedEnvFileName)));
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         Assert.Throws<SocketException>(() => socket.Connect(new UnixDomainSocketEndPoint(Path.Combine(guest, "dstack.sock"))));
+    }
+
+    [Fact]
+    public async Task After_a_kms_key_rotation_an_env_sealed_to_the_earlier_epoch_stops_the_reboot_until_it_is_sealed_again()
+    {
+        // The guest asks for the current epoch's keys only, so an env sealed before `kms rotate` no longer opens
+        // (although that epoch is not retired). What must hold either way: the guest never comes up without its env,
+        // which would leave the gateway serving without tokens.
+        await using var deployment = await SimulatedDeployment.StartAsync();
+        var appId = SimulatedDeployment.AppIdOf(Compose);
+        var node = await deployment.BootAsync(Compose, encryptedEnv: await deployment.EncryptEnvAsync(appId, $"{DevGuestAgent.ApiTokensVariable}=tok-a\n"));
+        await node.DisposeAsync();
+        new KeyEpochStore(deployment.KmsState, TimeProvider.System).Rotate();
+
+        var error = await Assert.ThrowsAsync<GuestBootException>(() => deployment.RebootAsync(node));
+        Assert.Equal(ErrorCode.EnvDecryptionFailed, Assert.IsType<AttestationException>(error.InnerException).Code);
+
+        // update-env: sealed again to the current epoch's key, the same guest boots and its tokens apply.
+        await File.WriteAllBytesAsync(Path.Combine(node.SharedDirectory, GuestSharedFolder.EncryptedEnvFile), await deployment.EncryptEnvAsync(appId, $"{DevGuestAgent.ApiTokensVariable}=tok-b\n"), TestContext.Current.CancellationToken);
+        await using var again = await deployment.RebootAsync(node);
+        using var http = new HttpClient();
+        Assert.Equal(["tok-b"], again.Agent.ApiTokens());
+        Assert.Equal(HttpStatusCode.Unauthorized, await PostAsync(http, again, VerifiedChat.RequestBody(SimulatedDeployment.Model, "hi", stream: false), token: "tok-a"));
     }
 
     private static async Task<HttpStatusCode> PostAsync(HttpClient http, GuestNode node, byte[] body, string? token)

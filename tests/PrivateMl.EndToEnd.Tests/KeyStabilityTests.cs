@@ -2,6 +2,7 @@ using System.Text;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Client;
 using PrivateMl.EndToEnd.Tests.Support;
+using PrivateMl.Kms.Keys;
 
 namespace PrivateMl.EndToEnd.Tests;
 
@@ -142,6 +143,32 @@ public sealed class KeyStabilityTests
         Assert.Equal(v1.Ed25519.SigningAddress, v2.Ed25519.SigningAddress);
         Assert.False(pinnedToOld.Trusted);
         Assert.Equal(NodeVerifier.CheckNames.ComposeHash, Assert.Single(pinnedToOld.Failures).Name);
+    }
+
+    [Fact]
+    public async Task After_a_kms_key_rotation_a_rebooted_guest_signs_with_new_keys_and_earlier_answers_verify_only_against_the_earlier_attestation()
+    {
+        await using var deployment = await SimulatedDeployment.StartAsync();
+        using var http = new HttpClient();
+        var node = await deployment.BootAsync(Compose);
+        Attested before;
+        SavedAnswer saved;
+        await using (node)
+        {
+            before = await AttestAsync(deployment, node);
+            saved = await ChatAndSaveAsync(http, node, before);
+        }
+
+        // privateml kms rotate: the running KMS picks the new epoch up from its state directory.
+        Assert.Equal(2u, new KeyEpochStore(deployment.KmsState, TimeProvider.System).Rotate());
+        await using var again = await deployment.RebootAsync(node);
+        var after = await AttestAsync(deployment, again);
+
+        Assert.Equal(before.Ecdsa.AppIdentity!.AppId!.Value.ToArray(), after.Ecdsa.AppIdentity!.AppId!.Value.ToArray());
+        Assert.NotEqual(before.Ecdsa.SigningAddress, after.Ecdsa.SigningAddress);
+        Assert.NotEqual(before.Ed25519.SigningAddress, after.Ed25519.SigningAddress);
+        AssertRejectedBy(saved, after);
+        AssertStillVerifies(saved, before);
     }
 
     private sealed record Attested(NodeVerificationResult Ecdsa, NodeVerificationResult Ed25519);

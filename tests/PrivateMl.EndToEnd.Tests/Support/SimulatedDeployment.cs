@@ -58,7 +58,8 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
     /// <summary>A path inside this deployment's temporary folder.</summary>
     public string PathOf(string name) => Path.Combine(_root, name);
 
-    private string KmsState => Path.Combine(_root, "kms");
+    /// <summary>The KMS's state directory (root keys, <c>epochs.json</c>), where <c>privateml kms rotate</c> acts.</summary>
+    public string KmsState => Path.Combine(_root, "kms");
 
     private static string ImageSimulatorOf(string root) => Path.Combine(root, "image", "tdx-simulator");
 
