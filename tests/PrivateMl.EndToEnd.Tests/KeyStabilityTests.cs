@@ -3,6 +3,7 @@ using PrivateMl.Attestation.Verification;
 using PrivateMl.Client;
 using PrivateMl.EndToEnd.Tests.Support;
 using PrivateMl.Kms.Keys;
+using PrivateMl.Testing;
 
 namespace PrivateMl.EndToEnd.Tests;
 
@@ -61,6 +62,22 @@ public sealed class KeyStabilityTests
         Assert.Equal(one.Ecdsa.SigningAddress, two.Ecdsa.SigningAddress);
         Assert.Equal(one.Ed25519.SigningAddress, two.Ed25519.SigningAddress);
         AssertStillVerifies(saved, two);
+    }
+
+    [Fact]
+    public async Task A_guest_that_reaches_its_kms_after_an_unreachable_one_attests_the_same_keys()
+    {
+        await using var deployment = await SimulatedDeployment.StartAsync();
+        using var closed = new RefusingPort();
+        await using var direct = await deployment.BootAsync(Compose);
+        await using var failover = await deployment.BootAsync(Compose, kmsUrls: [closed.HttpsUrl, deployment.Kms.Url]);
+
+        var one = await AttestAsync(deployment, direct);
+        var two = await AttestAsync(deployment, failover);
+
+        Assert.Equal(one.Ecdsa.SigningAddress, two.Ecdsa.SigningAddress);
+        Assert.Equal(one.Ed25519.SigningAddress, two.Ed25519.SigningAddress);
+        Assert.Equal(deployment.Kms.CaPublicKey, two.Ecdsa.AppIdentity!.KeyProviderId);
     }
 
     [Fact]

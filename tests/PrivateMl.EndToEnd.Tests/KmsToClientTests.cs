@@ -117,6 +117,32 @@ public sealed class KmsToClientTests
     }
 
     [Fact]
+    public async Task Concurrent_chats_each_verify_against_their_own_bytes()
+    {
+        await using var deployment = await SimulatedDeployment.StartAsync();
+        await using var node = await deployment.BootAsync(Compose);
+        using var http = new HttpClient();
+        var ct = TestContext.Current.CancellationToken;
+        var ecdsa = await new NodeVerifier(http, deployment.VerifierOptions()).VerifyAsync(node.BaseAddress, ct);
+        var ed25519 = await new NodeVerifier(http, deployment.VerifierOptions(signingAlgo: "ed25519")).VerifyAsync(node.BaseAddress, ct);
+        var requests = Enumerable.Range(0, 8).Select(i => VerifiedChat.RequestBody(SimulatedDeployment.Model, $"prompt number {i}", stream: i % 2 == 0)).ToArray();
+
+        var answers = await Task.WhenAll(requests.Select((request, i) => i % 4 < 2
+            ? new VerifiedChat(http, node.BaseAddress).SendAsync(request, ecdsa.SigningAddress!, "ecdsa", null, ct)
+            : new VerifiedChat(http, node.BaseAddress).SendAsync(request, ed25519.SigningAddress!, "ed25519", null, ct)));
+
+        Assert.All(answers, a => Assert.True(a.Verified, Describe(a)));
+        Assert.Equal(requests.Length, answers.Select(a => a.ChatId).Distinct().Count());
+        for (var i = 0; i < requests.Length; i++)
+        {
+            Assert.Equal(requests[i], deployment.Upstream.Received[answers[i].ChatId!]);
+            var receipt = Encoding.UTF8.GetBytes(answers[i].ReceiptJson!);
+            var next = (i + 1) % requests.Length;
+            Assert.Equal(ReceiptVerifier.RequestCheck, Assert.Single(ReceiptVerifier.Verify(receipt, ecdsa.SigningAddress, requests[next], answers[i].ResponseBytes), c => c.Outcome == CheckOutcome.Failed).Name);
+        }
+    }
+
+    [Fact]
     public async Task A_receipt_does_not_verify_for_other_bytes_or_another_attested_key()
     {
         await using var deployment = await SimulatedDeployment.StartAsync();
