@@ -28,14 +28,14 @@ public sealed class E2eeTests
         await using var capture = new LoopbackCapture(node.BaseAddress);
         using var http = new HttpClient();
         var attested = await new NodeVerifier(http, deployment.VerifierOptions() with { ReportFormat = NodeReportFormat.Aci }).VerifyAsync(node.BaseAddress, ct);
-        Assert.True(attested.Trusted, KmsToClientTests.Describe(attested));
+        Assert.True(attested.Trusted, Describe.Checks(attested));
         Assert.NotNull(attested.Keyset);
         using var ehbp = await EhbpChatTransport.ConnectAsync(attested, capture.BaseAddress, apiKey: null, cancellationToken: ct);
         var request = VerifiedChat.RequestBody(SimulatedDeployment.Model, Prompt, stream);
 
         var answer = await ehbp.Chat.SendAsync(request, attested.SigningAddress!, attested.Report!.SigningAlgo, cancellationToken: ct);
 
-        Assert.True(answer.Verified, KmsToClientTests.Describe(answer));
+        Assert.True(answer.Verified, Describe.Checks(answer));
         Assert.Equal(stream ? SimulatedDeployment.StreamedContent : SimulatedDeployment.Answer, answer.Content);
         Assert.Equal(request, Assert.Single(deployment.Upstream.Received).Value);
         var wire = Encoding.Latin1.GetString(capture.BothDirections());
@@ -62,8 +62,8 @@ public sealed class E2eeTests
         await using var again = await deployment.RebootAsync(node);
         var after = await new NodeVerifier(http, options).VerifyAsync(again.BaseAddress, ct);
 
-        Assert.True(before.Trusted, KmsToClientTests.Describe(before));
-        Assert.True(after.Trusted, KmsToClientTests.Describe(after));
+        Assert.True(before.Trusted, Describe.Checks(before));
+        Assert.True(after.Trusted, Describe.Checks(after));
         Assert.NotEmpty(before.Keyset!.E2eePublicKeys);
         Assert.Equal(before.Keyset.E2eePublicKeys, after.Keyset!.E2eePublicKeys);
         Assert.Equal(before.Keyset.ReceiptSigningKeys, after.Keyset.ReceiptSigningKeys);

@@ -41,9 +41,9 @@ public sealed class EnvTokenTests
         Assert.Equal(NodeVerifier.CheckNames.ReportFetch, anonymous.FirstFailure!.Name);
 
         var attested = await new NodeVerifier(http, deployment.VerifierOptions(token: "tok-b")).VerifyAsync(node.BaseAddress, ct);
-        Assert.True(attested.Trusted, KmsToClientTests.Describe(attested));
+        Assert.True(attested.Trusted, Describe.Checks(attested));
         var answer = await new VerifiedChat(http, node.BaseAddress, "tok-b").SendAsync(request, attested.SigningAddress!, "ecdsa", null, ct);
-        Assert.True(answer.Verified, KmsToClientTests.Describe(answer));
+        Assert.True(answer.Verified, Describe.Checks(answer));
         Assert.Equal(request, Assert.Single(deployment.Upstream.Received).Value);
 
         // The signature and receipt of tok-b's answer are not handed to another token holder.

@@ -59,7 +59,7 @@ public sealed class FailClosedTests
         await using var node = await deployment.BootAsync(Allowed);
         var result = await new NodeVerifier(http, deployment.VerifierOptions()).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
 
-        Assert.True(result.Trusted, KmsToClientTests.Describe(result));
+        Assert.True(result.Trusted, Describe.Checks(result));
         Assert.Equal(deployment.Kms.CaPublicKey, result.AppIdentity!.KeyProviderId);
     }
 

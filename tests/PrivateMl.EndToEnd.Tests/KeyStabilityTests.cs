@@ -198,8 +198,8 @@ public sealed class KeyStabilityTests
         using var http = new HttpClient();
         var ecdsa = await new NodeVerifier(http, deployment.VerifierOptions(expectedCompose: expectedCompose)).VerifyAsync(node.BaseAddress, ct);
         var ed25519 = await new NodeVerifier(http, deployment.VerifierOptions(signingAlgo: "ed25519", expectedCompose: expectedCompose)).VerifyAsync(node.BaseAddress, ct);
-        Assert.True(ecdsa.Trusted, KmsToClientTests.Describe(ecdsa));
-        Assert.True(ed25519.Trusted, KmsToClientTests.Describe(ed25519));
+        Assert.True(ecdsa.Trusted, Describe.Checks(ecdsa));
+        Assert.True(ed25519.Trusted, Describe.Checks(ed25519));
         return new Attested(ecdsa, ed25519);
     }
 
@@ -209,7 +209,7 @@ public sealed class KeyStabilityTests
         var ct = TestContext.Current.CancellationToken;
         var request = VerifiedChat.RequestBody(SimulatedDeployment.Model, "remember this answer", stream: true);
         var answer = await new VerifiedChat(http, node.BaseAddress).SendAsync(request, attested.Ecdsa.SigningAddress!, "ecdsa", null, ct);
-        Assert.True(answer.Verified, KmsToClientTests.Describe(answer));
+        Assert.True(answer.Verified, Describe.Checks(answer));
         var ecdsa = await http.GetByteArrayAsync(new Uri(node.BaseAddress, $"v1/signature/{answer.ChatId}?signing_algo=ecdsa"), ct);
         var ed25519 = await http.GetByteArrayAsync(new Uri(node.BaseAddress, $"v1/signature/{answer.ChatId}?signing_algo=ed25519"), ct);
         return new SavedAnswer(answer.ChatId!, request, answer.ResponseBytes, Encoding.UTF8.GetBytes(answer.ReceiptJson!), ecdsa, ed25519);

@@ -25,7 +25,7 @@ public sealed class KmsToClientTests
 
         var result = await new NodeVerifier(http, deployment.VerifierOptions(expectedCompose: Compose)).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
 
-        Assert.True(result.Trusted, Describe(result));
+        Assert.True(result.Trusted, Describe.Checks(result));
         Assert.True(result.IsSimulated);
         Assert.Empty(result.Failures);
         Assert.Equal(CheckOutcome.Passed, result.Find(NodeVerifier.CheckNames.SigningKeyBinding)!.Outcome);
@@ -64,7 +64,7 @@ public sealed class KmsToClientTests
 
         Assert.False(result.Trusted);
         Assert.False(result.Quote!.Accepted);
-        Assert.True(result.Failures.Any(c => c.Code == ErrorCode.PckChainUntrusted), Describe(result));
+        Assert.True(result.Failures.Any(c => c.Code == ErrorCode.PckChainUntrusted), Describe.Checks(result));
     }
 
     [Fact]
@@ -79,8 +79,8 @@ public sealed class KmsToClientTests
         var ed25519 = await new NodeVerifier(http, deployment.VerifierOptions(signingAlgo: "ed25519")).VerifyAsync(node.BaseAddress, ct);
         var derived = await SimulatedDeployment.AgentDerivedSigningKeysAsync(node);
 
-        Assert.True(ecdsa.Trusted, Describe(ecdsa));
-        Assert.True(ed25519.Trusted, Describe(ed25519));
+        Assert.True(ecdsa.Trusted, Describe.Checks(ecdsa));
+        Assert.True(ed25519.Trusted, Describe.Checks(ed25519));
         Assert.Equal(derived.EcdsaAddress, ecdsa.SigningAddress, ignoreCase: true);
         Assert.Equal(derived.Ed25519Key, ed25519.SigningAddress, ignoreCase: true);
     }
@@ -97,12 +97,12 @@ public sealed class KmsToClientTests
         using var http = new HttpClient();
         var ct = TestContext.Current.CancellationToken;
         var attested = await new NodeVerifier(http, deployment.VerifierOptions(signingAlgo: algo)).VerifyAsync(node.BaseAddress, ct);
-        Assert.True(attested.Trusted, Describe(attested));
+        Assert.True(attested.Trusted, Describe.Checks(attested));
         var request = VerifiedChat.RequestBody(SimulatedDeployment.Model, "hello from the end-to-end test", stream);
 
         var answer = await new VerifiedChat(http, node.BaseAddress).SendAsync(request, attested.SigningAddress!, algo, null, ct);
 
-        Assert.True(answer.Verified, Describe(answer));
+        Assert.True(answer.Verified, Describe.Checks(answer));
         Assert.Equal(200, answer.Status);
         Assert.Equal(stream ? SimulatedDeployment.StreamedContent : SimulatedDeployment.Answer, answer.Content);
         foreach (var name in new[] { SignedResponseVerifier.SignatureCheck, SignedResponseVerifier.RequestHashCheck, SignedResponseVerifier.ResponseHashCheck, ReceiptVerifier.SignatureCheck, ReceiptVerifier.AttestedKeyCheck, ReceiptVerifier.RequestCheck, ReceiptVerifier.ResponseCheck })
@@ -131,7 +131,7 @@ public sealed class KmsToClientTests
             ? new VerifiedChat(http, node.BaseAddress).SendAsync(request, ecdsa.SigningAddress!, "ecdsa", null, ct)
             : new VerifiedChat(http, node.BaseAddress).SendAsync(request, ed25519.SigningAddress!, "ed25519", null, ct)));
 
-        Assert.All(answers, a => Assert.True(a.Verified, Describe(a)));
+        Assert.All(answers, a => Assert.True(a.Verified, Describe.Checks(a)));
         Assert.Equal(requests.Length, answers.Select(a => a.ChatId).Distinct().Count());
         for (var i = 0; i < requests.Length; i++)
         {
@@ -154,7 +154,7 @@ public sealed class KmsToClientTests
         var otherAttested = await new NodeVerifier(http, deployment.VerifierOptions()).VerifyAsync(other.BaseAddress, ct);
         var request = VerifiedChat.RequestBody(SimulatedDeployment.Model, "hi", stream: true);
         var answer = await new VerifiedChat(http, node.BaseAddress).SendAsync(request, attested.SigningAddress!, "ecdsa", null, ct);
-        Assert.True(answer.Verified, Describe(answer));
+        Assert.True(answer.Verified, Describe.Checks(answer));
         var receipt = Encoding.UTF8.GetBytes(answer.ReceiptJson!);
         var otherRequest = VerifiedChat.RequestBody(SimulatedDeployment.Model, "ho", stream: true);
         var otherResponse = answer.ResponseBytes.ToArray();
@@ -164,10 +164,4 @@ public sealed class KmsToClientTests
         Assert.Equal(ReceiptVerifier.RequestCheck, Assert.Single(ReceiptVerifier.Verify(receipt, attested.SigningAddress, otherRequest, answer.ResponseBytes), c => c.Outcome == CheckOutcome.Failed).Name);
         Assert.Equal(ReceiptVerifier.ResponseCheck, Assert.Single(ReceiptVerifier.Verify(receipt, attested.SigningAddress, request, otherResponse), c => c.Outcome == CheckOutcome.Failed).Name);
     }
-
-    internal static string Describe(NodeVerificationResult result) =>
-        string.Join("\n", result.Checks.Select(c => $"{c.Outcome} {c.Name} {c.Code}: {c.Detail}"));
-
-    internal static string Describe(ChatVerification answer) =>
-        string.Join("\n", answer.Checks.Select(c => $"{c.Outcome} {c.Name} {c.Code}: {c.Detail}"));
 }

@@ -31,10 +31,10 @@ public sealed class OfflineAuditTests
             using var http = new HttpClient();
             options = deployment.VerifierOptions(expectedCompose: Compose);
             var attested = await new NodeVerifier(http, options).VerifyAsync(node.BaseAddress, ct);
-            Assert.True(attested.Trusted, KmsToClientTests.Describe(attested));
+            Assert.True(attested.Trusted, Describe.Checks(attested));
             request = VerifiedChat.RequestBody(SimulatedDeployment.Model, "audit me later", stream: true);
             var answer = await new VerifiedChat(http, node.BaseAddress).SendAsync(request, attested.SigningAddress!, "ecdsa", null, ct);
-            Assert.True(answer.Verified, KmsToClientTests.Describe(answer));
+            Assert.True(answer.Verified, Describe.Checks(answer));
             bundle = EvidenceBundle.Write(attested);
             receipt = Encoding.UTF8.GetBytes(answer.ReceiptJson!);
             response = answer.ResponseBytes;
@@ -44,7 +44,7 @@ public sealed class OfflineAuditTests
         using var offline = new HttpClient(new NoNetworkHandler());
         var audited = await new NodeVerifier(offline, options with { Collateral = null }).VerifyBundleAsync(EvidenceBundle.Parse(bundle), ct);
 
-        Assert.True(audited.Trusted, KmsToClientTests.Describe(audited));
+        Assert.True(audited.Trusted, Describe.Checks(audited));
         Assert.Equal(attestedAddress, audited.SigningAddress);
         Assert.Equal(CheckOutcome.Passed, audited.Find(NodeVerifier.CheckNames.ComposeHash)!.Outcome);
         Assert.All(ReceiptVerifier.Verify(receipt, audited.SigningAddress, request, response), c => Assert.Equal(CheckOutcome.Passed, c.Outcome));
