@@ -26,19 +26,18 @@ public sealed class KeyStabilityTests
         using var http = new HttpClient();
         var node = await deployment.BootAsync(Compose);
         SavedAnswer saved;
-        Attested before;
+        AttestedNode before;
         await using (node)
         {
-            before = await AttestAsync(deployment, node);
+            before = await deployment.AttestAsync(node);
             saved = await ChatAndSaveAsync(http, node, before);
         }
 
         await using var again = await deployment.RebootAsync(node);
-        var after = await AttestAsync(deployment, again);
+        var after = await deployment.AttestAsync(again);
 
-        Assert.Equal(before.Ecdsa.SigningAddress, after.Ecdsa.SigningAddress);
-        Assert.Equal(before.Ed25519.SigningAddress, after.Ed25519.SigningAddress);
-        Assert.Equal(before.Ecdsa.AppIdentity!.InstanceId!.Value.ToArray(), after.Ecdsa.AppIdentity!.InstanceId!.Value.ToArray());
+        AssertSameKeys(before, after);
+        Assert.Equal(before.InstanceId, after.InstanceId);
         AssertStillVerifies(saved, after);
 
         // The restarted gateway does not hold the earlier signature (memory store): the saved copy is what counts.
@@ -53,14 +52,13 @@ public sealed class KeyStabilityTests
         using var http = new HttpClient();
         await using var first = await deployment.BootAsync(Compose);
         await using var second = await deployment.BootAsync(Compose);
-        var one = await AttestAsync(deployment, first);
+        var one = await deployment.AttestAsync(first);
         var saved = await ChatAndSaveAsync(http, first, one);
 
-        var two = await AttestAsync(deployment, second);
+        var two = await deployment.AttestAsync(second);
 
-        Assert.NotEqual(one.Ecdsa.AppIdentity!.InstanceId!.Value.ToArray(), two.Ecdsa.AppIdentity!.InstanceId!.Value.ToArray());
-        Assert.Equal(one.Ecdsa.SigningAddress, two.Ecdsa.SigningAddress);
-        Assert.Equal(one.Ed25519.SigningAddress, two.Ed25519.SigningAddress);
+        Assert.NotEqual(one.InstanceId, two.InstanceId);
+        AssertSameKeys(one, two);
         AssertStillVerifies(saved, two);
     }
 
@@ -72,11 +70,10 @@ public sealed class KeyStabilityTests
         await using var direct = await deployment.BootAsync(Compose);
         await using var failover = await deployment.BootAsync(Compose, kmsUrls: [closed.HttpsUrl, deployment.Kms.Url]);
 
-        var one = await AttestAsync(deployment, direct);
-        var two = await AttestAsync(deployment, failover);
+        var one = await deployment.AttestAsync(direct);
+        var two = await deployment.AttestAsync(failover);
 
-        Assert.Equal(one.Ecdsa.SigningAddress, two.Ecdsa.SigningAddress);
-        Assert.Equal(one.Ed25519.SigningAddress, two.Ed25519.SigningAddress);
+        AssertSameKeys(one, two);
         Assert.Equal(deployment.Kms.CaPublicKey, two.Ecdsa.AppIdentity!.KeyProviderId);
     }
 
@@ -85,23 +82,22 @@ public sealed class KeyStabilityTests
     {
         await using var deployment = await SimulatedDeployment.StartAsync();
         using var http = new HttpClient();
-        Attested before;
+        AttestedNode before;
         SavedAnswer saved;
         await using (var node = await deployment.BootAsync(Compose))
         {
-            before = await AttestAsync(deployment, node);
+            before = await deployment.AttestAsync(node);
             saved = await ChatAndSaveAsync(http, node, before);
         }
 
         var root = deployment.Kms.CaPublicKey;
         await deployment.RestartKmsAsync();
         await using var again = await deployment.BootAsync(Compose);
-        var after = await AttestAsync(deployment, again);
+        var after = await deployment.AttestAsync(again);
 
         Assert.Equal(root, deployment.Kms.CaPublicKey);
         Assert.Equal(root, after.Ecdsa.AppIdentity!.KeyProviderId);
-        Assert.Equal(before.Ecdsa.SigningAddress, after.Ecdsa.SigningAddress);
-        Assert.Equal(before.Ed25519.SigningAddress, after.Ed25519.SigningAddress);
+        AssertSameKeys(before, after);
         AssertStillVerifies(saved, after);
     }
 
@@ -112,14 +108,13 @@ public sealed class KeyStabilityTests
         using var http = new HttpClient();
         await using var node = await deployment.BootAsync(Compose);
         await using var other = await deployment.BootAsync(SimulatedDeployment.Compose("e2e-stable-other"));
-        var mine = await AttestAsync(deployment, node);
+        var mine = await deployment.AttestAsync(node);
         var saved = await ChatAndSaveAsync(http, node, mine);
 
-        var theirs = await AttestAsync(deployment, other);
+        var theirs = await deployment.AttestAsync(other);
 
-        Assert.NotEqual(mine.Ecdsa.AppIdentity!.AppId!.Value.ToArray(), theirs.Ecdsa.AppIdentity!.AppId!.Value.ToArray());
-        Assert.NotEqual(mine.Ecdsa.SigningAddress, theirs.Ecdsa.SigningAddress);
-        Assert.NotEqual(mine.Ed25519.SigningAddress, theirs.Ed25519.SigningAddress);
+        Assert.NotEqual(mine.AppId, theirs.AppId);
+        AssertOtherKeys(mine, theirs);
         AssertRejectedBy(saved, theirs);
     }
 
@@ -131,14 +126,13 @@ public sealed class KeyStabilityTests
         await using var node = await deployment.BootAsync(Compose);
         await using var elsewhere = await deployment.BootAsync(Compose, kmsUrls: [otherKms.Url]);
 
-        var here = await AttestAsync(deployment, node);
-        var there = await AttestAsync(deployment, elsewhere);
+        var here = await deployment.AttestAsync(node);
+        var there = await deployment.AttestAsync(elsewhere);
 
         Assert.NotEqual(deployment.Kms.CaPublicKey, otherKms.CaPublicKey);
         Assert.Equal(otherKms.CaPublicKey, there.Ecdsa.AppIdentity!.KeyProviderId);
-        Assert.Equal(here.Ecdsa.AppIdentity!.AppId!.Value.ToArray(), there.Ecdsa.AppIdentity!.AppId!.Value.ToArray());
-        Assert.NotEqual(here.Ecdsa.SigningAddress, there.Ecdsa.SigningAddress);
-        Assert.NotEqual(here.Ed25519.SigningAddress, there.Ed25519.SigningAddress);
+        Assert.Equal(here.AppId, there.AppId);
+        AssertOtherKeys(here, there);
     }
 
     [Fact]
@@ -150,14 +144,13 @@ public sealed class KeyStabilityTests
         var upgraded = SimulatedDeployment.Compose("e2e-stable-v2");
         await using var node = await deployment.BootAsync(Compose);
         await using var next = await deployment.BootAsync(upgraded, appId: SimulatedDeployment.AppIdOf(Compose));
-        var v1 = await AttestAsync(deployment, node);
+        var v1 = await deployment.AttestAsync(node);
 
-        var v2 = await AttestAsync(deployment, next, expectedCompose: upgraded);
+        var v2 = await deployment.AttestAsync(next, expectedCompose: upgraded);
         var pinnedToOld = await new NodeVerifier(http, deployment.VerifierOptions(expectedCompose: Compose)).VerifyAsync(next.BaseAddress, ct);
 
-        Assert.Equal(SimulatedDeployment.AppIdOf(Compose), v2.Ecdsa.AppIdentity!.AppId!.Value.ToArray());
-        Assert.Equal(v1.Ecdsa.SigningAddress, v2.Ecdsa.SigningAddress);
-        Assert.Equal(v1.Ed25519.SigningAddress, v2.Ed25519.SigningAddress);
+        Assert.Equal(SimulatedDeployment.AppIdOf(Compose), v2.AppId);
+        AssertSameKeys(v1, v2);
         Assert.False(pinnedToOld.Trusted);
         Assert.Equal(NodeVerifier.CheckNames.ComposeHash, Assert.Single(pinnedToOld.Failures).Name);
     }
@@ -168,43 +161,29 @@ public sealed class KeyStabilityTests
         await using var deployment = await SimulatedDeployment.StartAsync();
         using var http = new HttpClient();
         var node = await deployment.BootAsync(Compose);
-        Attested before;
+        AttestedNode before;
         SavedAnswer saved;
         await using (node)
         {
-            before = await AttestAsync(deployment, node);
+            before = await deployment.AttestAsync(node);
             saved = await ChatAndSaveAsync(http, node, before);
         }
 
         // privateml kms rotate: the running KMS picks the new epoch up from its state directory.
         Assert.Equal(2u, new KeyEpochStore(deployment.KmsState, TimeProvider.System).Rotate());
         await using var again = await deployment.RebootAsync(node);
-        var after = await AttestAsync(deployment, again);
+        var after = await deployment.AttestAsync(again);
 
-        Assert.Equal(before.Ecdsa.AppIdentity!.AppId!.Value.ToArray(), after.Ecdsa.AppIdentity!.AppId!.Value.ToArray());
-        Assert.NotEqual(before.Ecdsa.SigningAddress, after.Ecdsa.SigningAddress);
-        Assert.NotEqual(before.Ed25519.SigningAddress, after.Ed25519.SigningAddress);
+        Assert.Equal(before.AppId, after.AppId);
+        AssertOtherKeys(before, after);
         AssertRejectedBy(saved, after);
         AssertStillVerifies(saved, before);
     }
 
-    private sealed record Attested(NodeVerificationResult Ecdsa, NodeVerificationResult Ed25519);
-
     private sealed record SavedAnswer(string ChatId, byte[] Request, byte[] Response, byte[] Receipt, byte[] EcdsaSignature, byte[] Ed25519Signature);
 
-    private static async Task<Attested> AttestAsync(SimulatedDeployment deployment, GuestNode node, string? expectedCompose = null)
-    {
-        var ct = TestContext.Current.CancellationToken;
-        using var http = new HttpClient();
-        var ecdsa = await new NodeVerifier(http, deployment.VerifierOptions(expectedCompose: expectedCompose)).VerifyAsync(node.BaseAddress, ct);
-        var ed25519 = await new NodeVerifier(http, deployment.VerifierOptions(signingAlgo: "ed25519", expectedCompose: expectedCompose)).VerifyAsync(node.BaseAddress, ct);
-        Assert.True(ecdsa.Trusted, Describe.Checks(ecdsa));
-        Assert.True(ed25519.Trusted, Describe.Checks(ed25519));
-        return new Attested(ecdsa, ed25519);
-    }
-
     /// <summary>A verified streamed chat, and everything a client keeps to prove it later: the exact bytes, the receipt, both signatures.</summary>
-    private static async Task<SavedAnswer> ChatAndSaveAsync(HttpClient http, GuestNode node, Attested attested)
+    private static async Task<SavedAnswer> ChatAndSaveAsync(HttpClient http, GuestNode node, AttestedNode attested)
     {
         var ct = TestContext.Current.CancellationToken;
         var request = VerifiedChat.RequestBody(SimulatedDeployment.Model, "remember this answer", stream: true);
@@ -215,7 +194,19 @@ public sealed class KeyStabilityTests
         return new SavedAnswer(answer.ChatId!, request, answer.ResponseBytes, Encoding.UTF8.GetBytes(answer.ReceiptJson!), ecdsa, ed25519);
     }
 
-    private static void AssertStillVerifies(SavedAnswer saved, Attested now)
+    private static void AssertSameKeys(AttestedNode expected, AttestedNode actual)
+    {
+        Assert.Equal(expected.Ecdsa.SigningAddress, actual.Ecdsa.SigningAddress);
+        Assert.Equal(expected.Ed25519.SigningAddress, actual.Ed25519.SigningAddress);
+    }
+
+    private static void AssertOtherKeys(AttestedNode one, AttestedNode other)
+    {
+        Assert.NotEqual(one.Ecdsa.SigningAddress, other.Ecdsa.SigningAddress);
+        Assert.NotEqual(one.Ed25519.SigningAddress, other.Ed25519.SigningAddress);
+    }
+
+    private static void AssertStillVerifies(SavedAnswer saved, AttestedNode now)
     {
         Assert.All(ReceiptVerifier.Verify(saved.Receipt, now.Ecdsa.SigningAddress, saved.Request, saved.Response), c => Assert.Equal(CheckOutcome.Passed, c.Outcome));
         Assert.All(ReceiptVerifier.Verify(saved.Receipt, now.Ed25519.SigningAddress, saved.Request, saved.Response), c => Assert.Equal(CheckOutcome.Passed, c.Outcome));
@@ -223,7 +214,7 @@ public sealed class KeyStabilityTests
         Assert.All(SignedResponseVerifier.Verify(saved.Ed25519Signature, saved.Request, saved.Response, now.Ed25519.SigningAddress!, "ed25519"), c => Assert.Equal(CheckOutcome.Passed, c.Outcome));
     }
 
-    private static void AssertRejectedBy(SavedAnswer saved, Attested other)
+    private static void AssertRejectedBy(SavedAnswer saved, AttestedNode other)
     {
         Assert.Equal(ErrorCode.SignerNotAttested, Assert.Single(ReceiptVerifier.Verify(saved.Receipt, other.Ecdsa.SigningAddress, saved.Request, saved.Response), c => c.Outcome == CheckOutcome.Failed).Code);
         Assert.Contains(SignedResponseVerifier.Verify(saved.EcdsaSignature, saved.Request, saved.Response, other.Ecdsa.SigningAddress!, "ecdsa"), c => c.Outcome == CheckOutcome.Failed);

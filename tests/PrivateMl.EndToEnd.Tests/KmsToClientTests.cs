@@ -72,17 +72,12 @@ public sealed class KmsToClientTests
     {
         await using var deployment = await SimulatedDeployment.StartAsync();
         await using var node = await deployment.BootAsync(Compose);
-        using var http = new HttpClient();
-        var ct = TestContext.Current.CancellationToken;
 
-        var ecdsa = await new NodeVerifier(http, deployment.VerifierOptions()).VerifyAsync(node.BaseAddress, ct);
-        var ed25519 = await new NodeVerifier(http, deployment.VerifierOptions(signingAlgo: "ed25519")).VerifyAsync(node.BaseAddress, ct);
+        var attested = await deployment.AttestAsync(node);
         var derived = await SimulatedDeployment.AgentDerivedSigningKeysAsync(node);
 
-        Assert.True(ecdsa.Trusted, Describe.Checks(ecdsa));
-        Assert.True(ed25519.Trusted, Describe.Checks(ed25519));
-        Assert.Equal(derived.EcdsaAddress, ecdsa.SigningAddress, ignoreCase: true);
-        Assert.Equal(derived.Ed25519Key, ed25519.SigningAddress, ignoreCase: true);
+        Assert.Equal(derived.EcdsaAddress, attested.Ecdsa.SigningAddress, ignoreCase: true);
+        Assert.Equal(derived.Ed25519Key, attested.Ed25519.SigningAddress, ignoreCase: true);
     }
 
     [Theory]
@@ -123,8 +118,7 @@ public sealed class KmsToClientTests
         await using var node = await deployment.BootAsync(Compose);
         using var http = new HttpClient();
         var ct = TestContext.Current.CancellationToken;
-        var ecdsa = await new NodeVerifier(http, deployment.VerifierOptions()).VerifyAsync(node.BaseAddress, ct);
-        var ed25519 = await new NodeVerifier(http, deployment.VerifierOptions(signingAlgo: "ed25519")).VerifyAsync(node.BaseAddress, ct);
+        var (ecdsa, ed25519) = await deployment.AttestAsync(node);
         var requests = Enumerable.Range(0, 8).Select(i => VerifiedChat.RequestBody(SimulatedDeployment.Model, $"prompt number {i}", stream: i % 2 == 0)).ToArray();
 
         var answers = await Task.WhenAll(requests.Select((request, i) => i % 4 < 2

@@ -171,6 +171,18 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
         ExpectedAppCompose = expectedCompose is null ? null : Encoding.UTF8.GetBytes(expectedCompose),
     };
 
+    /// <summary>Attests <paramref name="node"/> once per signing algorithm (each run its own nonce); both must be trusted.</summary>
+    public async Task<AttestedNode> AttestAsync(GuestNode node, string? expectedCompose = null)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var http = new HttpClient();
+        var ecdsa = await new NodeVerifier(http, VerifierOptions(expectedCompose: expectedCompose)).VerifyAsync(node.BaseAddress, ct);
+        var ed25519 = await new NodeVerifier(http, VerifierOptions(signingAlgo: "ed25519", expectedCompose: expectedCompose)).VerifyAsync(node.BaseAddress, ct);
+        Assert.True(ecdsa.Trusted, Describe.Checks(ecdsa));
+        Assert.True(ed25519.Trusted, Describe.Checks(ed25519));
+        return new AttestedNode(ecdsa, ed25519);
+    }
+
     /// <summary>
     /// The gateway's signing keys as the agent derives them from the KMS's app key (GetKey over the agent socket,
     /// independently of the gateway): the EIP-55-insensitive ECDSA address (0x + hex) and the Ed25519 public key (hex).
@@ -208,4 +220,12 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
         {
         }
     }
+}
+
+/// <summary>A node attested for each of its signing keys: <see cref="Ecdsa"/>'s signing address is the Ethereum address, <see cref="Ed25519"/>'s the public key.</summary>
+internal sealed record AttestedNode(NodeVerificationResult Ecdsa, NodeVerificationResult Ed25519)
+{
+    public byte[] AppId => Ecdsa.AppIdentity!.AppId!.Value.ToArray();
+
+    public byte[] InstanceId => Ecdsa.AppIdentity!.InstanceId!.Value.ToArray();
 }
