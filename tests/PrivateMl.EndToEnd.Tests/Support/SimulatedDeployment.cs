@@ -6,6 +6,7 @@ using PrivateMl.Agent.Env;
 using PrivateMl.Agent.Keys;
 using PrivateMl.Client;
 using PrivateMl.E2ee.Signing;
+using PrivateMl.Gateway;
 using PrivateMl.Kms.Hosting;
 using PrivateMl.Kms.Policy;
 using PrivateMl.Tee.Simulator;
@@ -31,7 +32,7 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
     public const string Answer = "hello there";
 
     /// <summary>The path prefix under which the gateway asks the agent for its signing keys (GatewayOptions' default).</summary>
-    public const string GatewayKeyPath = "privateml-gateway";
+    public static readonly string GatewayKeyPath = new GatewayOptions().KeyPathPrefix;
 
     private readonly string _root;
     private readonly SimulatedTdxPlatform _platform;
@@ -185,7 +186,8 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
 
     /// <summary>
     /// The gateway's signing keys as the agent derives them from the KMS's app key (GetKey over the agent socket,
-    /// independently of the gateway): the EIP-55-insensitive ECDSA address (0x + hex) and the Ed25519 public key (hex).
+    /// independently of the gateway): the ECDSA address (0x + lower-case hex; the report writes it EIP-55 checksummed,
+    /// so compare ignoring case) and the Ed25519 public key (hex).
     /// </summary>
     public static async Task<(string EcdsaAddress, string Ed25519Key)> AgentDerivedSigningKeysAsync(GuestNode node)
     {
