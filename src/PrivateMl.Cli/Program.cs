@@ -5,7 +5,17 @@ namespace PrivateMl.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Invoke(BuildRoot().Parse(args));
+    public static int Main(string[] args)
+    {
+        var parse = BuildRoot().Parse(args);
+        var configuration = new InvocationConfiguration();
+        if (ServeCommand.TerminationGrace(parse) is { } grace)
+        {
+            configuration.ProcessTerminationTimeout = grace;
+        }
+
+        return Invoke(parse, configuration);
+    }
 
     /// <summary>Runs a parsed command line; a parse error (missing argument, unknown option) exits 2, not 1 ("rejected").</summary>
     public static int Invoke(ParseResult parse, InvocationConfiguration? configuration = null)

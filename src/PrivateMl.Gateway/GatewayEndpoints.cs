@@ -70,6 +70,11 @@ internal static class GatewayEndpoints
         app.MapGet("/health", (HttpContext context) => Json(context, 200, "{\"status\":\"ok\"}"));
         app.MapGet("/ready", (HttpContext context) =>
         {
+            if (context.RequestServices.GetRequiredService<GatewayShutdown>().IsStopping)
+            {
+                return Json(context, 503, "{\"status\":\"stopping\"}");
+            }
+
             var ready = context.RequestServices.GetRequiredService<SigningKeyHolder>().IsReady;
             return Json(context, ready ? 200 : 503, ready ? "{\"status\":\"ready\"}" : "{\"status\":\"starting\"}");
         });

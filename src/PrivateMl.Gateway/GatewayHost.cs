@@ -69,6 +69,9 @@ public static class GatewayHost
         });
         builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = options.InlineSocketScheduling);
 
+        // The drain delay runs inside the host's stop, so the deadline covers both it and the completions in flight.
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.DrainDelay + options.ShutdownTimeout);
+
         configureServices?.Invoke(builder.Services);
         builder.Services.AddPrivateMlGateway(options, backend, agent);
         var app = builder.Build();
@@ -145,6 +148,9 @@ public static class GatewayServiceCollectionExtensions
                 new HttpClient(new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(2) }) { Timeout = Timeout.InfiniteTimeSpan },
                 options)));
         services.AddHostedService<GatewayStartup>();
+        services.AddHostedService<KeysetRenewal>();
+        services.AddSingleton<GatewayShutdown>();
+        services.AddHostedService(sp => sp.GetRequiredService<GatewayShutdown>());
         services.AddSingleton<EhbpKeyHolder>();
         services.AddSingleton<EhbpMiddleware>();
         services.AddSingleton<IKeysetContributor, EhbpKeysetContributor>();

@@ -47,6 +47,18 @@ public sealed class GatewayOptions
     /// </summary>
     public int MaxObservedBodyBytes { get; set; } = 8 * 1024 * 1024;
 
+    /// <summary>
+    /// On stop, how long the gateway keeps serving with <c>/ready</c> answering 503 before it closes its listeners, so
+    /// a load balancer takes it out of rotation first (the preStop sleep of a rolling update). Zero by default.
+    /// </summary>
+    public TimeSpan DrainDelay { get; set; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// On stop, how long completions in flight may take to finish after the listeners closed; those still running are
+    /// then aborted, unsigned, like any response the client did not fully receive.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>How long signatures and receipts stay retrievable.</summary>
     public TimeSpan SignatureTtl { get; set; } = TimeSpan.FromHours(24);
 
@@ -88,7 +100,7 @@ public sealed class GatewayOptions
     /// <summary>The ACI keyset's <c>subject</c> (naming metadata, e.g. <c>dstack-app://…</c>); null by default.</summary>
     public string? KeysetSubject { get; set; }
 
-    /// <summary>How long after start the ACI keyset stays valid (its <c>not_after</c>).</summary>
+    /// <summary>How long the ACI keyset stays valid (its <c>not_after</c>); it is renewed when a third of it is left.</summary>
     public TimeSpan KeysetLifetime { get; set; } = TimeSpan.FromDays(30);
 
     public void Validate()
@@ -98,9 +110,9 @@ public sealed class GatewayOptions
             throw new ArgumentException("TlsSpkiSha256 must be 64 hex characters");
         }
 
-        if (KeysetLifetime <= TimeSpan.Zero)
+        if (KeysetLifetime < TimeSpan.FromMinutes(1))
         {
-            throw new ArgumentException("KeysetLifetime must be positive");
+            throw new ArgumentException("KeysetLifetime must be at least a minute (the keyset is renewed when a third of it is left)");
         }
 
         if (ListenUrls.Count == 0)
@@ -116,6 +128,11 @@ public sealed class GatewayOptions
         if (MaxConcurrentStreams < 1 || MaxStoredSignatures < 1 || MaxObservedBodyBytes < 1024)
         {
             throw new ArgumentException("MaxConcurrentStreams and MaxStoredSignatures must be positive, MaxObservedBodyBytes at least 1024");
+        }
+
+        if (DrainDelay < TimeSpan.Zero || ShutdownTimeout < TimeSpan.Zero)
+        {
+            throw new ArgumentException("DrainDelay and ShutdownTimeout must not be negative");
         }
 
         if (SignatureTtl <= TimeSpan.Zero || UpstreamIdleTimeout <= TimeSpan.Zero)

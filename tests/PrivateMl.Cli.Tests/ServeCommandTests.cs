@@ -100,4 +100,54 @@ public sealed class ServeCommandTests
             ServeCommand.Started = null;
         }
     }
+
+    [Theory]
+    [InlineData(new string[0], 0, 60)]
+    [InlineData(new[] { "--drain-delay", "10", "--shutdown-timeout", "30" }, 10, 30)]
+    public async Task DrainDelay_AndShutdownTimeout_ReachTheGateway_AndTheProcessWaitsForThem(string[] flags, int drain, int shutdown)
+    {
+        var started = new TaskCompletionSource<WebApplication>(TaskCreationOptions.RunContinuationsAsynchronously);
+        ServeCommand.Started = started.SetResult;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        try
+        {
+            string[] args = ["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--listen", "http://127.0.0.1:0", .. flags];
+            var parse = Program.BuildRoot().Parse(args);
+            Assert.Equal(TimeSpan.FromSeconds(drain + shutdown + 5), ServeCommand.TerminationGrace(parse));
+            var run = parse.InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() }, cts.Token);
+            var app = await started.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+            var options = app.Services.GetRequiredService<GatewayOptions>();
+            Assert.Equal(TimeSpan.FromSeconds(drain), options.DrainDelay);
+            Assert.Equal(TimeSpan.FromSeconds(shutdown), options.ShutdownTimeout);
+            Assert.Equal(TimeSpan.FromSeconds(drain + shutdown), app.Services.GetRequiredService<IOptions<Microsoft.Extensions.Hosting.HostOptions>>().Value.ShutdownTimeout);
+
+            // Cut the drain short: the command's token is the test's, not a signal.
+            await cts.CancelAsync();
+            Assert.Equal(ExitCodes.Accepted, await run);
+        }
+        finally
+        {
+            ServeCommand.Started = null;
+        }
+    }
+
+    [Fact]
+    public void Other_commands_keep_the_default_termination_grace()
+    {
+        Assert.Null(ServeCommand.TerminationGrace(Program.BuildRoot().Parse(["quote", "show", "x.bin"])));
+        Assert.Null(ServeCommand.TerminationGrace(Program.BuildRoot().Parse(["serve", "--drain-delay", "x"])));
+    }
+
+    [Fact]
+    public void A_negative_drain_delay_is_a_usage_error()
+    {
+        var error = new StringWriter();
+
+        var code = Program.BuildRoot().Parse(["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--drain-delay", "-1"])
+            .Invoke(new InvocationConfiguration { Output = new StringWriter(), Error = error });
+
+        Assert.Equal(ExitCodes.UsageOrInput, code);
+        Assert.Contains("DrainDelay", error.ToString(), StringComparison.Ordinal);
+    }
 }

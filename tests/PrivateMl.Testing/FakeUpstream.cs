@@ -32,6 +32,9 @@ public sealed class FakeUpstream : IAsyncDisposable
     /// <summary>Released by tests that hold a <c>slow</c> stream open.</summary>
     public TimeSpan SlowDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>A <c>gated</c> stream sends its first event, then waits for this before the rest.</summary>
+    public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public static async Task<FakeUpstream> StartAsync()
     {
         var upstream = new FakeUpstream();
@@ -138,6 +141,11 @@ public sealed class FakeUpstream : IAsyncDisposable
             }
 
             await context.Response.Body.FlushAsync();
+            if (model == "gated" && i == 0)
+            {
+                await Gate.Task.WaitAsync(context.RequestAborted);
+            }
+
             if (model == "slow")
             {
                 await Task.Delay(SlowDelay, context.RequestAborted);

@@ -10,13 +10,36 @@ namespace PrivateMl.Cli.Commands;
 /// <summary>
 /// <c>privateml serve --upstream URL [--agent-socket PATH | --no-agent] [--listen URL]... [--redis CONN] [--tokens FILE]
 /// [--keys random|agent] [--model NAME] [--max-body BYTES] [--max-streams N] [--signature-ttl SECONDS]
-/// [--max-signatures N] [--upstream-timeout SECONDS] [--public PATH]... [--peer URL]... [--gpu none|nvml|simulated]</c>: the attesting OpenAI-compatible gateway in
-/// front of an upstream server (vLLM). Serves until stopped (Ctrl+C / SIGTERM).
+/// [--max-signatures N] [--upstream-timeout SECONDS] [--public PATH]... [--peer URL]... [--gpu none|nvml|simulated]
+/// [--drain-delay SECONDS] [--shutdown-timeout SECONDS]</c>: the attesting OpenAI-compatible gateway in front of an
+/// upstream server (vLLM). Serves until stopped (Ctrl+C / SIGTERM), then stops gracefully: /ready answers 503 for the
+/// drain delay while requests are still served, then completions in flight get the shutdown timeout to finish.
 /// </summary>
 internal static class ServeCommand
 {
     /// <summary>Set when the gateway is serving (tests wait on it).</summary>
     internal static Action<WebApplication>? Started { get; set; }
+
+    private const string DrainDelayName = "--drain-delay";
+    private const string ShutdownTimeoutName = "--shutdown-timeout";
+    private const int DefaultShutdownSeconds = 60;
+
+    /// <summary>
+    /// How long the process may take to end after Ctrl-C or SIGTERM: for <c>serve</c>, its drain delay and shutdown
+    /// timeout and a few seconds more (System.CommandLine otherwise ends the process two seconds after the signal,
+    /// cutting the completions a graceful stop is for); null for every other command (the default).
+    /// </summary>
+    internal static TimeSpan? TerminationGrace(ParseResult parse)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        if (parse.CommandResult.Command.Name != "serve" || parse.Errors.Count > 0)
+        {
+            return null;
+        }
+
+        var seconds = Math.Max(0, parse.GetValue<int>(DrainDelayName)) + Math.Max(0, parse.GetValue<int>(ShutdownTimeoutName));
+        return TimeSpan.FromSeconds(seconds + 5);
+    }
 
     public static Command Create()
     {
@@ -54,11 +77,21 @@ internal static class ServeCommand
         {
             Description = "Handle requests and sends on Kestrel's socket threads (one thread hop less per chunk; with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 also the upstream's): less CPU and a lower first byte at model-like rates on small machines, fewer requests/s when saturated; see docs/gateway-bench.md",
         };
+        var drainDelay = new Option<int>(DrainDelayName)
+        {
+            Description = "On Ctrl-C/SIGTERM, seconds to keep serving with /ready answering 503 before the listeners close (let a load balancer take this instance out first)",
+        };
+        var shutdownTimeout = new Option<int>(ShutdownTimeoutName)
+        {
+            Description = "On Ctrl-C/SIGTERM, seconds completions in flight may take to finish after the listeners closed; those still running are then aborted, unsigned",
+            DefaultValueFactory = _ => DefaultShutdownSeconds,
+        };
         var publicPaths = new Option<string[]>("--public") { Description = "Paths served without a token (repeatable; default /v1/models /v1/metrics /health /ready)" };
 
         var command = new Command("serve", "Run the attesting OpenAI-compatible gateway in front of an upstream inference server")
         {
             upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths, peers, gpu, inlineIo,
+            drainDelay, shutdownTimeout,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -101,6 +134,8 @@ internal static class ServeCommand
                 MaxStoredSignatures = parseResult.GetValue(maxSignatures),
                 UpstreamIdleTimeout = timeout,
                 InlineSocketScheduling = parseResult.GetValue(inlineIo),
+                DrainDelay = TimeSpan.FromSeconds(parseResult.GetValue(drainDelay)),
+                ShutdownTimeout = TimeSpan.FromSeconds(parseResult.GetValue(shutdownTimeout)),
             };
             if (parseResult.GetValue(publicPaths) is { Length: > 0 } paths)
             {

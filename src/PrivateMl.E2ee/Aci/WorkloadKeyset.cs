@@ -69,6 +69,9 @@ public sealed class WorkloadKeyset
     /// <summary>A copy with one more E2EE key (a new identity, so a new digest).</summary>
     public WorkloadKeyset WithE2eeKey(KeysetKey key) => new(Subject, NotAfter, ReceiptSigningKeys, [.. E2eePublicKeys, key], TlsPublicKeys);
 
+    /// <summary>A copy valid until <paramref name="notAfter"/> (Unix seconds): the same keys, a new digest.</summary>
+    public WorkloadKeyset WithNotAfter(long notAfter) => new(Subject, notAfter, ReceiptSigningKeys, E2eePublicKeys, TlsPublicKeys);
+
     /// <summary>True when the keyset has expired at <paramref name="now"/>.</summary>
     public bool IsExpired(DateTimeOffset now) => now.ToUnixTimeSeconds() > NotAfter;
 

@@ -89,6 +89,14 @@ public sealed class GatewayKeyset : IDisposable
     /// <summary>The service key of a suite.</summary>
     public AciPrivateKey KeyFor(AciSuite suite) => suite == AciSuite.X25519 ? X25519 : Secp256k1;
 
+    /// <summary>
+    /// The same keys valid until <paramref name="now"/> + <paramref name="lifetime"/>: a new digest (so reports quote
+    /// it from now on), and requests sealed to the keys a client already attested keep working. The copy shares the
+    /// private keys: only the holder's current keyset is disposed, at shutdown.
+    /// </summary>
+    internal GatewayKeyset Renewed(DateTimeOffset now, TimeSpan lifetime) =>
+        new(Public.WithNotAfter((now + lifetime).ToUnixTimeSeconds()), X25519, Secp256k1);
+
     internal static async Task<GatewayKeyset> BuildAsync(
         GatewayOptions options,
         GatewaySigningKeys signing,

@@ -4,17 +4,41 @@ using System.Text;
 namespace PrivateMl.Gateway.Operations;
 
 /// <summary>
-/// Bearer tokens compared in constant time: each presented token is hashed (SHA-256, so lengths never leak) and
-/// compared with every configured token's hash with <see cref="CryptographicOperations.FixedTimeEquals"/>.
+/// Bearer tokens checked without leaking a configured token's content or length through timing. A few short tokens
+/// (the usual deployment) are compared as zero-padded fixed-size blocks with <see cref="CryptographicOperations.FixedTimeEquals"/>:
+/// no hash on the request's way upstream (a SHA-256 on a core that idled since the last token costs ~30 µs, a
+/// tenth of the gateway's first-byte budget). Many or long tokens are looked up by their SHA-256 instead, which keeps
+/// the check O(1) in the number of tokens; the lookup's timing then depends only on the presented token's hash.
 /// </summary>
 internal sealed class BearerTokenAuth
 {
-    private readonly byte[][] _tokenHashes;
+    /// <summary>The padded block size: every compare reads this many bytes, whatever the tokens' lengths.</summary>
+    internal const int PaddedTokenBytes = 128;
 
-    public BearerTokenAuth(IReadOnlyList<string> tokens) =>
-        _tokenHashes = tokens.Select(t => SHA256.HashData(Encoding.UTF8.GetBytes(t))).ToArray();
+    /// <summary>Above this many tokens a compare against every one costs more than one hash: look up by hash.</summary>
+    internal const int MaxPaddedTokens = 16;
 
-    public bool Enabled => _tokenHashes.Length > 0;
+    private readonly PaddedToken[]? _padded;
+    private readonly HashSet<TokenDigest>? _digests;
+
+    public BearerTokenAuth(IReadOnlyList<string> tokens)
+    {
+        var encoded = tokens.Select(Encoding.UTF8.GetBytes).ToArray();
+        Enabled = encoded.Length > 0;
+        if (encoded.Length <= MaxPaddedTokens && encoded.All(t => t.Length <= PaddedTokenBytes))
+        {
+            _padded = [.. encoded.Select(t => new PaddedToken(t))];
+        }
+        else
+        {
+            _digests = [.. encoded.Select(t => TokenDigest.Of(t))];
+        }
+    }
+
+    public bool Enabled { get; }
+
+    /// <summary>Whether the tokens are compared padded (true) or looked up by hash (false); for tests.</summary>
+    internal bool ComparesPadded => _padded is not null;
 
     public bool IsAuthorized(string? authorizationHeader) => TryAuthorize(authorizationHeader, out _);
 
@@ -36,21 +60,50 @@ internal sealed class BearerTokenAuth
             return false;
         }
 
-        var token = Encoding.UTF8.GetBytes(authorizationHeader.AsSpan(7).Trim().ToString());
-        Span<byte> presented = stackalloc byte[32];
-        SHA256.HashData(token, presented);
-        var match = false;
-        foreach (var hash in _tokenHashes)
+        var presented = authorizationHeader.AsSpan(7).Trim();
+        var match = _padded is not null ? MatchesPadded(presented, out var token) : MatchesDigest(presented, out token);
+        if (match)
         {
-            match |= CryptographicOperations.FixedTimeEquals(presented, hash);
+            credential = new CallerCredential(token!);
+        }
+
+        return match;
+    }
+
+    private bool MatchesPadded(ReadOnlySpan<char> presented, out byte[]? token)
+    {
+        token = null;
+        Span<byte> block = stackalloc byte[PaddedTokenBytes];
+        block.Clear();
+
+        // Longer than the block: no configured token can be that long. Rejecting it early tells a caller only that its
+        // token is longer than the public bound, nothing about the tokens.
+        if (!Encoding.UTF8.TryGetBytes(presented, block, out var length))
+        {
+            return false;
+        }
+
+        var match = false;
+        foreach (var configured in _padded!)
+        {
+            match |= configured.Matches(block, length);
         }
 
         if (match)
         {
-            credential = new CallerCredential(token);
+            token = block[..length].ToArray();
         }
 
         return match;
+    }
+
+    private bool MatchesDigest(ReadOnlySpan<char> presented, out byte[]? token)
+    {
+        // The header is bounded by the server's request-header limit before it gets here.
+        var bytes = new byte[Encoding.UTF8.GetByteCount(presented)];
+        Encoding.UTF8.GetBytes(presented, bytes);
+        token = _digests!.Contains(TokenDigest.Of(bytes)) ? bytes : null;
+        return token is not null;
     }
 
     /// <summary>
@@ -66,6 +119,36 @@ internal sealed class BearerTokenAuth
     }
 
     private static ReadOnlySpan<byte> CredentialDomain => "privateml-gateway-credential\0"u8;
+
+    /// <summary>A configured token zero-padded to <see cref="PaddedTokenBytes"/>, with its length.</summary>
+    private sealed class PaddedToken
+    {
+        private readonly byte[] _block = new byte[PaddedTokenBytes];
+        private readonly int _length;
+
+        public PaddedToken(byte[] token)
+        {
+            token.CopyTo(_block, 0);
+            _length = token.Length;
+        }
+
+        /// <summary>Reads every byte of both blocks whatever they hold; the length is compared without a branch.</summary>
+        public bool Matches(ReadOnlySpan<byte> block, int length) =>
+            CryptographicOperations.FixedTimeEquals(block, _block) & (length == _length);
+    }
+
+    /// <summary>A token's SHA-256 as a value that a <see cref="HashSet{T}"/> can hold.</summary>
+    private readonly record struct TokenDigest(UInt128 High, UInt128 Low)
+    {
+        public static TokenDigest Of(ReadOnlySpan<byte> token)
+        {
+            Span<byte> digest = stackalloc byte[32];
+            SHA256.HashData(token, digest);
+            return new TokenDigest(
+                System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(digest),
+                System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(digest[16..]));
+        }
+    }
 }
 
 /// <summary>

@@ -47,6 +47,15 @@ internal static partial class GatewayLog
     [LoggerMessage(EventId = 5104, Level = LogLevel.Information, Message = "Inline I/O: requests and sends run on Kestrel's socket threads; upstream socket completions inline: {UpstreamInline} (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 in the environment turns them on)")]
     public static partial void InlineIo(ILogger logger, bool upstreamInline);
 
+    [LoggerMessage(EventId = 5012, Level = LogLevel.Information, Message = "Stopping: /ready answers 503; serving {DrainSeconds} s more before the listeners close; {InFlight} completions in flight, {ShutdownSeconds} s allowed for them after that")]
+    public static partial void Stopping(ILogger logger, double drainSeconds, int inFlight, double shutdownSeconds);
+
+    [LoggerMessage(EventId = 5013, Level = LogLevel.Information, Message = "Stopped; completions still in flight, aborted and unsigned: {InFlight}")]
+    public static partial void Stopped(ILogger logger, int inFlight);
+
+    [LoggerMessage(EventId = 5105, Level = LogLevel.Information, Message = "Attested keyset renewed before it expires: {OldDigest} → {NewDigest} (same keys), valid until {NotAfter:u}")]
+    public static partial void KeysetRenewed(ILogger logger, string oldDigest, string newDigest, DateTimeOffset notAfter);
+
     [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "E2EE request refused on {Path}: {Code}")]
     public static partial void E2eeRefused(ILogger logger, string path, string code);
 }

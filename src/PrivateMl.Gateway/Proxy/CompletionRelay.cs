@@ -35,6 +35,9 @@ internal sealed class CompletionRelay(
     private const int CopyBufferBytes = 16 * 1024;
     private int _inFlight;
 
+    /// <summary>Completions being relayed now (for the shutdown log).</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
     public async Task HandleAsync(HttpContext context, string path)
     {
         var times = metrics.FirstByteEnabled ? new FirstByteTimes(Stopwatch.GetTimestamp()) : null;

@@ -40,6 +40,8 @@ public sealed class UpstreamHttpBackend : IInferenceBackend, IDisposable
     // The gateway asks for the same few paths and content type every time; building the Uri and parsing the media
     // type anew cost tens of microseconds on a core that idled since the last request, before the request leaves.
     private readonly ConcurrentDictionary<string, Uri> _targets = new(StringComparer.Ordinal);
+    private readonly string? _authorization;
+    private int _targetCount;
     private volatile string? _checkedContentType;
 
     public UpstreamHttpBackend(UpstreamHttpBackendOptions options)
@@ -52,6 +54,7 @@ public sealed class UpstreamHttpBackend : IInferenceBackend, IDisposable
 
         _options = options;
         _basePath = options.BaseAddress.AbsolutePath.TrimEnd('/');
+        _authorization = options.ApiKey is { Length: > 0 } key ? "Bearer " + key : null;
         var handler = new SocketsHttpHandler
         {
             ConnectTimeout = options.ConnectTimeout,
@@ -84,9 +87,9 @@ public sealed class UpstreamHttpBackend : IInferenceBackend, IDisposable
             }
         }
 
-        if (_options.ApiKey is { Length: > 0 } key)
+        if (_authorization is not null)
         {
-            message.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            message.Headers.TryAddWithoutValidation("Authorization", _authorization);
         }
 
         // The headers timeout and the caller's cancellation are attached after the send has put the request on the
@@ -148,9 +151,10 @@ public sealed class UpstreamHttpBackend : IInferenceBackend, IDisposable
         }
 
         var uri = new Uri(_options.BaseAddress, _basePath + pathAndQuery);
-        if (_targets.Count < MaxCachedTargets)
+        // A counter, not ConcurrentDictionary.Count (which takes every lock); a race may keep a few more than the bound.
+        if (Volatile.Read(ref _targetCount) < MaxCachedTargets && _targets.TryAdd(pathAndQuery, uri))
         {
-            _targets.TryAdd(pathAndQuery, uri);
+            Interlocked.Increment(ref _targetCount);
         }
 
         return uri;

@@ -8,11 +8,11 @@ namespace PrivateMl.Gateway.Tests.E2ee;
 /// <summary>An ACI E2EE v2 request as a client builds it: fresh client key and nonce, encrypted fields, the five headers.</summary>
 internal sealed record AciTestRequest(byte[] Body, Dictionary<string, string> Headers, AciExchangeContext Context, AciPrivateKey ClientKey)
 {
-    public static AciTestRequest Create(WorkloadKeyset keyset, AciSuite suite, string model, bool stream, string prompt, string path = AciPayload.ChatEndpoint)
+    public static AciTestRequest Create(WorkloadKeyset keyset, AciSuite suite, string model, bool stream, string prompt, string path = AciPayload.ChatEndpoint, DateTimeOffset? at = null)
     {
         var service = keyset.E2eePublicKeys.First(k => k.Algo == suite.Algo());
         var clientKey = AciPrivateKey.Create(suite);
-        var context = new AciExchangeContext(suite, model, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        var context = new AciExchangeContext(suite, model, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)), (at ?? DateTimeOffset.UtcNow).ToUnixTimeSeconds());
         var body = AciPayload.ParseBody(GatewayFixture.ChatBody(model, stream, prompt), out _)!;
         if (path == AciPayload.CompletionsEndpoint)
         {

@@ -21,7 +21,7 @@ public sealed class UpstreamHttpBackendTests : IAsyncLifetime
     {
         _server = await LoopbackServer.ServeAsync(async context =>
         {
-            _seen.Enqueue(new Seen(context.Request.Path.Value!, context.Request.Headers.ContentType.ToString()));
+            _seen.Enqueue(new Seen(context.Request.Path.Value!, context.Request.Headers.ContentType.ToString(), context.Request.Headers.Authorization.ToString()));
             if (context.Request.Path.Value!.EndsWith("/hold", StringComparison.Ordinal))
             {
                 await _release.Task.WaitAsync(context.RequestAborted);
@@ -71,6 +71,22 @@ public sealed class UpstreamHttpBackendTests : IAsyncLifetime
         Assert.Equal(["application/json; charset=utf-8", "application/json", "", "application/json; charset=utf-8", ""], _seen.Select(s => s.ContentType));
     }
 
+    [Theory]
+    [InlineData("upstream-key-1", "Bearer upstream-key-1")]
+    [InlineData(null, "")]
+    [InlineData("", "")]
+    public async Task TheUpstreamApiKey_IsSentOnEveryRequest_AndNothingWithoutOne(string? apiKey, string expected)
+    {
+        using var backend = Backend("", apiKey: apiKey);
+        for (var i = 0; i < 2; i++)
+        {
+            await using var response = await backend.SendAsync(new BackendRequest(HttpMethod.Post, "/v1/completions", "{}"u8.ToArray()), TestContext.Current.CancellationToken);
+            Assert.Equal(200, response.StatusCode);
+        }
+
+        Assert.Equal([expected, expected], _seen.Select(s => s.Authorization));
+    }
+
     [Fact]
     public async Task NoHeadersWithinTheTimeout_IsABackendError()
     {
@@ -108,10 +124,11 @@ public sealed class UpstreamHttpBackendTests : IAsyncLifetime
         Assert.Equal(["/v1/probe"], _seen.Select(s => s.Path));
     }
 
-    private UpstreamHttpBackend Backend(string basePath, TimeSpan? headersTimeout = null) => new(new UpstreamHttpBackendOptions
+    private UpstreamHttpBackend Backend(string basePath, TimeSpan? headersTimeout = null, string? apiKey = null) => new(new UpstreamHttpBackendOptions
     {
         BaseAddress = new Uri(_server.BaseAddress(), basePath),
         ResponseHeadersTimeout = headersTimeout ?? TimeSpan.FromMinutes(1),
+        ApiKey = apiKey,
     });
 
     private static async Task WaitUntilAsync(Func<bool> condition)
@@ -124,5 +141,5 @@ public sealed class UpstreamHttpBackendTests : IAsyncLifetime
         }
     }
 
-    private sealed record Seen(string Path, string ContentType);
+    private sealed record Seen(string Path, string ContentType, string Authorization);
 }
