@@ -64,6 +64,35 @@ public sealed class FailClosedTests
     }
 
     [Fact]
+    public async Task An_app_id_claimed_by_another_compose_gets_no_keys_until_the_kms_policy_admits_that_compose()
+    {
+        // .instance_info lets a KMS app keep its app id (and keys) across a compose upgrade; whoever can deploy could
+        // claim any app id that way, so a KMS that pins compose hashes must refuse a compose it does not list.
+        var appId = SimulatedDeployment.AppIdOf(Allowed);
+        var upgrade = SimulatedDeployment.Compose("e2e-allowed-v2", "PRIVATEML_API_KEY");
+        var policy = KmsPolicy.Default with { AppIds = [appId], ComposeHashes = [SHA256.HashData(Encoding.UTF8.GetBytes(Allowed))] };
+        await using var deployment = await SimulatedDeployment.StartAsync(policy);
+        AttestedNode original;
+        await using (var node = await deployment.BootAsync(Allowed))
+        {
+            original = await deployment.AttestAsync(node);
+        }
+
+        var guest = deployment.GuestDirectory();
+        var error = await Assert.ThrowsAsync<GuestBootException>(() => deployment.BootAsync(upgrade, appId: appId, guestDirectory: guest));
+        Assert.Equal(nameof(ErrorCode.KmsComposeHashNotAllowed), Assert.IsType<KmsClientException>(error.InnerException).RefusalCode);
+        AssertNothingRuns(guest);
+
+        // The operator admits the new compose: the upgrade boots under the app id and keeps its keys.
+        await deployment.RestartKmsAsync(policy with { ComposeHashes = [.. policy.ComposeHashes!, SHA256.HashData(Encoding.UTF8.GetBytes(upgrade))] });
+        await using var upgraded = await deployment.BootAsync(upgrade, appId: appId);
+        var attested = await deployment.AttestAsync(upgraded, expectedCompose: upgrade);
+        Assert.Equal(appId, attested.AppId);
+        Assert.Equal(original.Ecdsa.SigningAddress, attested.Ecdsa.SigningAddress);
+        Assert.Equal(original.Ed25519.SigningAddress, attested.Ed25519.SigningAddress);
+    }
+
+    [Fact]
     public async Task A_kms_that_does_not_trust_the_guests_platform_stops_the_boot()
     {
         await using var deployment = await SimulatedDeployment.StartAsync();

@@ -52,7 +52,7 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
 
     public KmsNode Kms { get; private set; }
 
-    public KmsPolicy Policy { get; }
+    public KmsPolicy Policy { get; private set; }
 
     public string ImageSimulator => ImageSimulatorOf(_root);
 
@@ -140,10 +140,11 @@ internal sealed class SimulatedDeployment : IAsyncDisposable
         return EncryptedEnv.Encrypt(EnvVariables.Serialize(EnvFile.Parse(envFile)), key.PublicKey, random);
     }
 
-    /// <summary>Stops the KMS and starts it again over the same state (root keys) and policy.</summary>
-    public async Task RestartKmsAsync()
+    /// <summary>Stops the KMS and starts it again over the same state (root keys), with <paramref name="policy"/> when given (an operator's policy change).</summary>
+    public async Task RestartKmsAsync(KmsPolicy? policy = null)
     {
         await Kms.DisposeAsync();
+        Policy = policy ?? Policy;
         Kms = await KmsNode.StartAsync(ImageSimulator, KmsState, Policy, TestContext.Current.CancellationToken);
     }
 
