@@ -2,6 +2,7 @@ using System.ClientModel;
 using OpenAI;
 using OpenAI.Chat;
 using PrivateMl.Gateway.Tests.Support;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Gateway.Tests.Interop;
 

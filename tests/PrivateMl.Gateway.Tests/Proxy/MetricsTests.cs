@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using System.Globalization;
 using PrivateMl.Gateway.Operations;
 using PrivateMl.Gateway.Tests.Support;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Gateway.Tests.Proxy;
 

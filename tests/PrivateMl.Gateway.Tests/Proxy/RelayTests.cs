@@ -5,6 +5,7 @@ using System.Text.Json;
 using PrivateMl.Gateway.Receipts;
 using PrivateMl.Gateway.Signing;
 using PrivateMl.Gateway.Tests.Support;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Gateway.Tests.Proxy;
 

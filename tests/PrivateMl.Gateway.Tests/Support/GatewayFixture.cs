@@ -9,6 +9,7 @@ using PrivateMl.Agent.Client;
 using PrivateMl.Agent.Hosting;
 using PrivateMl.Inference.Upstream;
 using PrivateMl.Tee.Simulator;
+using PrivateMl.Testing;
 
 namespace PrivateMl.Gateway.Tests.Support;
 

@@ -3,9 +3,8 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using PrivateMl.Testing;
 
-namespace PrivateMl.Gateway.Tests.Support;
+namespace PrivateMl.Testing;
 
 /// <summary>
 /// A real OpenAI-compatible HTTP server on loopback (Kestrel). The request's <c>model</c> picks its behaviour:
@@ -14,7 +13,7 @@ namespace PrivateMl.Gateway.Tests.Support;
 /// (stream ends without [DONE]), <c>pretty</c> (indented non-streaming JSON), <c>large</c> (a 4 KiB non-streaming answer); anything else answers normally.
 /// Streams send <see cref="Tokens"/> content events, a final event with usage, then <c>data: [DONE]</c>.
 /// </summary>
-internal sealed class FakeUpstream : IAsyncDisposable
+public sealed class FakeUpstream : IAsyncDisposable
 {
     public const int Tokens = 8;
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
