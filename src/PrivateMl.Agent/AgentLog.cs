@@ -35,6 +35,12 @@ internal static partial class AgentLog
     [LoggerMessage(EventId = 4050, Level = LogLevel.Information, Message = "Opened the encrypted env: {Count} variables written to {Directory}")]
     public static partial void EnvDecrypted(ILogger logger, int count, string directory);
 
+    [LoggerMessage(EventId = 4052, Level = LogLevel.Warning, Message = "The encrypted env was sealed to KMS key epoch {Epoch}, not the current {Current}: opened with that epoch's env key; encrypt it again (privateml env encrypt --kms) before epoch {Epoch} is retired")]
+    public static partial void EnvFromEarlierEpoch(ILogger logger, uint epoch, uint current);
+
+    [LoggerMessage(EventId = 4053, Level = LogLevel.Information, Message = "KMS key epoch {Epoch} gave no env key: {Reason}")]
+    public static partial void EnvEpochUnavailable(ILogger logger, uint epoch, string reason);
+
     [LoggerMessage(EventId = 4051, Level = LogLevel.Warning, Message = "Encrypted env variables not in allowed_envs were dropped: {Names}")]
     public static partial void EnvDropped(ILogger logger, string names);
 }

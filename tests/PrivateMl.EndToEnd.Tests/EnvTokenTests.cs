@@ -67,17 +67,24 @@ public sealed class EnvTokenTests
     }
 
     [Fact]
-    public async Task After_a_kms_key_rotation_an_env_sealed_to_the_earlier_epoch_stops_the_reboot_until_it_is_sealed_again()
+    public async Task After_a_kms_key_rotation_an_env_sealed_to_the_earlier_epoch_opens_until_that_epoch_is_retired()
     {
-        // The guest asks for the current epoch's keys only, so an env sealed before `kms rotate` no longer opens
-        // (although that epoch is not retired). What must hold either way: the guest never comes up without its env,
-        // which would leave the gateway serving without tokens.
+        // kms rotate: the guest runs on the new epoch's keys, and the env sealed before it still opens with the earlier
+        // epoch's env key. kms retire: it no longer does, and the guest does not come up without its env (a gateway
+        // serving without its tokens) until the env is sealed again to the current epoch.
         await using var deployment = await SimulatedDeployment.StartAsync();
         var appId = SimulatedDeployment.AppIdOf(Compose);
         var node = await deployment.BootAsync(Compose, encryptedEnv: await deployment.EncryptEnvAsync(appId, $"{DevGuestAgent.ApiTokensVariable}=tok-a\n"));
         await node.DisposeAsync();
-        new KeyEpochStore(deployment.KmsState, TimeProvider.System).Rotate();
+        var epochs = new KeyEpochStore(deployment.KmsState, TimeProvider.System);
+        Assert.Equal(2u, epochs.Rotate());
 
+        await using (var rotated = await deployment.RebootAsync(node))
+        {
+            Assert.Equal(["tok-a"], rotated.Agent.ApiTokens());
+        }
+
+        epochs.Retire(1);
         var error = await Assert.ThrowsAsync<GuestBootException>(() => deployment.RebootAsync(node));
         Assert.Equal(ErrorCode.EnvDecryptionFailed, Assert.IsType<AttestationException>(error.InnerException).Code);
 

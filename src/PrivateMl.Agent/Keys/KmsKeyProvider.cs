@@ -165,7 +165,19 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
         throw Failed(failures);
     }
 
-    private async Task<AppKeys> GetAppKeysFromCurrentAsync(AppKeyRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// <c>GetAppKey</c> for an earlier <paramref name="epoch"/> from the KMS in use, for what was sealed to it (an env
+    /// encrypted before a rotation). <see cref="Epoch"/> keeps saying which epoch the app runs on.
+    /// </summary>
+    /// <exception cref="KmsClientException">The KMS refused (the epoch is retired or unknown) or could not be reached.</exception>
+    public async ValueTask<AppKeys> GetAppKeysForEpochAsync(AppKeyRequest request, uint epoch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        await InitializeAsync(cancellationToken).ConfigureAwait(false);
+        return await GetAppKeysFromCurrentAsync(request, cancellationToken, epoch).ConfigureAwait(false);
+    }
+
+    private async Task<AppKeys> GetAppKeysFromCurrentAsync(AppKeyRequest request, CancellationToken cancellationToken, uint? earlierEpoch = null)
     {
         var now = _timeProvider.GetUtcNow();
         var temp = KmsClient.LoadPemPair(_tempCaCertPem!, _tempCaKeyPem!);
@@ -183,13 +195,13 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
         {
             w.WriteNumber("api_version", 1);
             w.WriteString("vm_config", _vmConfig);
-            if (_epoch is { } epoch)
+            if ((earlierEpoch ?? _epoch) is { } epoch)
             {
                 w.WriteNumber("epoch", epoch);
             }
         }, cancellationToken).ConfigureAwait(false))
         {
-            return ReadAppKeys(response.RootElement, request, now);
+            return ReadAppKeys(response.RootElement, request, now, recordEpoch: earlierEpoch is null);
         }
     }
 
@@ -239,7 +251,7 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
 
     public void Dispose() => _rootCa?.Dispose();
 
-    private AppKeys ReadAppKeys(JsonElement root, AppKeyRequest request, DateTimeOffset now)
+    private AppKeys ReadAppKeys(JsonElement root, AppKeyRequest request, DateTimeOffset now, bool recordEpoch)
     {
         var k256 = KmsClient.Hex(root, "k256_key");
         var disk = KmsClient.Hex(root, "disk_crypt_key");
@@ -252,7 +264,7 @@ public sealed class KmsKeyProvider : IKeyProvider, IDisposable
                 throw new KmsClientException("the KMS sent app keys of the wrong size");
             }
 
-            if (root.TryGetProperty("epoch", out var epoch) && epoch.TryGetUInt32(out var e))
+            if (recordEpoch && root.TryGetProperty("epoch", out var epoch) && epoch.TryGetUInt32(out var e))
             {
                 Epoch = e;
             }

@@ -6,6 +6,7 @@ using PrivateMl.Agent.Env;
 using PrivateMl.Agent.Keys;
 using PrivateMl.Attestation.EventLog;
 using PrivateMl.Attestation.Tdx;
+using PrivateMl.Attestation.Verification;
 using PrivateMl.Tee.EventLog;
 using PrivateMl.Tee.Tdx;
 
@@ -167,7 +168,7 @@ public sealed class AgentRuntime : IAsyncDisposable
         if (_options.EncryptedEnvPath is { } encryptedEnv)
         {
             var outputDirectory = _options.DecryptedEnvDirectory ?? Path.GetDirectoryName(Path.GetFullPath(encryptedEnv))!;
-            var opened = EncryptedEnvSetup.Run(encryptedEnv, outputDirectory, _appKeys.EnvCryptKey, composeBytes);
+            var opened = await OpenEnvAsync(encryptedEnv, outputDirectory, composeBytes, new AppKeyRequest(appId, instanceId));
             if (opened is not null)
             {
                 DecryptedEnv = opened.Variables;
@@ -177,6 +178,50 @@ public sealed class AgentRuntime : IAsyncDisposable
                     AgentLog.EnvDropped(_logger, string.Join(", ", opened.Dropped.Distinct()));
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Opens the env with the app's current env key; one sealed before a KMS key rotation does not open with it, so
+    /// the KMS's earlier epochs that are not retired are tried, newest first (the app keeps running on the current
+    /// epoch's keys). Nothing opens: the boot stops, as in dstack.
+    /// </summary>
+    private async Task<EnvParseResult?> OpenEnvAsync(string encryptedEnv, string outputDirectory, byte[] composeBytes, AppKeyRequest request)
+    {
+        try
+        {
+            return EncryptedEnvSetup.Run(encryptedEnv, outputDirectory, _appKeys!.EnvCryptKey, composeBytes);
+        }
+        catch (AttestationException e) when (e.Code == ErrorCode.EnvDecryptionFailed && _keyProvider is KmsKeyProvider { Epoch: > 1 and var current } kms)
+        {
+            for (var epoch = current - 1; epoch >= 1; epoch--)
+            {
+                AppKeys earlier;
+                try
+                {
+                    earlier = await kms.GetAppKeysForEpochAsync(request, epoch);
+                }
+                catch (KmsClientException refused)
+                {
+                    AgentLog.EnvEpochUnavailable(_logger, epoch, refused.Message);
+                    continue;
+                }
+
+                using (earlier)
+                {
+                    try
+                    {
+                        var opened = EncryptedEnvSetup.Run(encryptedEnv, outputDirectory, earlier.EnvCryptKey, composeBytes);
+                        AgentLog.EnvFromEarlierEpoch(_logger, epoch, current);
+                        return opened;
+                    }
+                    catch (AttestationException other) when (other.Code == ErrorCode.EnvDecryptionFailed)
+                    {
+                    }
+                }
+            }
+
+            throw;
         }
     }
 

@@ -82,6 +82,31 @@ public sealed class KmsFailoverTests
     }
 
     [Fact]
+    public async Task AnEarlierEpochsKeys_AreFetchedOnRequest_WithoutChangingTheEpochTheAppRunsOn()
+    {
+        await using var bed = await KmsTestbed.StartAsync();
+        using var cvm = await bed.BootCvmAsync();
+        var request = new AppKeyRequest(cvm.AppId, cvm.InstanceId);
+        Assert.Equal(2u, new KeyEpochStore(bed.StateDirectory, TimeProvider.System).Rotate());
+        using var provider = new KmsKeyProvider(bed.Url, cvm.Quotes, "{}", bed.Clock, RandomNumberGenerator.Create());
+
+        using var current = await provider.GetAppKeysAsync(request, TestContext.Current.CancellationToken);
+        using var earlier = await provider.GetAppKeysForEpochAsync(request, 1, TestContext.Current.CancellationToken);
+
+        Assert.Equal(2u, provider.Epoch);
+        using var roots = KmsRootKeys.Open(bed.StateDirectory);
+        using var epoch1 = roots.DeriveAppKeys(cvm.AppId, cvm.InstanceId, 1);
+        using var epoch2 = roots.DeriveAppKeys(cvm.AppId, cvm.InstanceId, 2);
+        Assert.Equal(epoch1.DiskCryptKey, earlier.DiskCryptKey.ToArray());
+        Assert.Equal(epoch2.DiskCryptKey, current.DiskCryptKey.ToArray());
+
+        new KeyEpochStore(bed.StateDirectory, TimeProvider.System).Retire(1);
+        var refused = await Assert.ThrowsAsync<KmsClientException>(() => provider.GetAppKeysForEpochAsync(request, 1, TestContext.Current.CancellationToken).AsTask());
+        Assert.Equal(nameof(ErrorCode.KmsEpochRetired), refused.RefusalCode);
+        Assert.Equal(2u, provider.Epoch);
+    }
+
+    [Fact]
     public async Task APolicyRefusal_MovesOnToAReplica_WithTheSameRoot()
     {
         await using var refusing = await KmsTestbed.StartAsync(new KmsPolicy { AppIds = [] });
