@@ -438,9 +438,33 @@ public sealed class NodeVerifier
         yield return identity.InstanceId is { } instanceId
             ? CheckResult.Pass(CheckNames.InstanceId, instanceId.Length == 0 ? "no instance id (no_instance_id)" : $"instance id {Convert.ToHexStringLower(instanceId.Span)}{trust}")
             : CheckResult.Skip(CheckNames.InstanceId, "the event log has no instance-id event");
-        yield return identity.KeyProviderInfo is { } kp
-            ? CheckResult.Pass(CheckNames.KeyProvider, $"key provider {identity.KeyProviderName ?? "?"}{(string.IsNullOrEmpty(identity.KeyProviderId) ? string.Empty : " " + identity.KeyProviderId)}{trust}")
-            : CheckResult.Skip(CheckNames.KeyProvider, "the event log has no key-provider event");
+        yield return KeyProvider(identity, replayed, trust);
+    }
+
+    private CheckResult KeyProvider(DstackAppIdentity identity, bool replayed, string trust)
+    {
+        const string Name = CheckNames.KeyProvider;
+        var described = $"key provider {identity.KeyProviderName ?? "?"}{(string.IsNullOrEmpty(identity.KeyProviderId) ? string.Empty : " " + identity.KeyProviderId)}";
+        if (Options.ExpectedKeyProviderIds is not { } expected)
+        {
+            return identity.KeyProviderInfo is not null
+                ? CheckResult.Pass(Name, described + trust)
+                : CheckResult.Skip(Name, "the event log has no key-provider event");
+        }
+
+        if (identity.KeyProviderInfo is null)
+        {
+            return CheckResult.Fail(Name, ErrorCode.KeyProviderNotExpected, "the event log has no key-provider event, and the keys must come from an expected key provider");
+        }
+
+        if (!replayed)
+        {
+            return CheckResult.Fail(Name, ErrorCode.KeyProviderNotExpected, described + trust);
+        }
+
+        return identity.KeyProviderId is { Length: > 0 } id && expected.Any(e => string.Equals(e.Trim(), id, StringComparison.OrdinalIgnoreCase))
+            ? CheckResult.Pass(Name, described + " (expected)")
+            : CheckResult.Fail(Name, ErrorCode.KeyProviderNotExpected, $"{described}: not one of the expected key providers ({string.Join(", ", expected)})");
     }
 
     private static CheckResult MrConfigId(ReadOnlySpan<byte> mrConfigId, ReadOnlySpan<byte> composeHash)

@@ -41,6 +41,14 @@ public sealed record NodeVerifierOptions
     /// <summary>The exact bytes of the app-compose.json the node should run; null: the compose hash is reported, not compared.</summary>
     public ReadOnlyMemory<byte>? ExpectedAppCompose { get; init; }
 
+    /// <summary>
+    /// The key providers the node's keys may come from, by the id its measured <c>key-provider</c> event names (for a
+    /// KMS, the hex SPKI of its root CA, which <c>privateml kms serve</c> prints as the key-provider id). Null: the key
+    /// provider is reported, not compared. Set: a node whose keys come from anywhere else — another KMS, local keys,
+    /// or a log that does not replay — fails <c>app.key-provider</c>.
+    /// </summary>
+    public IReadOnlyCollection<string>? ExpectedKeyProviderIds { get; init; }
+
     /// <summary>Fail when the node sends no GPU evidence. Default false: missing evidence is "not checked".</summary>
     public bool RequireGpuEvidence { get; init; }
 

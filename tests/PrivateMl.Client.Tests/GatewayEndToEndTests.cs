@@ -23,6 +23,26 @@ public sealed class GatewayEndToEndTests
     }
 
     [Fact]
+    public async Task An_expected_key_provider_passes_and_any_other_fails()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        using var http = new HttpClient();
+        var first = await new NodeVerifier(http, node.Options()).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+        var measured = first.AppIdentity!.KeyProviderId!;
+        Assert.False(string.IsNullOrEmpty(measured));
+
+        var expected = await new NodeVerifier(http, node.Options() with { ExpectedKeyProviderIds = ["00ff", measured.ToUpperInvariant()] }).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+        var other = await new NodeVerifier(http, node.Options() with { ExpectedKeyProviderIds = [new string('a', measured.Length)] }).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+
+        Assert.True(expected.Trusted, NodeVerifierTests.Describe(expected));
+        Assert.Equal(CheckOutcome.Passed, expected.Find(NodeVerifier.CheckNames.KeyProvider)!.Outcome);
+        Assert.False(other.Trusted);
+        var failure = Assert.Single(other.Failures);
+        Assert.Equal(NodeVerifier.CheckNames.KeyProvider, failure.Name);
+        Assert.Equal(ErrorCode.KeyProviderNotExpected, failure.Code);
+    }
+
+    [Fact]
     public async Task Strict_verification_of_our_gateway_fails_only_on_the_simulated_root()
     {
         await using var node = await GatewayNode.StartAsync();

@@ -52,6 +52,18 @@ public sealed class VerifyCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task A_key_provider_other_than_the_measured_one_exits_1_naming_the_check()
+    {
+        await using var node = await StartNodeAsync();
+
+        var (exit, output, _) = Run(Args(node, "--allow-simulated", "--key-provider", new string('a', 182)));
+
+        Assert.Equal(ExitCodes.Rejected, exit);
+        Assert.Contains("✘ app.key-provider:", output, StringComparison.Ordinal);
+        Assert.Contains("NOT TRUSTED: 1 check failed (first: app.key-provider)", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Without_allow_simulated_it_fails_on_the_simulated_root_saying_so_and_exits_1()
     {
         await using var node = await StartNodeAsync();
@@ -144,6 +156,8 @@ public sealed class VerifyCommandTests : IDisposable
     [InlineData("verify", "ftp://example/")]
     [InlineData("verify", "--bundle", "/nonexistent/bundle.json")]
     [InlineData("verify", "http://127.0.0.1:1/", "--signing-algo", "rsa")]
+    [InlineData("verify", "http://127.0.0.1:1/", "--key-provider", "not-hex")]
+    [InlineData("verify", "http://127.0.0.1:1/", "--key-provider", "abc")]
     public void Usage_errors_exit_2(params string[] args)
     {
         var (exit, _, error) = Run(args);

@@ -133,6 +133,13 @@ public sealed class KeyStabilityTests
         Assert.Equal(otherKms.CaPublicKey, there.Ecdsa.AppIdentity!.KeyProviderId);
         Assert.Equal(here.AppId, there.AppId);
         AssertOtherKeys(here, there);
+
+        // A client that requires keys from the first KMS (verify --key-provider) accepts that node and refuses the other.
+        using var http = new HttpClient();
+        var pinned = deployment.VerifierOptions() with { ExpectedKeyProviderIds = [deployment.Kms.CaPublicKey] };
+        Assert.True((await new NodeVerifier(http, pinned).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken)).Trusted);
+        var refused = await new NodeVerifier(http, pinned).VerifyAsync(elsewhere.BaseAddress, TestContext.Current.CancellationToken);
+        Assert.Equal(ErrorCode.KeyProviderNotExpected, Assert.Single(refused.Failures).Code);
     }
 
     [Fact]

@@ -132,6 +132,7 @@ public enum ErrorCode
     ReceiptInvalid = 809,
     SignerNotAttested = 810,
     GpuEvidenceMissing = 811,
+    KeyProviderNotExpected = 812,
 
     // KMS: why a key request was refused (9xx)
     KmsClientCertificateRequired = 900,

@@ -41,6 +41,9 @@ internal sealed record VerifyRequest
 
     public bool RequireGpu { get; init; }
 
+    /// <summary>Key-provider ids the node's keys may come from (<c>--key-provider</c>); empty: not compared.</summary>
+    public IReadOnlyList<string> KeyProviders { get; init; } = [];
+
     public string SigningAlgo { get; init; } = "ecdsa";
 }
 
@@ -69,9 +72,10 @@ internal static class VerifyCommand
         var html = new Option<FileInfo>("--html") { Description = "Write a self-contained HTML report page to FILE" };
         var requireGpu = new Option<bool>("--require-gpu") { Description = "Fail when the node sends no GPU evidence" };
         var algo = new Option<string>("--signing-algo") { Description = "Which signing key to attest: ecdsa (default) or ed25519", DefaultValueFactory = _ => "ecdsa" };
+        var keyProviders = KeyProviderOption();
         var command = new Command("verify", "Verify a confidential LLM node yourself: quote, collateral, policy, key and nonce binding, event log, app identity, GPU evidence (exit 0 trusted, 1 not trusted, 2 usage or input error)")
         {
-            url, policy, compose, collateral, pccs, offline, allowSimulated, simulatedRoot, token, json, report, bundle, html, requireGpu, algo,
+            url, policy, compose, collateral, pccs, offline, allowSimulated, simulatedRoot, token, json, report, bundle, html, requireGpu, algo, keyProviders,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(
             new VerifyRequest
@@ -90,6 +94,7 @@ internal static class VerifyCommand
                 Bundle = parse.GetValue(bundle),
                 Html = parse.GetValue(html),
                 RequireGpu = parse.GetValue(requireGpu),
+                KeyProviders = parse.GetValue(keyProviders) ?? [],
                 SigningAlgo = parse.GetValue(algo) ?? "ecdsa",
             },
             parse.InvocationConfiguration.Output,
@@ -206,9 +211,21 @@ internal static class VerifyCommand
         return result.Trusted ? ExitCodes.Accepted : ExitCodes.Rejected;
     }
 
+    /// <summary><c>--key-provider ID</c> (repeatable), shared by verify and chat.</summary>
+    internal static Option<string[]> KeyProviderOption() => new("--key-provider")
+    {
+        Description = "Require the node's keys to come from this key provider: the id its measured key-provider event names (for a KMS, the hex root CA key `privateml kms serve` prints); repeatable",
+    };
+
     /// <summary>The verifier options a verify/chat request asks for, or null (after writing why) on bad input.</summary>
     internal static async Task<NodeVerifierOptions?> TryBuildOptionsAsync(VerifyRequest request, TextWriter error, CancellationToken cancellationToken)
     {
+        if (request.KeyProviders.FirstOrDefault(id => id.Length == 0 || id.Length % 2 != 0 || !id.All(char.IsAsciiHexDigit)) is { } badId)
+        {
+            error.WriteLine($"error: --key-provider must be a hex key-provider id, got '{badId}'");
+            return null;
+        }
+
         NodeVerifierOptions options;
         try
         {
@@ -219,6 +236,7 @@ internal static class VerifyCommand
                 SimulatedRootCertificate = request.SimulatedRoot is null ? (ReadOnlyMemory<byte>?)null : ReadCertificate(request.SimulatedRoot),
                 ExpectedAppCompose = request.Compose is null ? (ReadOnlyMemory<byte>?)null : await File.ReadAllBytesAsync(request.Compose.FullName, cancellationToken),
                 RequireGpuEvidence = request.RequireGpu,
+                ExpectedKeyProviderIds = request.KeyProviders.Count == 0 ? null : request.KeyProviders,
                 SigningAlgo = request.SigningAlgo,
                 ApiKey = request.Token,
             };
