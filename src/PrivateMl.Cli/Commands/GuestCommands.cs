@@ -75,6 +75,7 @@ internal static class GuestCommands
 
         GuestSharedFiles files;
         DevGuestKeyPlan plan;
+        AgentOptions agentOptions;
         var agentState = Path.Combine(stateDirectory, "agent");
         try
         {
@@ -82,12 +83,7 @@ internal static class GuestCommands
             Say($"app '{files.AppName}' compose_hash {Convert.ToHexStringLower(files.ComposeHash)} app_id {Convert.ToHexStringLower(files.AppId)}");
             ReportEnv(files, Say);
             plan = DevGuestKeyPlan.For(files);
-            Directory.CreateDirectory(agentState);
-            if (files.InstanceIdSeed is { } seed)
-            {
-                await File.WriteAllBytesAsync(Path.Combine(agentState, "instance-id-seed"), seed, cancellationToken);
-            }
-
+            agentOptions = await DevGuestAgent.PrepareAsync(files, plan, socketPath, agentState, cancellationToken);
             Say(DevGuestAgent.InstallSimulator(simulatorDirectory, agentState) is { } root
                 ? $"SIMULATED TDX platform from the image (root sha256 {root[..16]}; a host KMS trusts it with kms serve --simulate --simulator <image>/tdx-simulator)"
                 : $"SIMULATED TDX platform made fresh (the image has none at {simulatorDirectory}; no host KMS trusts it)");
@@ -99,17 +95,6 @@ internal static class GuestCommands
 
         Say(plan.KmsUrls.Count > 0 ? $"key provider kms: app keys over RA-TLS from {string.Join(", then ", plan.KmsUrls)}" : "key provider local (no KMS)");
         void Quiet(ILoggingBuilder logging) => logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
-        var agentOptions = new AgentOptions
-        {
-            SocketPath = socketPath,
-            TappdSocketPath = null,
-            StateDirectory = agentState,
-            AppComposePath = Path.Combine(files.Directory, GuestSharedFolder.AppComposeFile),
-            AppId = Convert.ToHexStringLower(files.AppId),
-            VmConfig = files.VmConfig ?? new AgentOptions().VmConfig,
-            KmsUrls = plan.KmsUrls,
-            EncryptedEnvPath = plan.EncryptedEnvPath,
-        };
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
 
         // Keys and env first, as dstack-util does before any app starts: a KMS that is unreachable or refuses, or an env

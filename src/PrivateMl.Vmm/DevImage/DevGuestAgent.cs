@@ -116,6 +116,35 @@ public sealed class DevGuestAgent : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The agent's options for a guest booted from <paramref name="files"/> with <paramref name="plan"/>, its state in
+    /// <paramref name="agentState"/> and its socket at <paramref name="socketPath"/>; the host's instance-id seed
+    /// (<c>.instance_info</c>), when it gave one, is written into the state first so the measured instance id is the
+    /// host's.
+    /// </summary>
+    public static async Task<AgentOptions> PrepareAsync(GuestSharedFiles files, DevGuestKeyPlan plan, string socketPath, string agentState, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        ArgumentNullException.ThrowIfNull(plan);
+        Directory.CreateDirectory(agentState);
+        if (files.InstanceIdSeed is { } seed)
+        {
+            await File.WriteAllBytesAsync(Path.Combine(agentState, "instance-id-seed"), seed, cancellationToken);
+        }
+
+        return new AgentOptions
+        {
+            SocketPath = socketPath,
+            TappdSocketPath = null,
+            StateDirectory = agentState,
+            AppComposePath = Path.Combine(files.Directory, GuestSharedFolder.AppComposeFile),
+            AppId = Convert.ToHexStringLower(files.AppId),
+            VmConfig = files.VmConfig ?? new AgentOptions().VmConfig,
+            KmsUrls = plan.KmsUrls,
+            EncryptedEnvPath = plan.EncryptedEnvPath,
+        };
+    }
+
     /// <summary>Starts the agent on <paramref name="options"/> (whose KMS URL and env path come from a <see cref="DevGuestKeyPlan"/>) and waits for its boot.</summary>
     /// <exception cref="GuestBootException">The KMS could not be reached or refused, the env did not open, or the agent could not start.</exception>
     public static async Task<DevGuestAgent> StartAsync(AgentOptions options, Action<ILoggingBuilder>? configureLogging, CancellationToken cancellationToken)

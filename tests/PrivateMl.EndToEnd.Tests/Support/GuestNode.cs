@@ -61,27 +61,14 @@ internal sealed class GuestNode : IAsyncDisposable
         var files = GuestSharedFolder.CopyAndRead(sharedDirectory, Path.Combine(guestDirectory, ".host-shared"));
         var plan = DevGuestKeyPlan.For(files);
         var agentState = Path.Combine(guestDirectory, "agent");
-        Directory.CreateDirectory(agentState);
+        var socket = Path.Combine(guestDirectory, "dstack.sock");
+        var agentOptions = await DevGuestAgent.PrepareAsync(files, plan, socket, agentState, ct);
         if (DevGuestAgent.InstallSimulator(imageSimulator, agentState) is null)
         {
             throw new InvalidOperationException($"no simulated platform at {imageSimulator}");
         }
 
-        var socket = Path.Combine(guestDirectory, "dstack.sock");
-        var agent = await DevGuestAgent.StartAsync(
-            new AgentOptions
-            {
-                SocketPath = socket,
-                TappdSocketPath = null,
-                StateDirectory = agentState,
-                AppComposePath = Path.Combine(files.Directory, GuestSharedFolder.AppComposeFile),
-                AppId = Convert.ToHexStringLower(files.AppId),
-                VmConfig = files.VmConfig ?? new AgentOptions().VmConfig,
-                KmsUrls = plan.KmsUrls,
-                EncryptedEnvPath = plan.EncryptedEnvPath,
-            },
-            Quiet,
-            ct);
+        var agent = await DevGuestAgent.StartAsync(agentOptions, Quiet, ct);
         var agentClient = new DstackAgentClient(socket);
         var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstream });
         WebApplication? gateway = null;
