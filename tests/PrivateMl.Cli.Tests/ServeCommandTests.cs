@@ -150,4 +150,37 @@ public sealed class ServeCommandTests
         Assert.Equal(ExitCodes.UsageOrInput, code);
         Assert.Contains("DrainDelay", error.ToString(), StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("json", "json")]
+    [InlineData("text", "simple")]
+    public async Task LogFormat_PicksTheConsoleFormatter(string format, string formatter)
+    {
+        var started = new TaskCompletionSource<WebApplication>(TaskCreationOptions.RunContinuationsAsynchronously);
+        ServeCommand.Started = started.SetResult;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        try
+        {
+            var run = Program.BuildRoot()
+                .Parse(["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--listen", "http://127.0.0.1:0", "--log-format", format])
+                .InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() }, cts.Token);
+            var app = await started.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+            Assert.Equal(formatter, app.Services.GetRequiredService<IOptionsMonitor<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>>().CurrentValue.FormatterName);
+            await cts.CancelAsync();
+            Assert.Equal(ExitCodes.Accepted, await run);
+        }
+        finally
+        {
+            ServeCommand.Started = null;
+        }
+    }
+
+    [Fact]
+    public void An_unknown_log_format_is_a_usage_error()
+    {
+        var code = Program.Invoke(Program.BuildRoot().Parse(["serve", "--upstream", "http://127.0.0.1:1", "--log-format", "xml"]), new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() });
+
+        Assert.Equal(ExitCodes.UsageOrInput, code);
+    }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway;
 using PrivateMl.Inference.Upstream;
@@ -23,6 +24,15 @@ internal static class ServeCommand
     private const string DrainDelayName = "--drain-delay";
     private const string ShutdownTimeoutName = "--shutdown-timeout";
     private const int DefaultShutdownSeconds = 60;
+
+    /// <summary>One JSON object per log line (UTC), with the same quiet ASP.NET Core categories as the default text lines.</summary>
+    private static void JsonLogs(ILoggingBuilder logging) => logging
+        .AddJsonConsole(o =>
+        {
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+        })
+        .AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
     /// <summary>
     /// How long the process may take to end after Ctrl-C or SIGTERM: for <c>serve</c>, its drain delay and shutdown
@@ -86,12 +96,18 @@ internal static class ServeCommand
             Description = "On Ctrl-C/SIGTERM, seconds completions in flight may take to finish after the listeners closed; those still running are then aborted, unsigned",
             DefaultValueFactory = _ => DefaultShutdownSeconds,
         };
+        var logFormat = new Option<string>("--log-format")
+        {
+            Description = "Console log lines: text (one line each) or json (one JSON object each, UTC timestamps, for log collectors)",
+            DefaultValueFactory = _ => "text",
+        };
+        logFormat.AcceptOnlyFromAmong("text", "json");
         var publicPaths = new Option<string[]>("--public") { Description = "Paths served without a token (repeatable; default /v1/models /v1/metrics /health /ready)" };
 
         var command = new Command("serve", "Run the attesting OpenAI-compatible gateway in front of an upstream inference server")
         {
             upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths, peers, gpu, inlineIo,
-            drainDelay, shutdownTimeout,
+            drainDelay, shutdownTimeout, logFormat,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -178,13 +194,18 @@ internal static class ServeCommand
             WebApplication app;
             try
             {
-                app = GatewayHost.Build(options, backend, agent, services =>
-                {
-                    if (gpuSource is not null)
+                app = GatewayHost.Build(
+                    options,
+                    backend,
+                    agent,
+                    services =>
                     {
-                        services.AddSingleton(gpuSource);
-                    }
-                });
+                        if (gpuSource is not null)
+                        {
+                            services.AddSingleton(gpuSource);
+                        }
+                    },
+                    parseResult.GetValue(logFormat) == "json" ? JsonLogs : null);
             }
             catch (ArgumentException e)
             {
