@@ -432,13 +432,35 @@ public sealed class NodeVerifier
             yield return MrConfigId(td.MrConfigId.Span, composeHash.Span);
         }
 
-        yield return identity.AppId is { } appId
-            ? CheckResult.Pass(CheckNames.AppId, $"app id {Convert.ToHexStringLower(appId.Span)}{trust}")
-            : CheckResult.Fail(CheckNames.AppId, ErrorCode.AppIdentityMissing, "the event log has no app-id event");
+        yield return AppIdCheck(identity, replayed, trust);
         yield return identity.InstanceId is { } instanceId
             ? CheckResult.Pass(CheckNames.InstanceId, instanceId.Length == 0 ? "no instance id (no_instance_id)" : $"instance id {Convert.ToHexStringLower(instanceId.Span)}{trust}")
             : CheckResult.Skip(CheckNames.InstanceId, "the event log has no instance-id event");
         yield return KeyProvider(identity, replayed, trust);
+    }
+
+    private CheckResult AppIdCheck(DstackAppIdentity identity, bool replayed, string trust)
+    {
+        const string Name = CheckNames.AppId;
+        if (identity.AppId is not { } appId)
+        {
+            return CheckResult.Fail(Name, ErrorCode.AppIdentityMissing, "the event log has no app-id event");
+        }
+
+        var hex = Convert.ToHexStringLower(appId.Span);
+        if (Options.ExpectedAppId is not { } expected)
+        {
+            return CheckResult.Pass(Name, $"app id {hex}{trust}");
+        }
+
+        if (!replayed)
+        {
+            return CheckResult.Fail(Name, ErrorCode.AppIdMismatch, $"app id {hex}{trust}");
+        }
+
+        return appId.Span.SequenceEqual(expected.Span)
+            ? CheckResult.Pass(Name, $"app id {hex} (expected)")
+            : CheckResult.Fail(Name, ErrorCode.AppIdMismatch, $"app id {hex}, not the expected {Convert.ToHexStringLower(expected.Span)}");
     }
 
     private CheckResult KeyProvider(DstackAppIdentity identity, bool replayed, string trust)

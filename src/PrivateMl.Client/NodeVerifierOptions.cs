@@ -42,6 +42,13 @@ public sealed record NodeVerifierOptions
     public ReadOnlyMemory<byte>? ExpectedAppCompose { get; init; }
 
     /// <summary>
+    /// The app id (20 bytes) the node must have measured. Unlike <see cref="ExpectedAppCompose"/> it follows the app
+    /// across compose upgrades that its KMS admits; with <see cref="ExpectedKeyProviderIds"/> it says "this app's keys,
+    /// from this KMS". Null: the app id is reported, not compared.
+    /// </summary>
+    public ReadOnlyMemory<byte>? ExpectedAppId { get; init; }
+
+    /// <summary>
     /// The key providers the node's keys may come from, by the id its measured <c>key-provider</c> event names (for a
     /// KMS, the hex SPKI of its root CA, which <c>privateml kms serve</c> prints as the key-provider id). Null: the key
     /// provider is reported, not compared. Set: a node whose keys come from anywhere else — another KMS, local keys,

@@ -43,6 +43,25 @@ public sealed class GatewayEndToEndTests
     }
 
     [Fact]
+    public async Task An_expected_app_id_passes_and_any_other_fails()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        using var http = new HttpClient();
+        var first = await new NodeVerifier(http, node.Options()).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+        var measured = first.AppIdentity!.AppId!.Value.ToArray();
+        var other = (byte[])measured.Clone();
+        other[^1] ^= 1;
+
+        var expected = await new NodeVerifier(http, node.Options() with { ExpectedAppId = measured }).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+        var wrong = await new NodeVerifier(http, node.Options() with { ExpectedAppId = other }).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
+
+        Assert.True(expected.Trusted, NodeVerifierTests.Describe(expected));
+        Assert.False(wrong.Trusted);
+        var failure = Assert.Single(wrong.Failures);
+        Assert.Equal((NodeVerifier.CheckNames.AppId, ErrorCode.AppIdMismatch), (failure.Name, failure.Code));
+    }
+
+    [Fact]
     public async Task Strict_verification_of_our_gateway_fails_only_on_the_simulated_root()
     {
         await using var node = await GatewayNode.StartAsync();

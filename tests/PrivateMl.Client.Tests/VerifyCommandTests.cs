@@ -64,6 +64,18 @@ public sealed class VerifyCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Another_app_id_exits_1_naming_the_check()
+    {
+        await using var node = await StartNodeAsync();
+
+        var (exit, output, _) = Run(Args(node, "--allow-simulated", "--app-id", new string('0', 40)));
+
+        Assert.Equal(ExitCodes.Rejected, exit);
+        Assert.Contains("✘ app.app-id: app id", output, StringComparison.Ordinal);
+        Assert.Contains("not the expected 0000000000000000000000000000000000000000", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Without_allow_simulated_it_fails_on_the_simulated_root_saying_so_and_exits_1()
     {
         await using var node = await StartNodeAsync();
@@ -158,6 +170,8 @@ public sealed class VerifyCommandTests : IDisposable
     [InlineData("verify", "http://127.0.0.1:1/", "--signing-algo", "rsa")]
     [InlineData("verify", "http://127.0.0.1:1/", "--key-provider", "not-hex")]
     [InlineData("verify", "http://127.0.0.1:1/", "--key-provider", "abc")]
+    [InlineData("verify", "http://127.0.0.1:1/", "--app-id", "00")]
+    [InlineData("verify", "http://127.0.0.1:1/", "--app-id", "zz00000000000000000000000000000000000000")]
     public void Usage_errors_exit_2(params string[] args)
     {
         var (exit, _, error) = Run(args);

@@ -160,6 +160,14 @@ public sealed class KeyStabilityTests
         AssertSameKeys(v1, v2);
         Assert.False(pinnedToOld.Trusted);
         Assert.Equal(NodeVerifier.CheckNames.ComposeHash, Assert.Single(pinnedToOld.Failures).Name);
+
+        // A client that pins the app id and its KMS instead (verify --app-id --key-provider) follows the upgrade.
+        var pinnedToApp = deployment.VerifierOptions() with
+        {
+            ExpectedAppId = SimulatedDeployment.AppIdOf(Compose),
+            ExpectedKeyProviderIds = [deployment.Kms.CaPublicKey],
+        };
+        Assert.True((await new NodeVerifier(http, pinnedToApp).VerifyAsync(next.BaseAddress, ct)).Trusted);
     }
 
     [Fact]

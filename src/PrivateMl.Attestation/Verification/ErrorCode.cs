@@ -133,6 +133,7 @@ public enum ErrorCode
     SignerNotAttested = 810,
     GpuEvidenceMissing = 811,
     KeyProviderNotExpected = 812,
+    AppIdMismatch = 813,
 
     // KMS: why a key request was refused (9xx)
     KmsClientCertificateRequired = 900,

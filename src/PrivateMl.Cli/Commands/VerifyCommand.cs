@@ -41,6 +41,9 @@ internal sealed record VerifyRequest
 
     public bool RequireGpu { get; init; }
 
+    /// <summary>The app id the node must have measured (<c>--app-id</c>, 40 hex); null: not compared.</summary>
+    public string? AppId { get; init; }
+
     /// <summary>Key-provider ids the node's keys may come from (<c>--key-provider</c>); empty: not compared.</summary>
     public IReadOnlyList<string> KeyProviders { get; init; } = [];
 
@@ -73,9 +76,10 @@ internal static class VerifyCommand
         var requireGpu = new Option<bool>("--require-gpu") { Description = "Fail when the node sends no GPU evidence" };
         var algo = new Option<string>("--signing-algo") { Description = "Which signing key to attest: ecdsa (default) or ed25519", DefaultValueFactory = _ => "ecdsa" };
         var keyProviders = KeyProviderOption();
+        var appId = AppIdOption();
         var command = new Command("verify", "Verify a confidential LLM node yourself: quote, collateral, policy, key and nonce binding, event log, app identity, GPU evidence (exit 0 trusted, 1 not trusted, 2 usage or input error)")
         {
-            url, policy, compose, collateral, pccs, offline, allowSimulated, simulatedRoot, token, json, report, bundle, html, requireGpu, algo, keyProviders,
+            url, policy, compose, collateral, pccs, offline, allowSimulated, simulatedRoot, token, json, report, bundle, html, requireGpu, algo, keyProviders, appId,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(
             new VerifyRequest
@@ -95,6 +99,7 @@ internal static class VerifyCommand
                 Html = parse.GetValue(html),
                 RequireGpu = parse.GetValue(requireGpu),
                 KeyProviders = parse.GetValue(keyProviders) ?? [],
+                AppId = parse.GetValue(appId),
                 SigningAlgo = parse.GetValue(algo) ?? "ecdsa",
             },
             parse.InvocationConfiguration.Output,
@@ -217,12 +222,24 @@ internal static class VerifyCommand
         Description = "Require the node's keys to come from this key provider: the id its measured key-provider event names (for a KMS, the hex root CA key `privateml kms serve` prints); repeatable",
     };
 
+    /// <summary><c>--app-id HEX</c>, shared by verify and chat.</summary>
+    internal static Option<string> AppIdOption() => new("--app-id")
+    {
+        Description = "Require the node to run this app id (40 hex): follows the app across compose upgrades its KMS admits (pair it with --key-provider)",
+    };
+
     /// <summary>The verifier options a verify/chat request asks for, or null (after writing why) on bad input.</summary>
     internal static async Task<NodeVerifierOptions?> TryBuildOptionsAsync(VerifyRequest request, TextWriter error, CancellationToken cancellationToken)
     {
         if (request.KeyProviders.FirstOrDefault(id => id.Length == 0 || id.Length % 2 != 0 || !id.All(char.IsAsciiHexDigit)) is { } badId)
         {
             error.WriteLine($"error: --key-provider must be a hex key-provider id, got '{badId}'");
+            return null;
+        }
+
+        if (request.AppId is { } appIdText && (appIdText.Length != 40 || !appIdText.All(char.IsAsciiHexDigit)))
+        {
+            error.WriteLine($"error: --app-id must be 40 hex characters (20 bytes), got '{appIdText}'");
             return null;
         }
 
@@ -237,6 +254,7 @@ internal static class VerifyCommand
                 ExpectedAppCompose = request.Compose is null ? (ReadOnlyMemory<byte>?)null : await File.ReadAllBytesAsync(request.Compose.FullName, cancellationToken),
                 RequireGpuEvidence = request.RequireGpu,
                 ExpectedKeyProviderIds = request.KeyProviders.Count == 0 ? null : request.KeyProviders,
+                ExpectedAppId = request.AppId is null ? (ReadOnlyMemory<byte>?)null : Convert.FromHexString(request.AppId),
                 SigningAlgo = request.SigningAlgo,
                 ApiKey = request.Token,
             };
