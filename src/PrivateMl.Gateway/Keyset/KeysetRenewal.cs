@@ -21,7 +21,14 @@ internal sealed class KeysetRenewal(GatewayOptions options, GatewayKeysetHolder 
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        while (!stoppingToken.IsCancellationRequested && holder.IsReady)
+        // GatewayStartup, registered before this service, sets the keyset during its start; without one there is
+        // nothing to keep valid, and ending quietly would let it expire unnoticed.
+        if (!holder.IsReady)
+        {
+            throw new InvalidOperationException("the keyset renewal started before the gateway's keyset was made");
+        }
+
+        while (!stoppingToken.IsCancellationRequested)
         {
             var current = holder.Keyset;
             var wait = RenewalDue(current.Public.NotAfter, options.KeysetLifetime) - time.GetUtcNow();

@@ -56,6 +56,12 @@ internal static partial class GatewayLog
     [LoggerMessage(EventId = 5105, Level = LogLevel.Information, Message = "Attested keyset renewed before it expires: {OldDigest} → {NewDigest} (same keys), valid until {NotAfter:u}")]
     public static partial void KeysetRenewed(ILogger logger, string oldDigest, string newDigest, DateTimeOffset notAfter);
 
+    [LoggerMessage(EventId = 5014, Level = LogLevel.Warning, Message = "Not ready: the model does not answer ({Reason})")]
+    public static partial void ModelUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 5015, Level = LogLevel.Information, Message = "The model answers GET /v1/models")]
+    public static partial void ModelAnswers(ILogger logger);
+
     [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "E2EE request refused on {Path}: {Code}")]
     public static partial void E2eeRefused(ILogger logger, string path, string code);
 }

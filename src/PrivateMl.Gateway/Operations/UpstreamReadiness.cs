@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using PrivateMl.Inference;
 
 namespace PrivateMl.Gateway.Operations;
@@ -9,11 +10,12 @@ namespace PrivateMl.Gateway.Operations;
 /// concurrent probes of the readiness endpoint share one upstream request, so a busy prober cannot load the model
 /// server.
 /// </summary>
-internal sealed class UpstreamReadiness(IInferenceBackend backend, GatewayOptions options, TimeProvider time)
+internal sealed class UpstreamReadiness(IInferenceBackend backend, GatewayOptions options, TimeProvider time, ILogger<UpstreamReadiness> logger)
 {
     private readonly Lock _gate = new();
     private Task<bool>? _probe;
     private long _probedAt;
+    private int _lastState; // 0 unknown, 1 up, 2 down: each change is logged once, with why when it went down
 
     public Task<bool> IsUpAsync()
     {
@@ -33,14 +35,29 @@ internal sealed class UpstreamReadiness(IInferenceBackend backend, GatewayOption
     private async Task<bool> ProbeAsync()
     {
         using var timeout = new CancellationTokenSource(options.ReadinessProbeTimeout, time);
+        string? failure;
         try
         {
             await using var response = await backend.SendAsync(new BackendRequest(HttpMethod.Get, "/v1/models", ReadOnlyMemory<byte>.Empty, null), timeout.Token);
-            return response.StatusCode is >= 200 and < 300;
+            failure = response.StatusCode is >= 200 and < 300 ? null : $"GET /v1/models answered {response.StatusCode}";
         }
         catch (Exception e) when (e is BackendUnavailableException or OperationCanceledException or IOException or HttpRequestException)
         {
-            return false;
+            failure = e is OperationCanceledException ? $"no answer to GET /v1/models within {options.ReadinessProbeTimeout.TotalSeconds:0.#} s" : e.Message;
         }
+
+        if (Interlocked.Exchange(ref _lastState, failure is null ? 1 : 2) != (failure is null ? 1 : 2))
+        {
+            if (failure is null)
+            {
+                GatewayLog.ModelAnswers(logger);
+            }
+            else
+            {
+                GatewayLog.ModelUnavailable(logger, failure);
+            }
+        }
+
+        return failure is null;
     }
 }
