@@ -1,4 +1,7 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace PrivateMl.Agent.Hosting;
@@ -7,13 +10,27 @@ namespace PrivateMl.Agent.Hosting;
 public static class ServiceHost
 {
     /// <summary>
-    /// A slim host builder that ignores the process's command line, with the default log providers removed and
-    /// <paramref name="configureLogging"/> applied, or one-line console logging when it is null.
+    /// A host builder with no configuration sources, with <paramref name="configureLogging"/> applied, or one-line
+    /// console logging when it is null.
     /// </summary>
+    /// <remarks>
+    /// Everything these services do comes from their typed options. The default builders would also read
+    /// appsettings.json from the working directory (a <c>Kestrel</c> section there opens more listeners),
+    /// <c>ASPNETCORE_*</c>/<c>DOTNET_*</c> variables (<c>ASPNETCORE_ENVIRONMENT=Development</c> turns on the
+    /// developer exception page, which sends stack traces to clients) and the command line, and would watch the
+    /// working directory recursively for changes: one inotify watch per subdirectory, and a thread woken by every
+    /// file written beneath it.
+    /// </remarks>
     public static WebApplicationBuilder CreateBuilder(Action<ILoggingBuilder>? configureLogging)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions
+        {
+            Args = [],
+            EnvironmentName = Environments.Production,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.WebHost.UseKestrelCore();
+        builder.Services.AddRoutingCore();
         if (configureLogging is not null)
         {
             configureLogging(builder.Logging);

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using PrivateMl.Agent.Hosting;
 using PrivateMl.Tee.Simulator;
 
 namespace PrivateMl.Cli.Commands;
@@ -185,7 +186,7 @@ internal static class SimulatorCommands
 
             using (device)
             {
-                var builder = WebApplication.CreateSlimBuilder();
+                var builder = ServiceHost.CreateBuilder(null);
                 builder.WebHost.UseUrls(url);
                 await using var app = builder.Build();
                 app.MapSimulatedPccs(device.Platform, TimeProvider.System);

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using PrivateMl.Agent.Hosting;
 using PrivateMl.Vmm.Client;
 using PrivateMl.Vmm.Compose;
 using PrivateMl.Vmm.Images;
@@ -36,7 +37,7 @@ public static class VmmHost
         ArgumentNullException.ThrowIfNull(options);
         VmmAuth.CheckExposure(options);
         var auth = new VmmAuth(options.Auth);
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = ServiceHost.CreateBuilder(null);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls(options.Address);
         var vms = manager ?? new VmManager(options);
