@@ -355,6 +355,12 @@ internal sealed class BenchPeer : IAsyncDisposable
             start.ArgumentList.Add(inline ? "on" : "off");
         }
 
+        if (role == "bare")
+        {
+            start.ArgumentList.Add("--yardstick");
+            start.ArgumentList.Add(settings.Yardstick);
+        }
+
         if (upstream is not null)
         {
             start.ArgumentList.Add("--upstream");
@@ -437,6 +443,13 @@ internal static class BenchChild
             return;
         }
 
+        if (settings.Role == "bare" && settings.Yardstick == "nginx")
+        {
+            await using var nginx = await NginxProxy.StartAsync(settings.Upstream ?? throw new ArgumentException("--role bare needs --upstream"));
+            await ServeAsync(nginx.Address, null, nginx.Stats);
+            return;
+        }
+
         if (settings.Role == "bare")
         {
             await using var bare = await BareProxy.StartAsync(settings.Upstream ?? throw new ArgumentException("--role bare needs --upstream"));
@@ -458,14 +471,14 @@ internal static class BenchChild
         await gateway.StopAsync();
     }
 
-    private static async Task ServeAsync(Uri address, PhaseRecorder? phases)
+    private static async Task ServeAsync(Uri address, PhaseRecorder? phases, Func<ProcessStats>? stats = null)
     {
         Console.WriteLine($"listening {address}");
         while (await Console.In.ReadLineAsync() is { } line && line != "quit")
         {
             Console.WriteLine(line switch
             {
-                "stats" => ProcessStats.Current().ToString(),
+                "stats" => (stats ?? ProcessStats.Current)().ToString(),
                 "heap" => string.Create(CultureInfo.InvariantCulture, $"heap {GC.GetTotalMemory(forceFullCollection: true)}"),
                 "phases" => "phases " + (phases?.Take() ?? ""),
                 _ => "unknown " + line,
@@ -709,5 +722,101 @@ internal sealed class BareProxy(WebApplication app, HttpMessageInvoker invoker) 
         await app.StopAsync();
         await app.DisposeAsync();
         invoker.Dispose();
+    }
+}
+
+/// <summary>
+/// nginx as the yardstick (<c>--yardstick nginx</c>): one process, one event loop, upstream keep-alive, no buffering
+/// either way — what a C reverse proxy pays for the same hop on this machine, so that a .NET proxy's price can be told
+/// from the machine's. Its CPU is read from the process; it allocates nothing managed.
+/// </summary>
+internal sealed class NginxProxy(Process process, string prefix) : IAsyncDisposable
+{
+    public Uri Address { get; private init; } = null!;
+
+    public ProcessStats Stats()
+    {
+        process.Refresh();
+        return new ProcessStats(process.TotalProcessorTime.TotalMicroseconds, 0);
+    }
+
+    public static async Task<NginxProxy> StartAsync(Uri upstream)
+    {
+        var binary = new[] { "/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx" }.FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("--yardstick nginx needs nginx (apt-get install nginx-light)");
+        var prefix = Directory.CreateTempSubdirectory("gwbench-nginx-").FullName;
+        var port = FreePort();
+        var config = Path.Combine(prefix, "nginx.conf");
+        File.WriteAllText(config, string.Create(CultureInfo.InvariantCulture, $$"""
+            daemon off;
+            master_process off;
+            worker_processes 1;
+            pid {{prefix}}/nginx.pid;
+            error_log stderr error;
+            events { worker_connections 65536; multi_accept on; }
+            http {
+                access_log off;
+                client_body_temp_path {{prefix}}/body;
+                proxy_temp_path {{prefix}}/proxy;
+                fastcgi_temp_path {{prefix}}/fastcgi;
+                uwsgi_temp_path {{prefix}}/uwsgi;
+                scgi_temp_path {{prefix}}/scgi;
+                keepalive_requests 1000000;
+                tcp_nodelay on;
+                client_body_buffer_size 1m;
+                upstream model { server {{upstream.Host}}:{{upstream.Port}}; keepalive 4096; keepalive_requests 1000000; }
+                server {
+                    listen 127.0.0.1:{{port}} backlog=4096;
+                    location / {
+                        proxy_pass http://model;
+                        proxy_http_version 1.1;
+                        proxy_set_header Connection "";
+                        proxy_buffering off;
+                        proxy_read_timeout 300s;
+                    }
+                }
+            }
+            """));
+        var start = new ProcessStartInfo(binary) { UseShellExecute = false, RedirectStandardError = false };
+        foreach (var arg in new[] { "-p", prefix, "-c", config })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("nginx did not start");
+        for (var tries = 0; ; tries++)
+        {
+            try
+            {
+                using var probe = new System.Net.Sockets.TcpClient();
+                await probe.ConnectAsync(System.Net.IPAddress.Loopback, port);
+                break;
+            }
+            catch (System.Net.Sockets.SocketException) when (tries < 100 && !process.HasExited)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        return new NginxProxy(process, prefix) { Address = new Uri($"http://127.0.0.1:{port}/") };
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        return ((System.Net.IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!process.HasExited)
+        {
+            process.Kill();
+            await process.WaitForExitAsync();
+        }
+
+        process.Dispose();
+        Directory.Delete(prefix, recursive: true);
     }
 }

@@ -135,7 +135,9 @@ internal static class SideBySide
 
             if (yardstick.Count > 0)
             {
-                Console.WriteLine("\nYardstick (same rounds): a bare .NET pass-through proxy (Kestrel + SocketsHttpHandler, copy and flush; no auth, hashing, signing or metrics) in its own process.");
+                Console.WriteLine(settings.Yardstick == "nginx"
+                    ? "\nYardstick (same rounds): nginx as a pass-through proxy (one process, upstream keep-alive, proxy_buffering off; no auth, hashing, signing or metrics)."
+                    : "\nYardstick (same rounds): a bare .NET pass-through proxy (Kestrel + SocketsHttpHandler, copy and flush; no auth, hashing, signing or metrics) in its own process.");
                 Console.WriteLine("| streams | n | bare tok/s vs direct | bare added TTFB p50/p99 ms | bare transit p50/p99 ms | bare added transit p50/p99 ms | gateway transit − bare p50/p99 ms | bare CPU µs/request | errors |");
                 Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
                 foreach (var row in yardstick)

@@ -25,6 +25,7 @@ internal sealed record Settings(
     string? PinGateway,
     KeyValuePair<string, string>[] GatewayEnvironment,
     bool BareProxy,
+    string Yardstick,
     bool Stagger,
     bool Auth)
 {
@@ -35,7 +36,7 @@ internal sealed record Settings(
         usage: PrivateMl.Gateway.Bench [--tokens 64] [--interval-ms 10] [--levels 1,16,128] [--seconds 10]
                [--min-requests 200] [--rounds 4] [--unpaced-concurrency 32] [--unpaced-seconds 10]
                [--skip-paced] [--skip-unpaced] [--inline-scheduling on|off]
-               [--bare-proxy] [--stagger] [--auth] [--pin-upstream CPUS] [--pin-gateway CPUS] [--gateway-env "NAME=VALUE;NAME=VALUE"]   (CPU lists as taskset -c takes them, e.g. 4-7;
+               [--bare-proxy] [--yardstick dotnet|nginx] [--stagger] [--auth] [--pin-upstream CPUS] [--pin-gateway CPUS] [--gateway-env "NAME=VALUE;NAME=VALUE"]   (CPU lists as taskset -c takes them, e.g. 4-7;
                pin the load generator itself by starting the bench under taskset -c)
            or: PrivateMl.Gateway.Bench --signing
            or: PrivateMl.Gateway.Bench --e2ee [--e2ee-streams 16] [--rounds 3] [--tokens ..] [--interval-ms ..]
@@ -48,7 +49,7 @@ internal sealed record Settings(
     [
         "--tokens", "--interval-ms", "--levels", "--seconds", "--min-requests", "--rounds", "--unpaced-concurrency",
         "--unpaced-seconds", "--e2ee-streams", "--role", "--upstream", "--inline-scheduling",
-        "--pin-upstream", "--pin-gateway", "--gateway-env",
+        "--pin-upstream", "--pin-gateway", "--gateway-env", "--yardstick",
     ];
 
     /// <summary>The rounds a mode runs: <c>--rounds</c> when given, else the mode's own default.</summary>
@@ -116,6 +117,14 @@ internal sealed record Settings(
             problem = "--inline-scheduling must be on or off";
         }
 
+        // Which pass-through proxy measures the price of one HTTP hop: the bare .NET one, or nginx (a C event loop,
+        // the usual production reverse proxy) to tell this machine's floor from .NET's.
+        var yardstick = values.GetValueOrDefault("--yardstick") ?? "dotnet";
+        if (yardstick is not ("dotnet" or "nginx"))
+        {
+            problem = "--yardstick must be dotnet or nginx";
+        }
+
         string? Cpus(string name)
         {
             var list = values.GetValueOrDefault(name);
@@ -161,7 +170,8 @@ internal sealed record Settings(
             Cpus("--pin-upstream"),
             Cpus("--pin-gateway"),
             environment,
-            flags.Contains("--bare-proxy"),
+            flags.Contains("--bare-proxy") || values.ContainsKey("--yardstick"),
+            yardstick,
             flags.Contains("--stagger"),
             flags.Contains("--auth"));
         error = problem;
