@@ -326,7 +326,8 @@ internal sealed class BenchPeer : IAsyncDisposable
             start.ArgumentList.Add(host);
         }
 
-        if (role == "gateway")
+        // The .NET yardstick runs under the gateway's runtime knobs too, so that an A/B of a knob compares like with like.
+        if (role is "gateway" or "bare")
         {
             foreach (var (name, value) in settings.GatewayEnvironment)
             {
@@ -452,7 +453,7 @@ internal static class BenchChild
 
         if (settings.Role == "bare")
         {
-            await using var bare = await BareProxy.StartAsync(settings.Upstream ?? throw new ArgumentException("--role bare needs --upstream"));
+            await using var bare = await BareProxy.StartAsync(settings.Upstream ?? throw new ArgumentException("--role bare needs --upstream"), settings.InlineScheduling ?? false);
             await ServeAsync(bare.Address, null);
             return;
         }
@@ -660,9 +661,10 @@ internal sealed class BareProxy(WebApplication app, HttpMessageInvoker invoker) 
 {
     public Uri Address { get; private init; } = null!;
 
-    public static async Task<BareProxy> StartAsync(Uri upstream)
+    public static async Task<BareProxy> StartAsync(Uri upstream, bool inlineScheduling)
     {
         var builder = WebApplication.CreateSlimBuilder();
+        builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = inlineScheduling);
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.WebHost.ConfigureKestrel(k =>
