@@ -744,8 +744,9 @@ internal sealed class NginxProxy(Process process, string prefix) : IAsyncDisposa
 
     public static async Task<NginxProxy> StartAsync(Uri upstream)
     {
-        var binary = new[] { "/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx" }.FirstOrDefault(File.Exists)
-            ?? throw new InvalidOperationException("--yardstick nginx needs nginx (apt-get install nginx-light)");
+        // NGINX names a binary carried to a machine without a package manager (the GPU host).
+        var binary = new[] { Environment.GetEnvironmentVariable("NGINX"), "/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx" }.FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("--yardstick nginx needs nginx (apt-get install nginx-light, or NGINX=/path/to/nginx)");
         var prefix = Directory.CreateTempSubdirectory("gwbench-nginx-").FullName;
         var port = FreePort();
         var config = Path.Combine(prefix, "nginx.conf");
@@ -780,7 +781,7 @@ internal sealed class NginxProxy(Process process, string prefix) : IAsyncDisposa
             }
             """));
         var start = new ProcessStartInfo(binary) { UseShellExecute = false, RedirectStandardError = false };
-        foreach (var arg in new[] { "-p", prefix, "-c", config })
+        foreach (var arg in new[] { "-e", "stderr", "-p", prefix, "-c", config })
         {
             start.ArgumentList.Add(arg);
         }

@@ -3,7 +3,8 @@
 #   dotnet publish bench/gateway -c Release -r linux-x64 --self-contained -p:PublishSingleFile=true \
 #     -p:EnableCompressionInSingleFile=true -p:DebugType=none -o artifacts/gwbench
 #   rm -rf artifacts/gwbench/runtimes      # LLamaSharp's native libraries: the bench never loads them (~57 MB left)
-# then run `bash bench/gateway/device-run.sh pinned|two-core|full|unpaced|stagger|final|yardstick|knobs|levels` there with carry ["artifacts/gwbench"].
+# then run `bash bench/gateway/device-run.sh pinned|two-core|full|unpaced|stagger|final|yardstick|knobs|levels|nginx` there with carry ["artifacts/gwbench"]
+# (and "artifacts/nginx" for nginx: the yardstick nginx and the same rounds with the .NET one, ~560 s).
 #   pinned   : load generator, upstream and gateway on 4 CPUs each of their own, 16 and 128 streams
 #   two-core : all three processes on CPUs 0-1 (the 2-core VM), gateway runtime knobs A/B, 16 and 128 streams
 #   final    : 1, 16, 128 staggered streams with the yardstick, pinned; then 16 and 128 with inline I/O (~560 s)
@@ -59,6 +60,12 @@ case "${1:-pinned}" in
   final)
     run final-stagger 0-3 400 --levels 1,16,128 --seconds 6 --min-requests 150 --rounds 2 --skip-unpaced --bare-proxy --stagger $pinned
     run final-inline 0-3 170 --levels 16,128 --seconds 6 --min-requests 150 --rounds 2 --skip-unpaced --bare-proxy --stagger $pinned --inline-scheduling on --gateway-env "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
+    ;;
+  nginx)
+    # nginx and the libraries it links, carried from a Debian machine (bench/gateway/README.md says how).
+    export NGINX=$PWD/artifacts/nginx/nginx.sh
+    run n-nginx 0-3 285 --levels 1,16,128 --seconds 6 --min-requests 100 --rounds 2 --skip-unpaced --stagger --yardstick nginx $pinned
+    run n-dotnet 0-3 285 --levels 1,16,128 --seconds 6 --min-requests 100 --rounds 2 --skip-unpaced --stagger --bare-proxy $pinned
     ;;
   unpaced)
     run unpaced 0-3 120 --skip-paced --unpaced-seconds 8 --unpaced-concurrency 32 $pinned
