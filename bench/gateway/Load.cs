@@ -744,9 +744,9 @@ internal sealed class NginxProxy(Process process, string prefix) : IAsyncDisposa
 
     public static async Task<NginxProxy> StartAsync(Uri upstream)
     {
-        // NGINX names a binary carried to a machine without a package manager (the GPU host).
-        var binary = new[] { Environment.GetEnvironmentVariable("NGINX"), "/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx" }.FirstOrDefault(File.Exists)
-            ?? throw new InvalidOperationException("--yardstick nginx needs nginx (apt-get install nginx-light, or NGINX=/path/to/nginx)");
+        // BENCH_NGINX names a binary carried to a machine without a package manager (the GPU host).
+        var binary = new[] { Environment.GetEnvironmentVariable("BENCH_NGINX"), "/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx" }.FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("--yardstick nginx needs nginx (apt-get install nginx-light, or BENCH_NGINX=/path/to/nginx)");
         var prefix = Directory.CreateTempSubdirectory("gwbench-nginx-").FullName;
         var port = FreePort();
         var config = Path.Combine(prefix, "nginx.conf");

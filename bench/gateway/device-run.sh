@@ -63,9 +63,9 @@ case "${1:-pinned}" in
     ;;
   nginx)
     # nginx and the libraries it links, carried from a Debian machine (bench/gateway/README.md says how).
-    export NGINX=$PWD/artifacts/nginx/nginx.sh
-    run n-nginx 0-3 285 --levels 1,16,128 --seconds 6 --min-requests 100 --rounds 2 --skip-unpaced --stagger --yardstick nginx $pinned
-    run n-dotnet 0-3 285 --levels 1,16,128 --seconds 6 --min-requests 100 --rounds 2 --skip-unpaced --stagger --bare-proxy $pinned
+    export BENCH_NGINX=$PWD/artifacts/nginx/nginx.sh
+    run n-nginx 0-3 290 --levels 1,16,128 --seconds 5 --min-requests 80 --rounds 2 --skip-unpaced --stagger --yardstick nginx $pinned
+    run n-dotnet 0-3 290 --levels 1,16,128 --seconds 5 --min-requests 80 --rounds 2 --skip-unpaced --stagger --bare-proxy $pinned
     ;;
   unpaced)
     run unpaced 0-3 120 --skip-paced --unpaced-seconds 8 --unpaced-concurrency 32 $pinned
