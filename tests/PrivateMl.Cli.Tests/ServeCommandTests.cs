@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PrivateMl.Cli.Commands;
 using PrivateMl.Gateway;
@@ -71,6 +72,45 @@ public sealed class ServeCommandTests
             ServeCommand.Started = null;
             File.Delete(tokens);
         }
+    }
+
+    [Theory]
+    [InlineData(null, LogLevel.Information, LogLevel.Debug)]
+    [InlineData("warning", LogLevel.Warning, LogLevel.Information)]
+    [InlineData("debug", LogLevel.Debug, LogLevel.Trace)]
+    public async Task LogLevel_SetsTheLeastSevereEntryWritten(string? level, LogLevel written, LogLevel dropped)
+    {
+        var started = new TaskCompletionSource<WebApplication>(TaskCreationOptions.RunContinuationsAsynchronously);
+        ServeCommand.Started = started.SetResult;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        try
+        {
+            string[] args = ["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--listen", "http://127.0.0.1:0", .. level is null ? Array.Empty<string>() : ["--log-level", level]];
+            var run = Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() }, cts.Token);
+            var app = await started.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+            var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PrivateMl.Gateway");
+            Assert.True(logger.IsEnabled(written));
+            Assert.False(logger.IsEnabled(dropped));
+            Assert.False(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Microsoft.AspNetCore.Hosting.Diagnostics").IsEnabled(LogLevel.Information));
+            await cts.CancelAsync();
+            Assert.Equal(ExitCodes.Accepted, await run);
+        }
+        finally
+        {
+            ServeCommand.Started = null;
+        }
+    }
+
+    [Fact]
+    public void Rejects_AnUnknownLogLevel()
+    {
+        var error = new StringWriter();
+
+        var code = Program.Invoke(Program.BuildRoot().Parse(["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--log-level", "verbose"]), new InvocationConfiguration { Output = new StringWriter(), Error = error });
+
+        Assert.Equal(ExitCodes.UsageOrInput, code);
+        Assert.Contains("verbose", error.ToString(), StringComparison.Ordinal);
     }
 
     [Theory]

@@ -25,7 +25,12 @@ internal static class ServeCommand
     private const string ShutdownTimeoutName = "--shutdown-timeout";
     private const int DefaultShutdownSeconds = 60;
 
-    /// <summary>One JSON object per log line (UTC), with the same quiet ASP.NET Core categories as the default text lines.</summary>
+    /// <summary>One line per log entry, with ASP.NET Core's per-request lines left out (the gateway logs what matters).</summary>
+    private static void TextLogs(ILoggingBuilder logging) => logging
+        .AddSimpleConsole(o => o.SingleLine = true)
+        .AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+
+    /// <summary>One JSON object per log line (UTC), with the same quiet ASP.NET Core categories as the text lines.</summary>
     private static void JsonLogs(ILoggingBuilder logging) => logging
         .AddJsonConsole(o =>
         {
@@ -33,6 +38,12 @@ internal static class ServeCommand
             o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
         })
         .AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+
+    private static Action<ILoggingBuilder> Logging(string format, LogLevel level) => logging =>
+    {
+        (format == "json" ? (Action<ILoggingBuilder>)JsonLogs : TextLogs)(logging);
+        logging.SetMinimumLevel(level);
+    };
 
     /// <summary>
     /// How long the process may take to end after Ctrl-C or SIGTERM: for <c>serve</c>, its drain delay and shutdown
@@ -102,12 +113,18 @@ internal static class ServeCommand
             DefaultValueFactory = _ => "text",
         };
         logFormat.AcceptOnlyFromAmong("text", "json");
+        var logLevel = new Option<string>("--log-level")
+        {
+            Description = "Least severe log entries written: trace, debug, information, warning, error, critical or none (prompts and secrets are never logged at any level)",
+            DefaultValueFactory = _ => "information",
+        };
+        logLevel.AcceptOnlyFromAmong("trace", "debug", "information", "warning", "error", "critical", "none");
         var publicPaths = new Option<string[]>("--public") { Description = "Paths served without a token (repeatable; default /v1/models /v1/metrics /health /ready)" };
 
         var command = new Command("serve", "Run the attesting OpenAI-compatible gateway in front of an upstream inference server")
         {
             upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths, peers, gpu, inlineIo,
-            drainDelay, shutdownTimeout, logFormat,
+            drainDelay, shutdownTimeout, logFormat, logLevel,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -205,7 +222,7 @@ internal static class ServeCommand
                             services.AddSingleton(gpuSource);
                         }
                     },
-                    parseResult.GetValue(logFormat) == "json" ? JsonLogs : null);
+                    Logging(parseResult.GetValue(logFormat)!, Enum.Parse<LogLevel>(parseResult.GetValue(logLevel)!, ignoreCase: true)));
             }
             catch (ArgumentException e)
             {
