@@ -15,7 +15,7 @@ public static class ServiceHost
     /// </summary>
     /// <remarks>
     /// Everything these services do comes from their typed options. The default builders would also read
-    /// appsettings.json from the working directory (a <c>Kestrel</c> section there opens more listeners),
+    /// appsettings.json from the working directory (a <c>Kestrel</c> section there replaces the listen addresses),
     /// <c>ASPNETCORE_*</c>/<c>DOTNET_*</c> variables (<c>ASPNETCORE_ENVIRONMENT=Development</c> turns on the
     /// developer exception page, which sends stack traces to clients) and the command line, and would watch the
     /// working directory recursively for changes: one inotify watch per subdirectory, and a thread woken by every
