@@ -80,26 +80,15 @@ public sealed class ServeCommandTests
     [InlineData("debug", LogLevel.Debug, LogLevel.Trace)]
     public async Task LogLevel_SetsTheLeastSevereEntryWritten(string? level, LogLevel written, LogLevel dropped)
     {
-        var started = new TaskCompletionSource<WebApplication>(TaskCreationOptions.RunContinuationsAsynchronously);
-        ServeCommand.Started = started.SetResult;
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        try
+        string[] flags = level is null ? [] : ["--log-level", level];
+        await WhileServingAsync(flags, app =>
         {
-            string[] args = ["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--listen", "http://127.0.0.1:0", .. level is null ? Array.Empty<string>() : ["--log-level", level]];
-            var run = Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() }, cts.Token);
-            var app = await started.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
-
-            var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PrivateMl.Gateway");
-            Assert.True(logger.IsEnabled(written));
-            Assert.False(logger.IsEnabled(dropped));
-            Assert.False(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Microsoft.AspNetCore.Hosting.Diagnostics").IsEnabled(LogLevel.Information));
-            await cts.CancelAsync();
-            Assert.Equal(ExitCodes.Accepted, await run);
-        }
-        finally
-        {
-            ServeCommand.Started = null;
-        }
+            var loggers = app.Services.GetRequiredService<ILoggerFactory>();
+            Assert.True(loggers.CreateLogger("PrivateMl.Gateway").IsEnabled(written));
+            Assert.False(loggers.CreateLogger("PrivateMl.Gateway").IsEnabled(dropped));
+            Assert.False(loggers.CreateLogger("Microsoft.AspNetCore.Hosting.Diagnostics").IsEnabled(LogLevel.Information));
+            return Task.CompletedTask;
+        });
     }
 
     [Fact]
@@ -118,27 +107,15 @@ public sealed class ServeCommandTests
     [InlineData(false)]
     public async Task InlineIo_TurnsOnKestrelsInlineScheduling(bool inline)
     {
-        var started = new TaskCompletionSource<WebApplication>(TaskCreationOptions.RunContinuationsAsynchronously);
-        ServeCommand.Started = started.SetResult;
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        try
+        string[] flags = inline ? ["--inline-io"] : [];
+        await WhileServingAsync(flags, async app =>
         {
-            string[] args = ["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--listen", "http://127.0.0.1:0", .. inline ? new[] { "--inline-io" } : []];
-            var run = Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() }, cts.Token);
-            var app = await started.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
-
             Assert.Equal(inline, app.Services.GetRequiredService<GatewayOptions>().InlineSocketScheduling);
             Assert.Equal(inline, app.Services.GetRequiredService<IOptions<SocketTransportOptions>>().Value.UnsafePreferInlineScheduling);
             using var client = new HttpClient { BaseAddress = GatewayHost.Addresses(app)[0] };
             using var health = await client.GetAsync("/health", TestContext.Current.CancellationToken);
             Assert.Equal(200, (int)health.StatusCode);
-            await cts.CancelAsync();
-            Assert.Equal(ExitCodes.Accepted, await run);
-        }
-        finally
-        {
-            ServeCommand.Started = null;
-        }
+        });
     }
 
     [Theory]
@@ -196,24 +173,11 @@ public sealed class ServeCommandTests
     [InlineData("text", "simple")]
     public async Task LogFormat_PicksTheConsoleFormatter(string format, string formatter)
     {
-        var started = new TaskCompletionSource<WebApplication>(TaskCreationOptions.RunContinuationsAsynchronously);
-        ServeCommand.Started = started.SetResult;
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        try
+        await WhileServingAsync(["--log-format", format], app =>
         {
-            var run = Program.BuildRoot()
-                .Parse(["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--listen", "http://127.0.0.1:0", "--log-format", format])
-                .InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() }, cts.Token);
-            var app = await started.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
-
             Assert.Equal(formatter, app.Services.GetRequiredService<IOptionsMonitor<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>>().CurrentValue.FormatterName);
-            await cts.CancelAsync();
-            Assert.Equal(ExitCodes.Accepted, await run);
-        }
-        finally
-        {
-            ServeCommand.Started = null;
-        }
+            return Task.CompletedTask;
+        });
     }
 
     [Fact]
@@ -222,5 +186,31 @@ public sealed class ServeCommandTests
         var code = Program.Invoke(Program.BuildRoot().Parse(["serve", "--upstream", "http://127.0.0.1:1", "--log-format", "xml"]), new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() });
 
         Assert.Equal(ExitCodes.UsageOrInput, code);
+    }
+
+    /// <summary>
+    /// Runs <c>serve</c> with <paramref name="flags"/> (no agent, an upstream nobody answers, a loopback port), hands the
+    /// started gateway to <paramref name="check"/>, then stops it with the command's token and expects a clean exit.
+    /// </summary>
+    private static async Task WhileServingAsync(string[] flags, Func<WebApplication, Task> check)
+    {
+        var started = new TaskCompletionSource<WebApplication>(TaskCreationOptions.RunContinuationsAsynchronously);
+        ServeCommand.Started = started.SetResult;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        try
+        {
+            string[] args = ["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", "--listen", "http://127.0.0.1:0", .. flags];
+            var run = Program.BuildRoot().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() }, cts.Token);
+            var app = await started.Task.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+            await check(app);
+
+            await cts.CancelAsync();
+            Assert.Equal(ExitCodes.Accepted, await run);
+        }
+        finally
+        {
+            ServeCommand.Started = null;
+        }
     }
 }
