@@ -53,7 +53,7 @@ internal readonly record struct ProcessStats(double CpuMicros, long Allocated, d
     }
 }
 
-internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] Transits, double[] Outbound, double[] Inbound, double[] Pacings, double[] Ends, double[] Deliveries, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0, double GatewayGcPauseMicros = 0, int GatewayCollections = 0)
+internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] Transits, double[] Outbound, double[] Inbound, double[] Pacings, double[] Ends, double[] Deliveries, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0, double GatewayGcPauseMicros = 0, int GatewayCollections = 0, double[]? ToProxy = null, double[]? Onward = null)
 {
     public static RunResult Empty { get; } = new(0, 0, 0, 0, [], [], [], [], [], [], [], [0, 0, 0], 0);
 
@@ -109,13 +109,23 @@ internal sealed record RunResult(double Seconds, long Requests, long Tokens, lon
     /// <summary>The two halves of a transit, p50/p99 in ms: out = send → the upstream's handler, back = its first write → first byte here.</summary>
     public string Legs => string.Create(CultureInfo.InvariantCulture, $"{Percentile(Outbound, 0.5):0.000}/{Percentile(Outbound, 0.99):0.000} + {Percentile(Inbound, 0.5):0.000}/{Percentile(Inbound, 0.99):0.000}");
 
+    /// <summary>
+    /// The out leg split at the proxy (ms p50/p99): send → the proxy's first middleware (its socket wake-up and HTTP
+    /// parse), then → the upstream's handler (its pipeline, relay and upstream send, and the upstream's wake-up). Empty
+    /// for direct and nginx, which stamp nothing.
+    /// </summary>
+    public string OutSplit => ToProxy is { Length: > 0 } to && Onward is { Length: > 0 } on
+        ? string.Create(CultureInfo.InvariantCulture, $"{Percentile(to, 0.5):0.000}/{Percentile(to, 0.99):0.000} + {Percentile(on, 0.5):0.000}/{Percentile(on, 0.99):0.000}")
+        : "—";
+
     public static double Percentile(double[] sorted, double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
 
     /// <summary>Two runs of the same path as one (rounds of an alternating comparison).</summary>
     public static RunResult operator +(RunResult a, RunResult b) => new(
         a.Seconds + b.Seconds, a.Requests + b.Requests, a.Tokens + b.Tokens, a.Errors + b.Errors,
         [.. a.Ttfbs.Concat(b.Ttfbs).Order()], [.. a.Transits.Concat(b.Transits).Order()], [.. a.Outbound.Concat(b.Outbound).Order()], [.. a.Inbound.Concat(b.Inbound).Order()], [.. a.Pacings.Concat(b.Pacings).Order()], [.. a.Ends.Concat(b.Ends).Order()], [.. a.Deliveries.Concat(b.Deliveries).Order()], [.. a.CpuMicros.Zip(b.CpuMicros, (x, y) => x + y)], a.GatewayAllocated + b.GatewayAllocated,
-        Math.Max(a.Streams, b.Streams), a.BusySeconds + b.BusySeconds, a.GatewayGcPauseMicros + b.GatewayGcPauseMicros, a.GatewayCollections + b.GatewayCollections);
+        Math.Max(a.Streams, b.Streams), a.BusySeconds + b.BusySeconds, a.GatewayGcPauseMicros + b.GatewayGcPauseMicros, a.GatewayCollections + b.GatewayCollections,
+        [.. (a.ToProxy ?? []).Concat(b.ToProxy ?? []).Order()], [.. (a.Onward ?? []).Concat(b.Onward ?? []).Order()]);
 }
 
 /// <summary>
@@ -142,6 +152,8 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         var ttfbs = new List<double>[concurrency];
         var transits = new List<double>[concurrency];
         var outbound = new List<double>[concurrency];
+        var toProxy = new List<double>[concurrency];
+        var onward = new List<double>[concurrency];
         var inbound = new List<double>[concurrency];
         var pacings = new List<double>[concurrency];
         var ends = new List<double>[concurrency];
@@ -159,6 +171,8 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
             var local = ttfbs[w] = [];
             var localTransits = transits[w] = [];
             var localOut = outbound[w] = [];
+            var localToProxy = toProxy[w] = [];
+            var localOnward = onward[w] = [];
             var localIn = inbound[w] = [];
             var localPacings = pacings[w] = [];
             var localEnds = ends[w] = [];
@@ -208,6 +222,11 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
                         var back = Stopwatch.GetElapsedTime(sent, firstByte).TotalMilliseconds;
                         localTransits.Add(there + back);
                         localOut.Add(there);
+                        if (response.Headers.TryGetValues(EntryStamp.Header, out var stamps) && long.TryParse(stamps.First(), CultureInfo.InvariantCulture, out var entered))
+                        {
+                            localToProxy.Add(Stopwatch.GetElapsedTime(started, entered).TotalMilliseconds);
+                            localOnward.Add(Stopwatch.GetElapsedTime(entered, arrived).TotalMilliseconds);
+                        }
                         localIn.Add(back);
                     }
 
@@ -226,7 +245,8 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         var after = new[] { ProcessStats.Current(), await upstream.StatsAsync(), await middle.StatsAsync() };
         var used = after.Zip(before, (a, b) => a - b).ToArray();
         return new RunResult(seconds, requests, tokens, errors, [.. ttfbs.SelectMany(l => l).Order()], [.. transits.SelectMany(l => l).Order()], [.. outbound.SelectMany(l => l).Order()], [.. inbound.SelectMany(l => l).Order()], [.. pacings.SelectMany(l => l).Order()], [.. ends.SelectMany(l => l).Order()], [.. deliveries.SelectMany(l => l).Order()], [.. used.Select(u => u.CpuMicros)], used[(int)Proc.Gateway].Allocated,
-            concurrency, (double)busyTicks / Stopwatch.Frequency, used[(int)Proc.Gateway].GcPauseMicros, used[(int)Proc.Gateway].Collections);
+            concurrency, (double)busyTicks / Stopwatch.Frequency, used[(int)Proc.Gateway].GcPauseMicros, used[(int)Proc.Gateway].Collections,
+            [.. toProxy.SelectMany(l => l).Order()], [.. onward.SelectMany(l => l).Order()]);
     }
 
     /// <summary>Counts content events (those with "content") and notices [DONE], across read boundaries.</summary>
@@ -466,6 +486,7 @@ internal static class BenchChild
             options,
             backend,
             agent: null,
+            configureServices: services => services.AddSingleton<IStartupFilter, EntryStamp>(),
             configureLogging: l => l.SetMinimumLevel(LogLevel.Error));
         await gateway.StartAsync();
         await ServeAsync(GatewayHost.Addresses(gateway)[0], phases);
@@ -665,6 +686,7 @@ internal sealed class BareProxy(WebApplication app, HttpMessageInvoker invoker) 
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = inlineScheduling);
+        builder.Services.AddSingleton<IStartupFilter, EntryStamp>();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.WebHost.ConfigureKestrel(k =>
@@ -822,4 +844,24 @@ internal sealed class NginxProxy(Process process, string prefix) : IAsyncDisposa
         process.Dispose();
         Directory.Delete(prefix, recursive: true);
     }
+}
+
+/// <summary>
+/// The first middleware of both .NET proxies: stamps when the request entered the app (<see cref="Stopwatch"/>, the
+/// machine's monotonic clock, as the upstream's stamps) into a response header, so the load generator can split the
+/// out leg at the proxy.
+/// </summary>
+internal sealed class EntryStamp : IStartupFilter
+{
+    public const string Header = "x-bench-entered";
+
+    public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+    {
+        app.Use((context, then) =>
+        {
+            context.Response.Headers[Header] = Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture);
+            return then(context);
+        });
+        next(app);
+    };
 }
