@@ -59,7 +59,25 @@ internal static class GatewayEndpoints
         var ehbp = app.Services.GetRequiredService<EhbpMiddleware>();
         app.Use(next => context => ehbp.InvokeAsync(context, next));
 
+        // The model's two routes go straight to the relay, before routing matches a request against every endpoint (a
+        // WebApplication matches first of all unless told where): on a stream's first byte that matching is code that
+        // last ran one request ago. Other spellings that routing also accepts (another case, a trailing slash) still
+        // reach the same relay through the endpoints below.
         var relay = app.Services.GetRequiredService<CompletionRelay>();
+        app.Use(next => context =>
+        {
+            if (HttpMethods.IsPost(context.Request.Method))
+            {
+                switch (context.Request.Path.Value)
+                {
+                    case "/v1/chat/completions": return relay.HandleAsync(context, "/v1/chat/completions");
+                    case "/v1/completions": return relay.HandleAsync(context, "/v1/completions");
+                }
+            }
+
+            return next(context);
+        });
+        app.UseRouting();
         app.MapPost("/v1/chat/completions", context => relay.HandleAsync(context, "/v1/chat/completions"));
         app.MapPost("/v1/completions", context => relay.HandleAsync(context, "/v1/completions"));
         app.MapGet("/v1/models", PassThroughModelsAsync);

@@ -71,6 +71,38 @@ public class RelayTests : IAsyncLifetime
         Assert.Equal(expectedText, viaReceiptId.GetProperty("text").GetString());
     }
 
+    [Theory]
+    [InlineData("/v1/chat/completions", 200)]
+    [InlineData("/V1/Chat/Completions", 200)]
+    [InlineData("/v1/chat/completions/", 200)]
+    [InlineData("/v1/chat/completions/x", 404)]
+    public async Task EverySpellingRoutingAccepts_ReachesTheRelay_AndIsSigned(string path, int expected)
+    {
+        var body = GatewayFixture.ChatBody("test-model", stream: true);
+
+        var exchange = await _node.PostAsync(path, body);
+
+        Assert.Equal(expected, exchange.Status);
+        if (expected == 200)
+        {
+            var id = GatewayFixture.ResponseId(exchange);
+            Assert.Equal(body, _node.Upstream.Received[id]);
+            var (status, signature) = await _node.GetJsonAsync($"/v1/signature/{id}");
+            Assert.Equal(200, status);
+            Assert.Equal(Hex(SHA256.HashData(body)) + ":" + Hex(SHA256.HashData(exchange.Body)), signature.GetProperty("text").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task AnotherMethodOnTheModelsRoute_Is405_AndNeverReachesTheUpstream()
+    {
+        using var response = await _node.Client.GetAsync("/v1/chat/completions", TestContext.Current.CancellationToken);
+
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.Contains("POST", response.Content.Headers.Allow);
+        Assert.Empty(_node.Upstream.Received);
+    }
+
     [Fact]
     public async Task Receipt_VerifiesOffline_AgainstTheExactBytes_AndRejectsTampering()
     {
