@@ -58,9 +58,10 @@ internal static class AgentCommand
         var encryptedEnv = new Option<string?>("--encrypted-env") { Description = "dstack .encrypted-env to open at start with the app's env key (only names in allowed_envs are kept)" };
         var decryptedEnvDir = new Option<string?>("--decrypted-env-dir") { Description = "Where .decrypted-env and .decrypted-env.json are written (default: next to --encrypted-env)" };
 
+        var logLevel = LogLevels.Option();
         var command = new Command("agent", "Run the dstack-compatible guest agent (DstackGuest on dstack.sock, Tappd on tappd.sock)")
         {
-            simulate, state, socket, tappdSocket, listen, appCompose, kms, encryptedEnv, decryptedEnvDir,
+            simulate, state, socket, tappdSocket, listen, appCompose, kms, encryptedEnv, decryptedEnvDir, logLevel,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -104,13 +105,14 @@ internal static class AgentCommand
                 return ExitCodes.UsageOrInput;
             }
 
+            var logging = LogLevels.Console(LogLevels.Parse(parseResult.GetValue(logLevel)!));
             PrivateMl.Tee.Simulator.SimulatedTdxDevice? ownedDevice = null;
             WebApplication app;
             try
             {
                 if (simulated)
                 {
-                    app = GuestAgentHost.BuildSimulated(options, out var simulator);
+                    app = GuestAgentHost.BuildSimulated(options, out var simulator, configureLogging: logging);
                     ownedDevice = simulator;
                     error.WriteLine("WARNING: SIMULATED TDX — quotes from this agent are signed by the simulator's root and prove nothing about hardware.");
                 }
@@ -128,8 +130,12 @@ internal static class AgentCommand
                     }
 
                     var bootEvents = CcelReader.ReadOrNull() ?? [];
-                    app = GuestAgentHost.Build(options, device, services => services.AddSingleton(_ => RuntimeEventLog.Open(
-                        device, new RuntimeEventLogOptions { LogFilePath = RuntimeEventLog.DefaultLogFilePath, BootEvents = bootEvents })));
+                    app = GuestAgentHost.Build(
+                        options,
+                        device,
+                        services => services.AddSingleton(_ => RuntimeEventLog.Open(
+                            device, new RuntimeEventLogOptions { LogFilePath = RuntimeEventLog.DefaultLogFilePath, BootEvents = bootEvents })),
+                        logging);
                 }
             }
             catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or ArgumentException

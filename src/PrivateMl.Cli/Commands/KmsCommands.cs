@@ -149,7 +149,8 @@ internal static class KmsCommands
         var common = CommonOptions.Create();
         var listen = UrlOption("--listen", "HTTPS listener (default https://127.0.0.1:8000)");
         var names = new Option<string[]>("--name") { Description = "DNS name(s) for the server certificate (default localhost)", AllowMultipleArgumentsPerToken = true };
-        var command = new Command("serve", "Serve dstack's KMS RPC (/prpc/GetAppKey, GetAppEnvEncryptPubKey, GetMeta, GetTempCaCert, GetKmsKey) over RA-TLS") { listen, names };
+        var logLevel = LogLevels.Option();
+        var command = new Command("serve", "Serve dstack's KMS RPC (/prpc/GetAppKey, GetAppEnvEncryptPubKey, GetMeta, GetTempCaCert, GetKmsKey) over RA-TLS") { listen, names, logLevel };
         common.AddTo(command);
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -174,7 +175,7 @@ internal static class KmsCommands
             try
             {
                 options.Validate();
-                app = await KmsHost.BuildAsync(options, setup.Trust, TimeProvider.System, setup.Http, cancellationToken: cancellationToken);
+                app = await KmsHost.BuildAsync(options, setup.Trust, TimeProvider.System, setup.Http, LogLevels.Console(LogLevels.Parse(parse.GetValue(logLevel)!)), cancellationToken);
             }
             catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException or CryptographicException or InvalidOperationException)
             {

@@ -113,12 +113,7 @@ internal static class ServeCommand
             DefaultValueFactory = _ => "text",
         };
         logFormat.AcceptOnlyFromAmong("text", "json");
-        var logLevel = new Option<string>("--log-level")
-        {
-            Description = "Least severe log entries written: trace, debug, information, warning, error, critical or none (prompts and secrets are never logged at any level)",
-            DefaultValueFactory = _ => "information",
-        };
-        logLevel.AcceptOnlyFromAmong("trace", "debug", "information", "warning", "error", "critical", "none");
+        var logLevel = LogLevels.Option();
         var publicPaths = new Option<string[]>("--public") { Description = "Paths served without a token (repeatable; default /v1/models /v1/metrics /health /ready)" };
 
         var command = new Command("serve", "Run the attesting OpenAI-compatible gateway in front of an upstream inference server")
@@ -222,7 +217,7 @@ internal static class ServeCommand
                             services.AddSingleton(gpuSource);
                         }
                     },
-                    Logging(parseResult.GetValue(logFormat)!, Enum.Parse<LogLevel>(parseResult.GetValue(logLevel)!, ignoreCase: true)));
+                    Logging(parseResult.GetValue(logFormat)!, LogLevels.Parse(parseResult.GetValue(logLevel)!)));
             }
             catch (ArgumentException e)
             {
