@@ -70,10 +70,7 @@ public sealed class NodeVerifierTests
 
         var result = await new NodeVerifier(http, node.Options(allowSimulated: false)).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
 
-        Assert.False(result.Trusted);
-        var failure = Assert.Single(result.Failures);
-        Assert.Equal("policy.simulated", failure.Name);
-        Assert.Equal(ErrorCode.SimulatedEvidenceNotTrusted, failure.Code);
+        var failure = AssertOnlyFailure(result, "policy.simulated", ErrorCode.SimulatedEvidenceNotTrusted);
         Assert.Contains("SIMULATED", failure.Detail, StringComparison.Ordinal);
         Assert.Equal(CheckOutcome.Passed, result.Find(DcapVerifier.CheckNames.QuoteSignature)!.Outcome);
     }
@@ -145,10 +142,7 @@ public sealed class NodeVerifierTests
 
         var result = await new NodeVerifier(http, node.Options(expectedCompose: other)).VerifyAsync(node.BaseAddress, TestContext.Current.CancellationToken);
 
-        Assert.False(result.Trusted);
-        var failure = Assert.Single(result.Failures);
-        Assert.Equal(NodeVerifier.CheckNames.ComposeHash, failure.Name);
-        Assert.Equal(ErrorCode.ComposeHashMismatch, failure.Code);
+        AssertOnlyFailure(result, NodeVerifier.CheckNames.ComposeHash, ErrorCode.ComposeHashMismatch);
     }
 
     [Fact]
@@ -272,4 +266,13 @@ public sealed class NodeVerifierTests
 
     internal static string Describe(NodeVerificationResult result) =>
         string.Join("\n", result.Checks.Select(c => $"{c.Outcome} {c.Name}: {c.Detail}"));
+
+    /// <summary>Not trusted, for exactly one failed check: <paramref name="name"/>, with <paramref name="code"/> (returned).</summary>
+    internal static CheckResult AssertOnlyFailure(NodeVerificationResult result, string name, ErrorCode code)
+    {
+        Assert.False(result.Trusted);
+        var failure = Assert.Single(result.Failures);
+        Assert.Equal((name, code), (failure.Name, failure.Code));
+        return failure;
+    }
 }
