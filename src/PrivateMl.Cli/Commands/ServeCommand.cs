@@ -25,24 +25,18 @@ internal static class ServeCommand
     private const string ShutdownTimeoutName = "--shutdown-timeout";
     private const int DefaultShutdownSeconds = 60;
 
-    /// <summary>One line per log entry, with ASP.NET Core's per-request lines left out (the gateway logs what matters).</summary>
-    private static void TextLogs(ILoggingBuilder logging) => logging
-        .AddSimpleConsole(o => o.SingleLine = true)
-        .AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+    /// <summary>One JSON object per log line, UTC timestamps (for log collectors).</summary>
+    private static void JsonLogs(ILoggingBuilder logging) => logging.AddJsonConsole(o =>
+    {
+        o.UseUtcTimestamp = true;
+        o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+    });
 
-    /// <summary>One JSON object per log line (UTC), with the same quiet ASP.NET Core categories as the text lines.</summary>
-    private static void JsonLogs(ILoggingBuilder logging) => logging
-        .AddJsonConsole(o =>
-        {
-            o.UseUtcTimestamp = true;
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
-        })
-        .AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-
+    /// <summary>Text or JSON lines at <paramref name="level"/>, without ASP.NET Core's per-request lines (the gateway logs what matters).</summary>
     private static Action<ILoggingBuilder> Logging(string format, LogLevel level) => logging =>
     {
-        (format == "json" ? (Action<ILoggingBuilder>)JsonLogs : TextLogs)(logging);
-        logging.SetMinimumLevel(level);
+        (format == "json" ? JsonLogs : LogLevels.Console(level))(logging);
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning).SetMinimumLevel(level);
     };
 
     /// <summary>
