@@ -109,12 +109,23 @@ internal static class GpuCommands
                         // Collect reports the same problem in words below.
                     }
 
-                    (payload, _, _) = source.Collect(nonce);
+                    GpuCcStatus collected;
+                    (payload, collected, _) = source.Collect(nonce);
+                    foreach (var line in NvmlGpuEvidenceSource.DescribeEvidenceCalls(collected.Calls))
+                    {
+                        Console.Error.WriteLine(line);
+                    }
                 }
             }
             catch (GpuDeviceException e)
             {
-                Console.Error.WriteLine($"gpu evidence: no evidence ({e.Error}): {e.Message}");
+                foreach (var line in NvmlGpuEvidenceSource.DescribeEvidenceCalls(e.NvmlCalls))
+                {
+                    Console.Error.WriteLine(line);
+                }
+
+                var after = Stopwatch.GetElapsedTime(started).TotalMilliseconds.ToString("F1", CultureInfo.InvariantCulture);
+                Console.Error.WriteLine($"gpu evidence: no evidence ({e.Error}) after {after} ms: {e.Message}");
                 return ExitCodes.Rejected;
             }
 

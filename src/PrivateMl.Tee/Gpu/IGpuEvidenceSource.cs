@@ -38,4 +38,7 @@ public sealed class GpuDeviceException : Exception
         : base(message, inner) => Error = error;
 
     public GpuDeviceError Error { get; }
+
+    /// <summary>Every NVML call made before the failure (empty when NVML was not reached), to report per GPU.</summary>
+    public IReadOnlyList<NvmlCall> NvmlCalls { get; init; } = [];
 }

@@ -21,6 +21,9 @@ public sealed record GpuCcStatus
 {
     public required string DriverVersion { get; init; }
     public required IReadOnlyList<NvmlGpuInfo> Gpus { get; init; }
+
+    /// <summary>How many GPUs NVML counts; more than <see cref="Gpus"/> when one could not be opened.</summary>
+    public uint DeviceCount { get; init; }
     public uint? CpuCaps { get; init; }
     public uint? GpusCaps { get; init; }
     public uint? Environment { get; init; }
@@ -36,7 +39,7 @@ public sealed record GpuCcStatus
     /// <summary>The state in words, one line per fact.</summary>
     public IEnumerable<string> Describe()
     {
-        yield return $"driver {DriverVersion}, {Gpus.Count} GPU(s)";
+        yield return $"driver {DriverVersion}, {Gpus.Count} GPU(s){(DeviceCount > Gpus.Count ? $" ({DeviceCount} counted by NVML: {DeviceCount - Gpus.Count} could not be opened)" : string.Empty)}";
         foreach (var g in Gpus)
         {
             yield return $"GPU {g.Index}: {g.Name}, {g.Uuid}, architecture {g.Arch ?? $"unsupported ({g.ArchitectureCode})"}, VBIOS {g.VbiosVersion}";
@@ -175,6 +178,7 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
         {
             DriverVersion = driver,
             Gpus = gpus,
+            DeviceCount = count,
             CpuCaps = capsOk ? U32(caps, 0) : null,
             GpusCaps = capsOk ? U32(caps, 4) : null,
             Environment = stateOk ? U32(state, 0) : null,
@@ -190,9 +194,18 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
     {
         var started = Stopwatch.GetTimestamp();
         var status = Probe(calls);
+        if (status.DeviceCount != status.Gpus.Count)
+        {
+            // Evidence from the GPUs that did open would read as the whole host's; a host is attested whole or not at all.
+            var missing = status.DeviceCount > GpuEvidencePayload.MaxItems
+                ? $"NVML counts {status.DeviceCount} GPUs, more than the {GpuEvidencePayload.MaxItems} one payload may carry"
+                : $"NVML counts {status.DeviceCount} GPUs but only {status.Gpus.Count} could be opened ({string.Join("; ", calls.Where(c => c.Function == "nvmlDeviceGetHandleByIndex_v2" && !c.Succeeded))})";
+            throw new GpuDeviceException(GpuDeviceError.NvmlCallFailed, missing) { NvmlCalls = [.. calls] };
+        }
+
         if (status.Gpus.Count == 0)
         {
-            throw new GpuDeviceException(GpuDeviceError.NoGpu, $"NVML (driver {status.DriverVersion}) reports no GPU");
+            throw new GpuDeviceException(GpuDeviceError.NoGpu, $"NVML (driver {status.DriverVersion}) reports no GPU") { NvmlCalls = [.. calls] };
         }
 
         var items = new List<GpuEvidenceItem>(status.Gpus.Count);
@@ -218,13 +231,15 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
             var chainSize = (int)Math.Min(U32(cert, NvmlLayout.AttestationCertChainSizeOffset), (uint)NvmlLayout.AttestationCertChainCapacity);
             if (reportSize == 0 || chainSize == 0)
             {
-                refused.Add(new NvmlCall("nvmlDeviceGetConfComputeGpuAttestationReport", 0, $"returned {reportSize} report bytes and {chainSize} certificate bytes", device));
+                var empty = new NvmlCall("nvmlDeviceGetConfComputeGpuAttestationReport", 0, $"returned {reportSize} report bytes and {chainSize} certificate bytes", device);
+                refused.Add(empty);
+                calls.Add(empty);
                 continue;
             }
 
             items.Add(new GpuEvidenceItem
             {
-                Arch = gpu.Arch ?? throw new GpuDeviceException(GpuDeviceError.UnsupportedArchitecture, $"GPU {gpu.Index} ({gpu.Name}) has NVML architecture {gpu.ArchitectureCode}; only Hopper (9) and Blackwell (10) support GPU attestation"),
+                Arch = gpu.Arch ?? throw new GpuDeviceException(GpuDeviceError.UnsupportedArchitecture, $"GPU {gpu.Index} ({gpu.Name}) has NVML architecture {gpu.ArchitectureCode}; only Hopper (9) and Blackwell (10) support GPU attestation") { NvmlCalls = [.. calls] },
                 Evidence = report.AsSpan(NvmlLayout.ReportOffset, reportSize).ToArray(),
                 CertificateChainPem = cert.AsSpan(NvmlLayout.AttestationCertChainOffset, chainSize).ToArray(),
             });
@@ -239,12 +254,61 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
             }
 
             why.Append("NVML refused: ").Append(string.Join("; ", refused.Select(c => c.ToString())));
-            throw new GpuDeviceException(status.EvidenceAvailable ? GpuDeviceError.NvmlCallFailed : GpuDeviceError.ConfidentialComputingOff, why.ToString());
+            throw new GpuDeviceException(status.EvidenceAvailable ? GpuDeviceError.NvmlCallFailed : GpuDeviceError.ConfidentialComputingOff, why.ToString()) { NvmlCalls = [.. calls] };
         }
 
         var arch = items[0].Arch;
         var payload = new GpuEvidencePayload { Nonce = Convert.ToHexStringLower(nonce), Arch = arch, Items = items };
         return (payload, status, Stopwatch.GetElapsedTime(started));
+    }
+
+    /// <summary>
+    /// One line per GPU asked for evidence: how its attestation-report and certificate calls ended. A host's GPUs can
+    /// differ (one in CC mode, one not; one reset), and a single refusal withholds the whole payload, so an operator
+    /// needs to see which GPU said what.
+    /// </summary>
+    public static IEnumerable<string> DescribeEvidenceCalls(IEnumerable<NvmlCall> calls)
+    {
+        ArgumentNullException.ThrowIfNull(calls);
+        var perGpu = new SortedDictionary<int, (NvmlCall? Report, NvmlCall? Certificate)>();
+        foreach (var call in calls)
+        {
+            if (call.Device is not { } device || !device.StartsWith("GPU ", StringComparison.Ordinal)
+                || !int.TryParse(device.AsSpan(4), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index))
+            {
+                continue;
+            }
+
+            var entry = perGpu.GetValueOrDefault(index);
+            if (call.Function == "nvmlDeviceGetConfComputeGpuAttestationReport")
+            {
+                // A report call that succeeded but came back empty is listed again with its reason; the last word wins.
+                entry.Report = call;
+            }
+            else if (call.Function == "nvmlDeviceGetConfComputeGpuCertificate")
+            {
+                entry.Certificate = call;
+            }
+            else
+            {
+                continue;
+            }
+
+            perGpu[index] = entry;
+        }
+
+        foreach (var (index, (report, certificate)) in perGpu)
+        {
+            var ok = report is { Succeeded: true, Message: "Success" } && certificate is { Succeeded: true };
+            yield return $"GPU {index}: {(ok ? "evidence collected" : "no evidence")} (attestation report: {Outcome(report)}; certificate chain: {Outcome(certificate)})";
+        }
+
+        static string Outcome(NvmlCall? call) => call switch
+        {
+            null => "not asked",
+            { Succeeded: true, Message: "Success" } => "ok",
+            _ => $"{call.Result} ({call.Message})",
+        };
     }
 
     private static uint U32(ReadOnlySpan<byte> b, int offset) => BinaryPrimitives.ReadUInt32LittleEndian(b[offset..]);

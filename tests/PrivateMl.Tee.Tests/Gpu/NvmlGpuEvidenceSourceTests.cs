@@ -46,6 +46,58 @@ public sealed class NvmlGpuEvidenceSourceTests
         Assert.Contains("confidential computing mode is OFF", ex.Message, StringComparison.Ordinal);
         Assert.Contains("nvmlDeviceGetConfComputeGpuAttestationReport[GPU 1] = 999 (Unknown Error)", ex.Message, StringComparison.Ordinal);
         Assert.Contains("nvmlDeviceGetConfComputeGpuCertificate[GPU 0] = 999", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(
+            [
+                "GPU 0: no evidence (attestation report: 999 (Unknown Error); certificate chain: 999 (Unknown Error))",
+                "GPU 1: no evidence (attestation report: 999 (Unknown Error); certificate chain: 999 (Unknown Error))",
+            ],
+            NvmlGpuEvidenceSource.DescribeEvidenceCalls(ex.NvmlCalls));
+    }
+
+    [Fact]
+    public void One_refusing_gpu_withholds_the_whole_payload_and_is_named()
+    {
+        using var gpus = new SimulatedGpuEvidenceSource(4);
+        var source = new NvmlGpuEvidenceSource(new FakeNvml { Gpus = gpus, CcOn = true, RefusingGpu = 2 });
+        var ex = Assert.Throws<GpuDeviceException>(() => source.Collect(new byte[32]));
+        Assert.Equal(GpuDeviceError.NvmlCallFailed, ex.Error);
+        Assert.Contains("nvmlDeviceGetConfComputeGpuAttestationReport[GPU 2] = 999", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("[GPU 0]", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("confidential computing mode is", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(
+            [
+                "GPU 0: evidence collected (attestation report: ok; certificate chain: ok)",
+                "GPU 1: evidence collected (attestation report: ok; certificate chain: ok)",
+                "GPU 2: no evidence (attestation report: 999 (Unknown Error); certificate chain: ok)",
+                "GPU 3: evidence collected (attestation report: ok; certificate chain: ok)",
+            ],
+            NvmlGpuEvidenceSource.DescribeEvidenceCalls(ex.NvmlCalls));
+    }
+
+    [Fact]
+    public void A_gpu_with_an_empty_report_is_named()
+    {
+        using var gpus = new SimulatedGpuEvidenceSource(2);
+        var source = new NvmlGpuEvidenceSource(new FakeNvml { Gpus = gpus, CcOn = true, EmptyReportGpu = 1 });
+        var ex = Assert.Throws<GpuDeviceException>(() => source.Collect(new byte[32]));
+        Assert.Equal(GpuDeviceError.NvmlCallFailed, ex.Error);
+        var lines = NvmlGpuEvidenceSource.DescribeEvidenceCalls(ex.NvmlCalls).ToList();
+        Assert.Equal("GPU 0: evidence collected (attestation report: ok; certificate chain: ok)", lines[0]);
+        Assert.Matches(@"^GPU 1: no evidence \(attestation report: 0 \(returned 0 report bytes and [1-9][0-9]* certificate bytes\); certificate chain: ok\)$", lines[1]);
+    }
+
+    [Fact]
+    public void A_gpu_nvml_counts_but_cannot_open_fails_the_collection_instead_of_leaving_it_out()
+    {
+        using var gpus = new SimulatedGpuEvidenceSource(4);
+        var source = new NvmlGpuEvidenceSource(new FakeNvml { Gpus = gpus, CcOn = true, UnopenableGpu = 1 });
+        var status = source.GetStatus();
+        Assert.Equal(3, status.Gpus.Count);
+        Assert.StartsWith("driver 580.159.04, 3 GPU(s) (4 counted by NVML: 1 could not be opened)", status.Describe().First(), StringComparison.Ordinal);
+        var ex = Assert.Throws<GpuDeviceException>(() => source.Collect(new byte[32]));
+        Assert.Equal(GpuDeviceError.NvmlCallFailed, ex.Error);
+        Assert.Contains("NVML counts 4 GPUs but only 3 could be opened (nvmlDeviceGetHandleByIndex_v2[GPU 1] = 15", ex.Message, StringComparison.Ordinal);
+        Assert.Empty(NvmlGpuEvidenceSource.DescribeEvidenceCalls(ex.NvmlCalls));
     }
 
     [Fact]
@@ -60,6 +112,9 @@ public sealed class NvmlGpuEvidenceSourceTests
         var result = new GpuEvidenceVerifier(new GpuVerifierOptions { AllowSimulated = true }).Verify(GpuEvidencePayload.Parse(payload.ToJson()), nonce, Now, gpus.CreateRims());
         Assert.True(result.Accepted, result.FirstFailure?.Detail);
         Assert.Equal(4, result.Gpus.Count);
+        var (_, status, _) = source.Collect(nonce);
+        Assert.All(NvmlGpuEvidenceSource.DescribeEvidenceCalls(status.Calls), line => Assert.Contains(": evidence collected (attestation report: ok; certificate chain: ok)", line, StringComparison.Ordinal));
+        Assert.Equal(4, NvmlGpuEvidenceSource.DescribeEvidenceCalls(status.Calls).Count());
     }
 
     [Fact]
@@ -77,6 +132,9 @@ public sealed class NvmlGpuEvidenceSourceTests
         public bool CcOn { get; init; }
         public uint Arch { get; init; } = 9;
         public SimulatedGpuEvidenceSource? Gpus { get; init; }
+        public int? RefusingGpu { get; init; }
+        public int? UnopenableGpu { get; init; }
+        public int? EmptyReportGpu { get; init; }
 
         public int Init() => Missing ? throw new DllNotFoundException("libnvidia-ml.so.1") : 0;
         public int Shutdown() => 0;
@@ -97,7 +155,7 @@ public sealed class NvmlGpuEvidenceSourceTests
         public int DeviceGetHandleByIndex(uint index, out nint device)
         {
             device = (nint)(index + 100);
-            return 0;
+            return index == UnopenableGpu ? 15 : 0;
         }
 
         public int DeviceGetArchitecture(nint device, out uint architecture)
@@ -149,12 +207,17 @@ public sealed class NvmlGpuEvidenceSourceTests
 
         public int DeviceGetConfComputeGpuAttestationReport(nint device, Span<byte> report)
         {
-            if (!CcOn)
+            if (!CcOn || device - 100 == RefusingGpu)
             {
                 return 999;
             }
 
             Assert.Equal(NvmlLayout.ReportSize, report.Length);
+            if (device - 100 == EmptyReportGpu)
+            {
+                return 0;
+            }
+
             var evidence = Gpus!.Gpus[(int)(device - 100)].AttestationReport(report.Slice(NvmlLayout.NonceOffset, 32));
             BinaryPrimitives.WriteUInt32LittleEndian(report[NvmlLayout.ReportSizeOffset..], (uint)evidence.Length);
             evidence.CopyTo(report[NvmlLayout.ReportOffset..]);
