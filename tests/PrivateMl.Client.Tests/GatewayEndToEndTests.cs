@@ -167,6 +167,46 @@ public sealed class ChatCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Verify_gpus_requires_evidence_from_exactly_that_many_gpus()
+    {
+        await using var node = await GatewayNode.StartAsync(simulatedGpus: 2);
+        var collateral = await WriteCollateralAsync(node);
+        string[] verify = ["verify", node.BaseAddress.ToString(), "--allow-simulated", "--offline", "--collateral", collateral, "--token", GatewayNode.Token];
+
+        var (exit, output, error) = Run([.. verify, "--gpus", "2"]);
+        Assert.True(exit == 0, output + error);
+        Assert.Contains("✔ gpu.payload.gpu-count: 2 GPUs as expected", output, StringComparison.Ordinal);
+        Assert.Contains("✔ gpu[1].evidence.signature", output, StringComparison.Ordinal);
+
+        // A node that attests fewer GPUs than the client knows its model runs on is refused, naming the count.
+        (exit, output, _) = Run([.. verify, "--gpus", "4"]);
+        Assert.Equal(1, exit);
+        Assert.Contains("✘ gpu.payload.gpu-count: 2 GPUs, 4 expected [GpuCountMismatch]", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Chat_with_gpus_refuses_a_node_without_gpu_evidence_before_sending_the_prompt()
+    {
+        await using var node = await GatewayNode.StartAsync();
+        var collateral = await WriteCollateralAsync(node);
+
+        var (exit, output, _) = Run("chat", node.BaseAddress.ToString(), "hi", "--model", "test-model", "--allow-simulated", "--offline", "--collateral", collateral, "--token", GatewayNode.Token, "--gpus", "1");
+
+        Assert.Equal(1, exit);
+        Assert.Contains("✘ gpu: not checked: no GPU evidence", output, StringComparison.Ordinal);
+        Assert.Contains("not sending the prompt", output, StringComparison.Ordinal);
+        Assert.Empty(node.UpstreamReceived);
+    }
+
+    private async Task<string> WriteCollateralAsync(GatewayNode node)
+    {
+        var collateral = Path.Combine(_temp, "collateral");
+        Directory.CreateDirectory(collateral);
+        await File.WriteAllTextAsync(Path.Combine(collateral, "c.json"), PrivateMl.Collateral.CollateralJson.Serialize(node.Device.CreateCollateral()), TestContext.Current.CancellationToken);
+        return collateral;
+    }
+
+    [Fact]
     public async Task Chat_refuses_to_send_the_prompt_to_an_untrusted_node()
     {
         await using var node = await GatewayNode.StartAsync();

@@ -172,6 +172,9 @@ public sealed class VerifyCommandTests : IDisposable
     [InlineData("verify", "http://127.0.0.1:1/", "--key-provider", "abc")]
     [InlineData("verify", "http://127.0.0.1:1/", "--app-id", "00")]
     [InlineData("verify", "http://127.0.0.1:1/", "--app-id", "zz00000000000000000000000000000000000000")]
+    [InlineData("verify", "http://127.0.0.1:1/", "--gpus", "0")]
+    [InlineData("verify", "http://127.0.0.1:1/", "--gpus", "65")]
+    [InlineData("chat", "http://127.0.0.1:1/", "hi", "--model", "m", "--gpus", "-1")]
     public void Usage_errors_exit_2(params string[] args)
     {
         var (exit, _, error) = Run(args);

@@ -30,6 +30,8 @@ internal static class ChatCommand
         var algo = new Option<string>("--signing-algo") { Description = "ecdsa (default) or ed25519", DefaultValueFactory = _ => "ecdsa" };
         var keyProviders = VerifyCommand.KeyProviderOption();
         var appId = VerifyCommand.AppIdOption();
+        var requireGpu = VerifyCommand.RequireGpuOption();
+        var gpus = VerifyCommand.GpusOption();
         var saveReceipt = new Option<FileInfo>("--save-receipt") { Description = "Write the answer's receipt to FILE (check it later with privateml receipt verify)" };
         var e2ee = new Option<string>("--e2ee") { Description = "End-to-end encrypt to a key attested in this run: aci (ACI E2EE v2 fields) or ehbp (HPKE whole body); never falls back to plaintext" };
         e2ee.AcceptOnlyFromAmong("none", "aci", "ehbp");
@@ -37,7 +39,7 @@ internal static class ChatCommand
         e2eeSuite.AcceptOnlyFromAmong("x25519", "secp256k1");
         var command = new Command("chat", "Ask an attested node a question and verify the signed answer end to end (exit 0 verified, 1 not, 2 usage error)")
         {
-            url, prompt, model, noStream, collateral, pccs, offline, allowSimulated, policy, compose, token, algo, saveReceipt, e2ee, e2eeSuite, keyProviders, appId,
+            url, prompt, model, noStream, collateral, pccs, offline, allowSimulated, policy, compose, token, algo, saveReceipt, e2ee, e2eeSuite, keyProviders, appId, requireGpu, gpus,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -54,6 +56,8 @@ internal static class ChatCommand
                 SigningAlgo = parse.GetValue(algo) ?? "ecdsa",
                 KeyProviders = parse.GetValue(keyProviders) ?? [],
                 AppId = parse.GetValue(appId),
+                RequireGpu = parse.GetValue(requireGpu),
+                Gpus = parse.GetValue(gpus),
             };
             var question = parse.GetValue(prompt) ?? await Console.In.ReadToEndAsync(cancellationToken);
             var modelName = parse.GetValue(model) ?? await NodeModels.FirstAsync(request.Url, request.Token, handler: null, cancellationToken);

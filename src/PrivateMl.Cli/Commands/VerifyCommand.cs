@@ -1,4 +1,5 @@
 using System.CommandLine;
+using PrivateMl.Attestation.Nvidia;
 using PrivateMl.Attestation.Policy;
 using PrivateMl.Attestation.Verification;
 using PrivateMl.Client;
@@ -41,6 +42,9 @@ internal sealed record VerifyRequest
 
     public bool RequireGpu { get; init; }
 
+    /// <summary>How many GPUs the node's evidence must cover (<c>--gpus</c>); null: any number, and none unless <see cref="RequireGpu"/>.</summary>
+    public int? Gpus { get; init; }
+
     /// <summary>The app id the node must have measured (<c>--app-id</c>, 40 hex); null: not compared.</summary>
     public string? AppId { get; init; }
 
@@ -73,13 +77,14 @@ internal static class VerifyCommand
         var report = new Option<FileInfo>("--report") { Description = "Write the evidence bundle (report, collateral, verdict) to FILE" };
         var bundle = new Option<FileInfo>("--bundle") { Description = "Re-verify an evidence bundle offline instead of contacting a node" };
         var html = new Option<FileInfo>("--html") { Description = "Write a self-contained HTML report page to FILE" };
-        var requireGpu = new Option<bool>("--require-gpu") { Description = "Fail when the node sends no GPU evidence" };
+        var requireGpu = RequireGpuOption();
+        var gpus = GpusOption();
         var algo = new Option<string>("--signing-algo") { Description = "Which signing key to attest: ecdsa (default) or ed25519", DefaultValueFactory = _ => "ecdsa" };
         var keyProviders = KeyProviderOption();
         var appId = AppIdOption();
         var command = new Command("verify", "Verify a confidential LLM node yourself: quote, collateral, policy, key and nonce binding, event log, app identity, GPU evidence (exit 0 trusted, 1 not trusted, 2 usage or input error)")
         {
-            url, policy, compose, collateral, pccs, offline, allowSimulated, simulatedRoot, token, json, report, bundle, html, requireGpu, algo, keyProviders, appId,
+            url, policy, compose, collateral, pccs, offline, allowSimulated, simulatedRoot, token, json, report, bundle, html, requireGpu, gpus, algo, keyProviders, appId,
         };
         command.SetAction((parse, cancellationToken) => RunAsync(
             new VerifyRequest
@@ -98,6 +103,7 @@ internal static class VerifyCommand
                 Bundle = parse.GetValue(bundle),
                 Html = parse.GetValue(html),
                 RequireGpu = parse.GetValue(requireGpu),
+                Gpus = parse.GetValue(gpus),
                 KeyProviders = parse.GetValue(keyProviders) ?? [],
                 AppId = parse.GetValue(appId),
                 SigningAlgo = parse.GetValue(algo) ?? "ecdsa",
@@ -222,6 +228,15 @@ internal static class VerifyCommand
         Description = "Require the node's keys to come from this key provider: the id its measured key-provider event names (for a KMS, the hex root CA key `privateml kms serve` prints); repeatable",
     };
 
+    /// <summary><c>--require-gpu</c>, shared by verify and chat.</summary>
+    internal static Option<bool> RequireGpuOption() => new("--require-gpu") { Description = "Fail when the node sends no GPU evidence" };
+
+    /// <summary><c>--gpus N</c>, shared by verify and chat.</summary>
+    internal static Option<int?> GpusOption() => new("--gpus")
+    {
+        Description = "Require GPU evidence from exactly this many GPUs (the node's whole host: evidence from fewer GPUs than the model runs on proves nothing about the others); implies --require-gpu",
+    };
+
     /// <summary><c>--app-id HEX</c>, shared by verify and chat.</summary>
     internal static Option<string> AppIdOption() => new("--app-id")
     {
@@ -243,6 +258,12 @@ internal static class VerifyCommand
             return null;
         }
 
+        if (request.Gpus is < 1 or > GpuEvidencePayload.MaxItems)
+        {
+            error.WriteLine($"error: --gpus must be 1 to {GpuEvidencePayload.MaxItems}, got {request.Gpus}");
+            return null;
+        }
+
         NodeVerifierOptions options;
         try
         {
@@ -252,7 +273,8 @@ internal static class VerifyCommand
                 AllowSimulated = request.AllowSimulated,
                 SimulatedRootCertificate = request.SimulatedRoot is null ? (ReadOnlyMemory<byte>?)null : ReadCertificate(request.SimulatedRoot),
                 ExpectedAppCompose = request.Compose is null ? (ReadOnlyMemory<byte>?)null : await File.ReadAllBytesAsync(request.Compose.FullName, cancellationToken),
-                RequireGpuEvidence = request.RequireGpu,
+                RequireGpuEvidence = request.RequireGpu || request.Gpus is not null,
+                Gpu = new GpuVerifierOptions { ExpectedGpuCount = request.Gpus },
                 ExpectedKeyProviderIds = request.KeyProviders.Count == 0 ? null : request.KeyProviders,
                 ExpectedAppId = request.AppId is null ? (ReadOnlyMemory<byte>?)null : Convert.FromHexString(request.AppId),
                 SigningAlgo = request.SigningAlgo,

@@ -3,13 +3,16 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Agent;
 using PrivateMl.Agent.Client;
 using PrivateMl.Agent.Hosting;
 using PrivateMl.Gateway;
 using PrivateMl.Inference.Upstream;
+using PrivateMl.Tee.Gpu;
 using PrivateMl.Tee.Simulator;
+using PrivateMl.Tee.Simulator.Gpu;
 using PrivateMl.Testing;
 
 namespace PrivateMl.Client.Tests.Support;
@@ -29,9 +32,11 @@ internal sealed class GatewayNode : IAsyncDisposable
     private readonly DstackAgentClient _agent;
     private readonly WebApplication _gateway;
     private readonly UpstreamHttpBackend _backend;
+    private readonly SimulatedGpuEvidenceSource? _gpus;
 
-    private GatewayNode(string directory, WebApplication upstream, WebApplication agentApp, SimulatedTdxDevice device, DstackAgentClient agent, WebApplication gateway, UpstreamHttpBackend backend, System.Collections.Concurrent.ConcurrentQueue<byte[]> received)
+    private GatewayNode(string directory, WebApplication upstream, WebApplication agentApp, SimulatedTdxDevice device, DstackAgentClient agent, WebApplication gateway, UpstreamHttpBackend backend, System.Collections.Concurrent.ConcurrentQueue<byte[]> received, SimulatedGpuEvidenceSource? gpus)
     {
+        _gpus = gpus;
         UpstreamReceived = received;
         _directory = directory;
         _upstream = upstream;
@@ -52,8 +57,11 @@ internal sealed class GatewayNode : IAsyncDisposable
 
     public WebApplication Gateway => _gateway;
 
-    /// <summary>Starts the node; <paramref name="streamDelay"/> pauses the upstream between stream events (so each travels alone).</summary>
-    public static async Task<GatewayNode> StartAsync(TimeSpan? streamDelay = null)
+    /// <summary>
+    /// Starts the node; <paramref name="streamDelay"/> pauses the upstream between stream events (so each travels alone);
+    /// with <paramref name="simulatedGpus"/> its reports carry SIMULATED evidence from that many GPUs.
+    /// </summary>
+    public static async Task<GatewayNode> StartAsync(TimeSpan? streamDelay = null, int simulatedGpus = 0)
     {
         var ct = TestContext.Current.CancellationToken;
         var directory = Directory.CreateTempSubdirectory("pml-client-gw-").FullName;
@@ -70,9 +78,15 @@ internal sealed class GatewayNode : IAsyncDisposable
         await agentApp.StartAsync(ct);
         var agent = new DstackAgentClient(agentOptions.SocketPath);
         var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstream.BaseAddress() });
-        var gateway = GatewayHost.Build(new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], Tokens = [Token] }, backend, agent, null, l => l.SetMinimumLevel(LogLevel.Warning));
+        var gpus = simulatedGpus > 0 ? new SimulatedGpuEvidenceSource(simulatedGpus) : null;
+        var gateway = GatewayHost.Build(
+            new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], Tokens = [Token] },
+            backend,
+            agent,
+            gpus is null ? null : services => services.AddSingleton<IGpuEvidenceSource>(gpus),
+            l => l.SetMinimumLevel(LogLevel.Warning));
         await gateway.StartAsync(ct);
-        return new GatewayNode(directory, upstream, agentApp, device, agent, gateway, backend, received);
+        return new GatewayNode(directory, upstream, agentApp, device, agent, gateway, backend, received, gpus);
     }
 
     public NodeVerifierOptions AciOptions() => Options() with { ReportFormat = NodeReportFormat.Aci };
@@ -133,6 +147,7 @@ internal sealed class GatewayNode : IAsyncDisposable
         await _agentApp.StopAsync(CancellationToken.None);
         await _agentApp.DisposeAsync();
         _device.Dispose();
+        _gpus?.Dispose();
         await _upstream.StopAsync(CancellationToken.None);
         await _upstream.DisposeAsync();
         try
