@@ -5,12 +5,16 @@ using PrivateMl.Attestation.Nvidia;
 
 namespace PrivateMl.Tee.Gpu;
 
-/// <summary>One NVML call and how it ended.</summary>
-public sealed record NvmlCall(string Function, int Result, string Message, string? Device = null)
+/// <summary>One NVML call and how it ended; <paramref name="Gpu"/> is the device index for a per-GPU call.</summary>
+public sealed record NvmlCall(string Function, int Result, string Message, int? Gpu = null)
 {
+    /// <summary>Not an NVML code: the call returned success but no report or no certificate chain.</summary>
+    public const int ReturnedNothing = -1;
+
     public bool Succeeded => Result == NvmlLayout.Success;
 
-    public override string ToString() => $"{Function}{(Device is null ? string.Empty : $"[{Device}]")} = {Result} ({Message})";
+    public override string ToString() =>
+        $"{Function}{(Gpu is { } gpu ? $"[GPU {gpu}]" : string.Empty)}{(Result == ReturnedNothing ? " returned nothing" : $" = {Result}")} ({Message})";
 }
 
 /// <summary>One GPU as NVML describes it.</summary>
@@ -136,9 +140,9 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
         }
     }
 
-    private int Call(List<NvmlCall> calls, string function, int rc, string? device = null)
+    private int Call(List<NvmlCall> calls, string function, int rc, int? gpu = null)
     {
-        calls.Add(new NvmlCall(function, rc, rc == NvmlLayout.Success ? "Success" : _api.ErrorString(rc), device));
+        calls.Add(new NvmlCall(function, rc, rc == NvmlLayout.Success ? "Success" : _api.ErrorString(rc), gpu));
         return rc;
     }
 
@@ -153,15 +157,15 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
         var gpus = new List<NvmlGpuInfo>();
         for (uint i = 0; i < Math.Min(count, (uint)GpuEvidencePayload.MaxItems); i++)
         {
-            if (Call(calls, "nvmlDeviceGetHandleByIndex_v2", _api.DeviceGetHandleByIndex(i, out var h), $"GPU {i}") != NvmlLayout.Success)
+            if (Call(calls, "nvmlDeviceGetHandleByIndex_v2", _api.DeviceGetHandleByIndex(i, out var h), (int)i) != NvmlLayout.Success)
             {
                 continue;
             }
 
-            Call(calls, "nvmlDeviceGetName", _api.DeviceGetName(h, out var name), $"GPU {i}");
-            Call(calls, "nvmlDeviceGetUUID", _api.DeviceGetUuid(h, out var uuid), $"GPU {i}");
-            var archRc = Call(calls, "nvmlDeviceGetArchitecture", _api.DeviceGetArchitecture(h, out var arch), $"GPU {i}");
-            Call(calls, "nvmlDeviceGetVbiosVersion", _api.DeviceGetVbiosVersion(h, out var vbios), $"GPU {i}");
+            Call(calls, "nvmlDeviceGetName", _api.DeviceGetName(h, out var name), (int)i);
+            Call(calls, "nvmlDeviceGetUUID", _api.DeviceGetUuid(h, out var uuid), (int)i);
+            var archRc = Call(calls, "nvmlDeviceGetArchitecture", _api.DeviceGetArchitecture(h, out var arch), (int)i);
+            Call(calls, "nvmlDeviceGetVbiosVersion", _api.DeviceGetVbiosVersion(h, out var vbios), (int)i);
             gpus.Add(new NvmlGpuInfo((int)i, name, uuid, arch, archRc == 0 ? GpuArchitecture.FromNvml(arch) : null, vbios.ToUpperInvariant()));
         }
 
@@ -214,7 +218,7 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
         var cert = new byte[NvmlLayout.CertificateSize];
         foreach (var gpu in status.Gpus)
         {
-            var device = $"GPU {gpu.Index}";
+            var device = gpu.Index;
             _api.DeviceGetHandleByIndex((uint)gpu.Index, out var h);
             Array.Clear(report);
             nonce.CopyTo(report.AsSpan(NvmlLayout.NonceOffset));
@@ -231,7 +235,7 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
             var chainSize = (int)Math.Min(U32(cert, NvmlLayout.AttestationCertChainSizeOffset), (uint)NvmlLayout.AttestationCertChainCapacity);
             if (reportSize == 0 || chainSize == 0)
             {
-                var empty = new NvmlCall("nvmlDeviceGetConfComputeGpuAttestationReport", 0, $"returned {reportSize} report bytes and {chainSize} certificate bytes", device);
+                var empty = new NvmlCall("nvmlDeviceGetConfComputeGpuAttestationReport", NvmlCall.ReturnedNothing, $"{reportSize} report bytes and {chainSize} certificate bytes", device);
                 refused.Add(empty);
                 calls.Add(empty);
                 continue;
@@ -273,25 +277,23 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
         var perGpu = new SortedDictionary<int, (NvmlCall? Report, NvmlCall? Certificate)>();
         foreach (var call in calls)
         {
-            if (call.Device is not { } device || !device.StartsWith("GPU ", StringComparison.Ordinal)
-                || !int.TryParse(device.AsSpan(4), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index))
+            if (call.Gpu is not { } index)
             {
                 continue;
             }
 
             var entry = perGpu.GetValueOrDefault(index);
-            if (call.Function == "nvmlDeviceGetConfComputeGpuAttestationReport")
+            switch (call.Function)
             {
-                // A report call that succeeded but came back empty is listed again with its reason; the last word wins.
-                entry.Report = call;
-            }
-            else if (call.Function == "nvmlDeviceGetConfComputeGpuCertificate")
-            {
-                entry.Certificate = call;
-            }
-            else
-            {
-                continue;
+                // A report call that succeeded but returned nothing is listed again with that outcome: the last word wins.
+                case "nvmlDeviceGetConfComputeGpuAttestationReport":
+                    entry.Report = call;
+                    break;
+                case "nvmlDeviceGetConfComputeGpuCertificate":
+                    entry.Certificate = call;
+                    break;
+                default:
+                    continue;
             }
 
             perGpu[index] = entry;
@@ -299,14 +301,15 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
 
         foreach (var (index, (report, certificate)) in perGpu)
         {
-            var ok = report is { Succeeded: true, Message: "Success" } && certificate is { Succeeded: true };
-            yield return $"GPU {index}: {(ok ? "evidence collected" : "no evidence")} (attestation report: {Outcome(report)}; certificate chain: {Outcome(certificate)})";
+            var collected = report is { Succeeded: true } && certificate is { Succeeded: true };
+            yield return $"GPU {index}: {(collected ? "evidence collected" : "no evidence")} (attestation report: {Outcome(report)}; certificate chain: {Outcome(certificate)})";
         }
 
         static string Outcome(NvmlCall? call) => call switch
         {
             null => "not asked",
-            { Succeeded: true, Message: "Success" } => "ok",
+            { Succeeded: true } => "ok",
+            { Result: NvmlCall.ReturnedNothing } => $"returned nothing ({call.Message})",
             _ => $"{call.Result} ({call.Message})",
         };
     }

@@ -83,7 +83,8 @@ public sealed class NvmlGpuEvidenceSourceTests
         Assert.Equal(GpuDeviceError.NvmlCallFailed, ex.Error);
         var lines = NvmlGpuEvidenceSource.DescribeEvidenceCalls(ex.NvmlCalls).ToList();
         Assert.Equal("GPU 0: evidence collected (attestation report: ok; certificate chain: ok)", lines[0]);
-        Assert.Matches(@"^GPU 1: no evidence \(attestation report: 0 \(returned 0 report bytes and [1-9][0-9]* certificate bytes\); certificate chain: ok\)$", lines[1]);
+        Assert.Matches(@"^GPU 1: no evidence \(attestation report: returned nothing \(0 report bytes and [1-9][0-9]* certificate bytes\); certificate chain: ok\)$", lines[1]);
+        Assert.Matches(@"nvmlDeviceGetConfComputeGpuAttestationReport\[GPU 1\] returned nothing \(0 report bytes and [1-9][0-9]* certificate bytes\)", ex.Message);
     }
 
     [Fact]
