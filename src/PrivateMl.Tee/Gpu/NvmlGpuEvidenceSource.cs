@@ -81,7 +81,11 @@ public sealed class NvmlGpuEvidenceSource(INvmlApi? api = null) : IGpuEvidenceSo
         await Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return Run(calls => Collect(nonce.Span, calls)).Payload;
+            // NVML blocks for tens to hundreds of milliseconds per GPU (an SPDM exchange with each GPU's firmware).
+            // The caller may be a socket thread (the gateway's inline I/O runs requests there), which would stall
+            // every connection it serves for that long, so the calls run on a pool thread.
+            var copy = nonce.ToArray();
+            return await Task.Run(() => Run(calls => Collect(copy, calls)).Payload, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

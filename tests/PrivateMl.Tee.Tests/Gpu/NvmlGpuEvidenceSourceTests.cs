@@ -119,6 +119,21 @@ public sealed class NvmlGpuEvidenceSourceTests
     }
 
     [Fact]
+    public async Task Collection_never_blocks_the_callers_thread()
+    {
+        using var gpus = new SimulatedGpuEvidenceSource(2);
+        using var release = new ManualResetEventSlim();
+        var source = new NvmlGpuEvidenceSource(new FakeNvml { Gpus = gpus, CcOn = true, Hold = release });
+
+        var collecting = source.GetEvidenceAsync(RandomNumberGenerator.GetBytes(32), TestContext.Current.CancellationToken);
+
+        // Returned while NVML is still inside the first GPU's report call (the fake holds it up to 10 s).
+        Assert.False(collecting.IsCompleted);
+        release.Set();
+        Assert.Equal(2, (await collecting).Items.Count);
+    }
+
+    [Fact]
     public void Unsupported_architecture_is_named()
     {
         using var gpus = new SimulatedGpuEvidenceSource(1);
@@ -136,6 +151,7 @@ public sealed class NvmlGpuEvidenceSourceTests
         public int? RefusingGpu { get; init; }
         public int? UnopenableGpu { get; init; }
         public int? EmptyReportGpu { get; init; }
+        public ManualResetEventSlim? Hold { get; init; }
 
         public int Init() => Missing ? throw new DllNotFoundException("libnvidia-ml.so.1") : 0;
         public int Shutdown() => 0;
@@ -214,6 +230,7 @@ public sealed class NvmlGpuEvidenceSourceTests
             }
 
             Assert.Equal(NvmlLayout.ReportSize, report.Length);
+            Hold?.Wait(TimeSpan.FromSeconds(10));
             if (device - 100 == EmptyReportGpu)
             {
                 return 0;
