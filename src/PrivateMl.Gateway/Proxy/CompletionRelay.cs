@@ -337,6 +337,11 @@ internal sealed class CompletionRelay(
                     break;
                 }
 
+                if (sent > 0)
+                {
+                    await SocketThread.Leave();
+                }
+
                 buffer = ArrayPool<byte>.Shared.Rent(CopyBufferBytes);
                 var (read, readFailure) = await ReadUpstreamAsync(context, upstream, buffer.AsMemory(0, CopyBufferBytes), idle);
                 if (readFailure is not null)
@@ -433,6 +438,7 @@ internal sealed class CompletionRelay(
 
             // Every body byte is on the client's socket; sign and store before the final chunk so a client that
             // asks for the signature right after reading the response always finds it.
+            await SocketThread.Leave();
             var responseHash = Convert.ToHexStringLower(hash is null ? SHA256.HashData(ReadOnlySpan<byte>.Empty) : hash.GetHashAndReset());
             if (await SignAndStoreAsync(context, receipt, observer.ChatId, responseHash, sent))
             {
@@ -549,6 +555,7 @@ internal sealed class CompletionRelay(
                 return;
             }
 
+            await SocketThread.Leave();
             if (await SignAndStoreAsync(context, receipt, observer.ChatId, responseHash, bytes.Length))
             {
                 if (bytes.Length > 0 && !await WriteToClientAsync(context, bytes[^1..]))
