@@ -35,7 +35,7 @@ internal sealed record Settings(
     public const string Usage = """
         usage: PrivateMl.Gateway.Bench [--tokens 64] [--interval-ms 10] [--levels 1,16,128] [--seconds 10]
                [--min-requests 200] [--rounds 4] [--unpaced-concurrency 32] [--unpaced-seconds 10]
-               [--skip-paced] [--skip-unpaced] [--inline-scheduling on|off]
+               [--skip-paced] [--skip-unpaced] [--inline-scheduling on|off (default on, as serve)]
                [--bare-proxy] [--yardstick dotnet|nginx] [--stagger] [--auth] [--pin-upstream CPUS] [--pin-gateway CPUS] [--gateway-env "NAME=VALUE;NAME=VALUE"]   (CPU lists as taskset -c takes them, e.g. 4-7;
                pin the load generator itself by starting the bench under taskset -c)
            or: PrivateMl.Gateway.Bench --signing
@@ -150,6 +150,15 @@ internal sealed record Settings(
             return KeyValuePair.Create(pair[..equals], pair[(equals + 1)..]);
         }).ToArray();
 
+        // As `privateml serve`: inline I/O unless --inline-scheduling off, with the runtime's inline socket completions
+        // (serve sets the variable in its own process; here the bench gives it to the gateway and the .NET yardstick).
+        const string InlineCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+        inline ??= "on";
+        if (inline == "on" && !environment.Any(p => p.Key == InlineCompletions))
+        {
+            environment = [.. environment, KeyValuePair.Create(InlineCompletions, "1")];
+        }
+
         var settings = new Settings(
             Int("--tokens", 64, 1),
             Int("--interval-ms", 10, 0),
@@ -166,7 +175,7 @@ internal sealed record Settings(
             Int("--e2ee-streams", 16, 1),
             role,
             upstream,
-            inline is null ? null : inline == "on",
+            inline == "on",
             Cpus("--pin-upstream"),
             Cpus("--pin-gateway"),
             environment,

@@ -8,6 +8,12 @@ public static class Program
     public static int Main(string[] args)
     {
         var parse = BuildRoot().Parse(args);
+        if (ServeCommand.WantsInlineIo(parse) && Environment.GetEnvironmentVariable(ServeCommand.InlineCompletionsVariable) is null)
+        {
+            // Read by the runtime when this process first uses a socket, which no command has done yet.
+            Environment.SetEnvironmentVariable(ServeCommand.InlineCompletionsVariable, "1");
+        }
+
         var configuration = new InvocationConfiguration();
         if (ServeCommand.TerminationGrace(parse) is { } grace)
         {

@@ -29,15 +29,15 @@ public sealed class GatewayOptions
     public TimeSpan UpstreamIdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>
-    /// Run request handling and response sends on the thread that completed the socket operation instead of queueing
-    /// each to the thread pool once more (Kestrel's <c>SocketTransportOptions.UnsafePreferInlineScheduling</c>;
-    /// <c>privateml serve --inline-io</c>): one thread hop less per relayed chunk and per request. The gateway's
-    /// handlers never block a thread, but signing (~0.1 ms per response) and hashing a request body then run on a
-    /// socket thread. Off by default (Kestrel's default). With <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>
-    /// in the environment as well (the upstream's sockets too), the idle 2-core VM showed a third to two thirds less
-    /// gateway CPU per paced request and a lower added first byte at one and 16 streams, but ~18 % fewer requests/s
-    /// when saturated (each SSE event leaves as its own segment); alone, or on a loaded machine, no gain
-    /// (docs/gateway-bench.md; compare with <c>bench/gateway --inline-scheduling on|off</c>).
+    /// Handle requests, and relay each response's first byte, on the thread that completed the socket operation
+    /// instead of queueing the work to the thread pool once more (Kestrel's
+    /// <c>SocketTransportOptions.UnsafePreferInlineScheduling</c>); later chunks and the signing move to the pool
+    /// (<c>Proxy/SocketThread</c>), so a socket thread is held only for a first byte. With
+    /// <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> at process start (the upstream's sockets too) the idle
+    /// 2-core VM showed a lower added first byte and p99 at 1, 16 and 128 paced streams and ~5 % fewer requests/s when
+    /// saturated (docs/gateway-bench.md, Session 9). Off in the library (an in-process backend such as the embedded
+    /// engine may do synchronous work in its send); <c>privateml serve</c> turns it on by default and sets the
+    /// variable (<c>--inline-io false</c> turns both off).
     /// </summary>
     public bool InlineSocketScheduling { get; set; }
 

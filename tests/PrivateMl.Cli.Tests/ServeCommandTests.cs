@@ -103,11 +103,14 @@ public sealed class ServeCommandTests
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task InlineIo_TurnsOnKestrelsInlineScheduling(bool inline)
+    [InlineData(null, true)]
+    [InlineData("--inline-io", true)]
+    [InlineData("--inline-io false", false)]
+    public async Task InlineIo_IsOnByDefault_AndFalseTurnsItOff(string? flag, bool inline)
     {
-        string[] flags = inline ? ["--inline-io"] : [];
+        string[] flags = flag is null ? [] : flag.Split(' ');
+        var parse = Program.BuildRoot().Parse(["serve", "--upstream", "http://127.0.0.1:9", .. flags]);
+        Assert.Equal(inline, ServeCommand.WantsInlineIo(parse));
         await WhileServingAsync(flags, async app =>
         {
             Assert.Equal(inline, app.Services.GetRequiredService<GatewayOptions>().InlineSocketScheduling);

@@ -56,6 +56,22 @@ internal static class ServeCommand
         return TimeSpan.FromSeconds(seconds + 5);
     }
 
+    /// <summary>
+    /// Whether this command line runs <c>serve</c> with inline I/O (the default), for <see cref="Program.Main"/>: the
+    /// runtime reads <see cref="InlineCompletionsVariable"/> once, when the process first uses a socket, so only the
+    /// process's entry point can still set it.
+    /// </summary>
+    internal static bool WantsInlineIo(ParseResult parse)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        return parse.CommandResult.Command.Name == "serve" && parse.Errors.Count == 0 && parse.GetValue<bool>(InlineIoName);
+    }
+
+    /// <summary>The runtime's switch for running socket completions on its socket threads (the upstream's included).</summary>
+    internal const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
+    private const string InlineIoName = "--inline-io";
+
     public static Command Create()
     {
         var upstream = new Option<string>("--upstream") { Description = "Base URL of the OpenAI-compatible upstream, e.g. http://127.0.0.1:8000", Required = true };
@@ -88,9 +104,10 @@ internal static class ServeCommand
             DefaultValueFactory = _ => "none",
         };
         gpu.AcceptOnlyFromAmong("none", "nvml", "simulated");
-        var inlineIo = new Option<bool>("--inline-io")
+        var inlineIo = new Option<bool>(InlineIoName)
         {
-            Description = "Handle requests and sends on Kestrel's socket threads (one thread hop less per chunk; with DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 also the upstream's): less CPU and a lower first byte at model-like rates on small machines, fewer requests/s when saturated; see docs/gateway-bench.md",
+            Description = "Relay the first byte on the socket threads that received it (Kestrel's and, through DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1, which serve sets unless it is set already, the upstream's); later chunks and signing run on the thread pool. On by default: a lower first byte and tail at model-like rates, ~5 % fewer requests/s when saturated. --inline-io false: every request on the thread pool (docs/gateway-bench.md)",
+            DefaultValueFactory = _ => true,
         };
         var drainDelay = new Option<int>(DrainDelayName)
         {

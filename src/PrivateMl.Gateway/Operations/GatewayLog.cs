@@ -44,7 +44,7 @@ internal static partial class GatewayLog
     [LoggerMessage(EventId = 5103, Level = LogLevel.Warning, Message = "secp256k1 (ACI E2EE and the ECDSA response signatures) runs on the managed NBitcoin port (native libsecp256k1 absent, refused its self-check, or PRIVATEML_SECP256K1=managed): same bytes, several times the CPU per streamed chunk and per signature")]
     public static partial void Secp256k1Managed(ILogger logger);
 
-    [LoggerMessage(EventId = 5104, Level = LogLevel.Information, Message = "Inline I/O: requests and sends run on Kestrel's socket threads; upstream socket completions inline: {UpstreamInline} (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 in the environment turns them on)")]
+    [LoggerMessage(EventId = 5104, Level = LogLevel.Information, Message = "Inline I/O: requests and first bytes run on the socket threads, later chunks and signing on the thread pool; upstream socket completions inline: {UpstreamInline} (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 at process start turns them on)")]
     public static partial void InlineIo(ILogger logger, bool upstreamInline);
 
     [LoggerMessage(EventId = 5012, Level = LogLevel.Information, Message = "Stopping: /ready answers 503; serving {DrainSeconds} s more before the listeners close; {InFlight} completions in flight, {ShutdownSeconds} s allowed for them after that")]
