@@ -370,11 +370,8 @@ internal sealed class BenchPeer : IAsyncDisposable
             start.ArgumentList.Add("--auth");
         }
 
-        if (settings.InlineScheduling is { } inline)
-        {
-            start.ArgumentList.Add("--inline-scheduling");
-            start.ArgumentList.Add(inline ? "on" : "off");
-        }
+        start.ArgumentList.Add("--inline-scheduling");
+        start.ArgumentList.Add(settings.InlineScheduling ? "on" : "off");
 
         if (role == "bare")
         {
@@ -473,7 +470,7 @@ internal static class BenchChild
 
         if (settings.Role == "bare")
         {
-            await using var bare = await BareProxy.StartAsync(settings.Upstream ?? throw new ArgumentException("--role bare needs --upstream"), settings.InlineScheduling ?? false);
+            await using var bare = await BareProxy.StartAsync(settings.Upstream ?? throw new ArgumentException("--role bare needs --upstream"), settings.InlineScheduling);
             await ServeAsync(bare.Address, null);
             return;
         }
@@ -481,7 +478,7 @@ internal static class BenchChild
         using var phases = new PhaseRecorder();
         using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = settings.Upstream ?? throw new ArgumentException("--role gateway needs --upstream") });
         var options = new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], MaxConcurrentStreams = 100_000, Tokens = settings.Auth ? [Settings.BenchToken] : [] };
-        options.InlineSocketScheduling = settings.InlineScheduling ?? options.InlineSocketScheduling;
+        options.InlineSocketScheduling = settings.InlineScheduling;
         await using var gateway = GatewayHost.Build(
             options,
             backend,

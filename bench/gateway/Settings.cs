@@ -20,7 +20,7 @@ internal sealed record Settings(
     int E2eeStreams,
     string? Role,
     Uri? Upstream,
-    bool? InlineScheduling,
+    bool InlineScheduling,
     string? PinUpstream,
     string? PinGateway,
     KeyValuePair<string, string>[] GatewayEnvironment,

@@ -144,9 +144,7 @@ public sealed class ChatCommandTests : IDisposable
     public async Task Chat_streams_a_verified_answer_and_its_receipt_verifies_offline()
     {
         await using var node = await GatewayNode.StartAsync();
-        var collateral = Path.Combine(_temp, "collateral");
-        Directory.CreateDirectory(collateral);
-        await File.WriteAllTextAsync(Path.Combine(collateral, "c.json"), PrivateMl.Collateral.CollateralJson.Serialize(node.Device.CreateCollateral()), TestContext.Current.CancellationToken);
+        var collateral = await WriteCollateralAsync(node);
         var receipt = Path.Combine(_temp, "receipt.json");
 
         var (exit, output, error) = Run("chat", node.BaseAddress.ToString(), "hi", "--model", "test-model", "--allow-simulated", "--offline", "--collateral", collateral, "--token", GatewayNode.Token, "--save-receipt", receipt);
@@ -210,9 +208,7 @@ public sealed class ChatCommandTests : IDisposable
     public async Task Chat_refuses_to_send_the_prompt_to_an_untrusted_node()
     {
         await using var node = await GatewayNode.StartAsync();
-        var collateral = Path.Combine(_temp, "collateral");
-        Directory.CreateDirectory(collateral);
-        await File.WriteAllTextAsync(Path.Combine(collateral, "c.json"), PrivateMl.Collateral.CollateralJson.Serialize(node.Device.CreateCollateral()), TestContext.Current.CancellationToken);
+        var collateral = await WriteCollateralAsync(node);
 
         var (exit, output, _) = Run("chat", node.BaseAddress.ToString(), "hi", "--offline", "--collateral", collateral, "--token", GatewayNode.Token);
 
