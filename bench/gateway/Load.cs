@@ -349,6 +349,9 @@ internal sealed class BenchPeer : IAsyncDisposable
         // The .NET yardstick runs under the gateway's runtime knobs too, so that an A/B of a knob compares like with like.
         if (role is "gateway" or "bare")
         {
+            // As `privateml serve` (a web app: server GC with background collections). The bench's own runtimeconfig
+            // turns background GC off for the load generator; --gateway-env may still set it.
+            start.Environment["DOTNET_gcConcurrent"] = "1";
             foreach (var (name, value) in settings.GatewayEnvironment)
             {
                 start.Environment[name] = value;

@@ -89,6 +89,7 @@ internal static class SideBySide
             var where = new List<string>();
             var yardstick = new List<string>();
             var legs = new List<string>();
+            var spread = new List<string>();
             Console.WriteLine("| streams | n direct/gateway (requests = TTFB samples) | direct tok/s | gateway tok/s | ratio (all streams busy) | ratio (wall clock, incl. tail) | direct TTFB p50/p99 ms | gateway TTFB p50/p99 ms | added p50/p99 ms | direct transit p50/p99 ms | gateway transit p50/p99 ms | added transit p50/p99 ms | errors |");
             Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
             foreach (var level in settings.Levels)
@@ -119,6 +120,7 @@ internal static class SideBySide
                     }
                 }
 
+                spread.Add($"| {level} | {AddedAcross(direct, through)} | {(bare is null ? "—" : AddedAcross(direct, plain))} |");
                 legs.Add($"| {level} | {direct.Legs} | {(bare is null ? "—" : plain.Legs)} | {through.Legs} | {(bare is null ? "—" : plain.OutSplit)} | {through.OutSplit} | {direct.PacingAndEnd} | {(bare is null ? "— | —" : plain.PacingAndEnd)} | {through.PacingAndEnd} | {direct.Delivery} | {(bare is null ? "—" : plain.Delivery)} | {through.Delivery} |");
                 if (bare is not null)
                 {
@@ -144,6 +146,15 @@ internal static class SideBySide
                 {
                     Console.WriteLine(row);
                 }
+            }
+
+            // Two points (p50, p99) hide where a hop's cost sits: a shift of every request, or a tail that only some meet.
+            Console.WriteLine($"\nAdded TTFB across the distribution (same runs), ms: proxy − direct at the same quantile, {string.Join('/', SpreadQuantiles.Select(q => $"p{q * 100:0}"))}");
+            Console.WriteLine("| streams | gateway | yardstick |");
+            Console.WriteLine("|---|---|---|");
+            foreach (var row in spread)
+            {
+                Console.WriteLine(row);
             }
 
             Console.WriteLine("\nTransit legs (same runs), ms p50/p99: out (load generator sends → upstream handler entered) + back (upstream's first write → first byte at the load generator)");
@@ -192,6 +203,11 @@ internal static class SideBySide
 
         Console.WriteLine("```");
     }
+
+    private static readonly double[] SpreadQuantiles = [0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99];
+
+    private static string AddedAcross(RunResult direct, RunResult proxied) =>
+        string.Join('/', SpreadQuantiles.Select(q => (RunResult.Percentile(proxied.Ttfbs, q) - RunResult.Percentile(direct.Ttfbs, q)).ToString("0.000", CultureInfo.InvariantCulture)));
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 
