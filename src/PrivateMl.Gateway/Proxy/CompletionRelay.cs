@@ -63,6 +63,9 @@ internal sealed class CompletionRelay(
             byte[] forward = body;
             if (exchange is not null)
             {
+                // Opening costs a key agreement per encrypted field (ACI): a body at the 4 MiB default limit can hold
+                // tens of thousands, over a second of CPU that no connection sharing a socket thread should wait out.
+                await SocketThread.Leave();
                 try
                 {
                     forward = await exchange.OpenRequestAsync(body, path, context.RequestAborted);

@@ -1,4 +1,8 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using PrivateMl.Gateway.E2ee;
 using PrivateMl.Gateway.Proxy;
+using PrivateMl.Inference.Upstream;
 
 namespace PrivateMl.Gateway.Tests.Proxy;
 
@@ -31,10 +35,65 @@ public sealed class SocketThreadTests
         Assert.True(sameThread);
     }
 
+    [Fact]
+    public async Task An_end_to_end_encrypted_request_is_opened_off_the_socket_thread()
+    {
+        // Opening an ACI request costs a key agreement per encrypted field: a 4 MiB body holds tens of thousands, over
+        // a second of CPU that, on a socket thread, every other connection of that thread would wait out.
+        using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = new Uri("http://127.0.0.1:9/") });
+        await using var app = GatewayHost.Build(new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"] }, backend, agent: null);
+        var relay = app.Services.GetRequiredService<CompletionRelay>();
+        var exchange = new RecordingExchange();
+        var context = new DefaultHttpContext();
+        context.Request.Method = "POST";
+        context.Request.Body = new MemoryStream("{}"u8.ToArray());
+        context.Request.ContentLength = 2;
+        context.Response.Body = new MemoryStream();
+        context.Features.Set<IE2eeExchange>(exchange);
+
+        Task? handling = null;
+        var socketLike = new Thread(() =>
+        {
+            exchange.MarkCaller();
+            handling = relay.HandleAsync(context, "/v1/chat/completions");
+        });
+        socketLike.Start();
+        socketLike.Join();
+        await handling!;
+
+        Assert.False(exchange.CallerWasOnPool);
+        Assert.True(exchange.OpenedOnPool);
+        Assert.Equal(403, context.Response.StatusCode);
+    }
+
     private static async Task<(bool Before, bool After)> ProbeAsync()
     {
         var before = Thread.CurrentThread.IsThreadPoolThread;
         await SocketThread.Leave();
         return (before, Thread.CurrentThread.IsThreadPoolThread);
+    }
+
+    /// <summary>Records where the relay opens the request, then refuses it (so nothing goes upstream).</summary>
+    private sealed class RecordingExchange : IE2eeExchange
+    {
+        public bool? CallerWasOnPool { get; private set; }
+
+        public bool? OpenedOnPool { get; private set; }
+
+        public string Name => "recording";
+
+        public ValueTask<byte[]> OpenRequestAsync(byte[] wireBody, string path, CancellationToken cancellationToken)
+        {
+            OpenedOnPool = Thread.CurrentThread.IsThreadPoolThread;
+            throw new E2eeRefusedException(403, "application/json", "{}"u8.ToArray(), "refused", "refused by the test");
+        }
+
+        public void ApplyResponseHeaders(HttpResponse response) => throw new InvalidOperationException("not relayed");
+
+        public IResponseBodyTransform CreateResponseTransform(bool eventStream) => throw new InvalidOperationException("not relayed");
+
+        public byte[] SealError(byte[] errorBody, HttpResponse response, bool fromModel) => errorBody;
+
+        internal void MarkCaller() => CallerWasOnPool = Thread.CurrentThread.IsThreadPoolThread;
     }
 }
