@@ -33,6 +33,9 @@ internal sealed class CompletionRelay(
     ILogger<CompletionRelay> logger)
 {
     private const int CopyBufferBytes = 16 * 1024;
+
+    /// <summary>Request bodies up to this size are hashed where they were read (a few microseconds).</summary>
+    internal const int InlineHashBytes = 16 * 1024;
     private int _inFlight;
 
     /// <summary>Completions being relayed now (for the shutdown log).</summary>
@@ -196,6 +199,13 @@ internal sealed class CompletionRelay(
         // core that idled since the last request, each of those calls costs tens of microseconds (cold caches), more
         // than the relay's own work.
         var sending = StartSend(request, context.RequestAborted);
+        if (body.Length > InlineHashBytes)
+        {
+            // A long prompt's hash (a 128k-token context is ~0.5 MB: a few hundred microseconds) would hold up every
+            // other connection of a socket thread; the response's first byte still comes back on the socket thread.
+            await SocketThread.Leave();
+        }
+
         var receipt = PrepareReceipt(context, path, body, forward, receivedAt, times);
         using var idle = new IdleTimeout(options.UpstreamIdleTimeout, context.RequestAborted);
         BackendResponse upstream;

@@ -1,7 +1,9 @@
+using System.Security.Cryptography;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using PrivateMl.Gateway.E2ee;
 using PrivateMl.Gateway.Proxy;
+using PrivateMl.Inference;
 using PrivateMl.Inference.Upstream;
 
 namespace PrivateMl.Gateway.Tests.Proxy;
@@ -66,6 +68,36 @@ public sealed class SocketThreadTests
         Assert.Equal(403, context.Response.StatusCode);
     }
 
+    [Theory]
+    [InlineData(2, false)]
+    [InlineData(CompletionRelay.InlineHashBytes, false)]
+    [InlineData(CompletionRelay.InlineHashBytes + 1, true)]
+    public async Task A_long_request_is_hashed_off_the_socket_thread_and_a_short_one_where_it_was_read(int length, bool onPool)
+    {
+        // The receipt id is drawn next to the request hash, so the random source sees where that work runs.
+        var random = new RecordingRandom();
+        await using var app = GatewayHost.Build(
+            new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"] },
+            new UnreachableBackend(),
+            agent: null,
+            configureServices: services => services.AddSingleton<RandomNumberGenerator>(random));
+        var relay = app.Services.GetRequiredService<CompletionRelay>();
+        var context = new DefaultHttpContext();
+        context.Request.Method = "POST";
+        context.Request.Body = new MemoryStream(new byte[length]);
+        context.Request.ContentLength = length;
+        context.Response.Body = new MemoryStream();
+
+        Task? handling = null;
+        var socketLike = new Thread(() => handling = relay.HandleAsync(context, "/v1/chat/completions"));
+        socketLike.Start();
+        socketLike.Join();
+        await handling!;
+
+        Assert.Equal(onPool, random.CalledOnPool);
+        Assert.Equal(502, context.Response.StatusCode);
+    }
+
     private static async Task<(bool Before, bool After)> ProbeAsync()
     {
         var before = Thread.CurrentThread.IsThreadPoolThread;
@@ -95,5 +127,26 @@ public sealed class SocketThreadTests
         public byte[] SealError(byte[] errorBody, HttpResponse response, bool fromModel) => errorBody;
 
         internal void MarkCaller() => CallerWasOnPool = Thread.CurrentThread.IsThreadPoolThread;
+    }
+
+    private sealed class RecordingRandom : RandomNumberGenerator
+    {
+        public bool? CalledOnPool { get; private set; }
+
+        public override void GetBytes(byte[] data) => GetBytes(data.AsSpan());
+
+        public override void GetBytes(Span<byte> data)
+        {
+            CalledOnPool = Thread.CurrentThread.IsThreadPoolThread;
+            Fill(data);
+        }
+    }
+
+    private sealed class UnreachableBackend : IInferenceBackend
+    {
+        public string Name => "unreachable";
+
+        public Task<BackendResponse> SendAsync(BackendRequest request, CancellationToken cancellationToken) =>
+            Task.FromException<BackendResponse>(new BackendUnavailableException("nothing listens"));
     }
 }
