@@ -34,7 +34,7 @@ internal sealed class CompletionRelay(
 {
     private const int CopyBufferBytes = 16 * 1024;
 
-    /// <summary>Request bodies up to this size are hashed where they were read (a few microseconds).</summary>
+    /// <summary>Request and whole response bodies up to this size are hashed where they were read (a few microseconds).</summary>
     internal const int InlineHashBytes = 16 * 1024;
     private int _inFlight;
 
@@ -317,6 +317,13 @@ internal sealed class CompletionRelay(
     /// </summary>
     private async Task RelayStreamAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream, IE2eeExchange? exchange, IdleTimeout idle)
     {
+        if (exchange is not null)
+        {
+            // Sealing costs a key agreement per content field, and one upstream read can hold many events (or many
+            // choices): that work is not for a socket thread, even before the first byte.
+            await SocketThread.Leave();
+        }
+
         WriteSuccessHeaders(context, upstream, receipt.Id);
         var response = context.Response;
         response.Headers.CacheControl = "no-cache";
@@ -528,6 +535,13 @@ internal sealed class CompletionRelay(
                 }
 
                 return;
+            }
+
+            if (exchange is not null || whole.WrittenCount > InlineHashBytes)
+            {
+                // Parsing, sealing (a key agreement per content field) and hashing a body of up to the observed limit
+                // would hold up every other connection of a socket thread; a short plaintext answer is cheaper than the hop.
+                await SocketThread.Leave();
             }
 
             ReadOnlyMemory<byte> bytes = whole.WrittenMemory;

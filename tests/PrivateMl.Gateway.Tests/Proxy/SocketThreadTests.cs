@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -98,6 +99,40 @@ public sealed class SocketThreadTests
         Assert.Equal(502, context.Response.StatusCode);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task An_end_to_end_encrypted_answer_is_sealed_off_the_socket_thread(bool stream)
+    {
+        var backend = new HeldBackend();
+        await using var app = GatewayHost.Build(new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"] }, backend, agent: null);
+        await app.StartAsync(TestContext.Current.CancellationToken); // makes the signing keys
+        var relay = app.Services.GetRequiredService<CompletionRelay>();
+        var exchange = new PassThroughExchange();
+        var context = new DefaultHttpContext();
+        context.Request.Method = "POST";
+        context.Request.Body = new MemoryStream("{}"u8.ToArray());
+        context.Request.ContentLength = 2;
+        context.Response.Body = new MemoryStream();
+        context.Features.Set<IE2eeExchange>(exchange);
+
+        var handling = relay.HandleAsync(context, "/v1/chat/completions");
+        await backend.Requested.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+
+        // The upstream's answer completes the relay's wait on this thread, as a socket thread's completion would.
+        var answer = stream
+            ? new BackendResponse(200, "text/event-stream", new MemoryStream("data: {\"id\":\"c1\"}\n\ndata: [DONE]\n\n"u8.ToArray()))
+            : new BackendResponse(200, "application/json", new MemoryStream("{\"id\":\"c1\"}"u8.ToArray()));
+        var socketLike = new Thread(() => backend.Answer.SetResult(answer));
+        socketLike.Start();
+        socketLike.Join();
+        await handling;
+
+        Assert.Equal(200, context.Response.StatusCode);
+        Assert.NotEmpty(exchange.TransformThreads);
+        Assert.All(exchange.TransformThreads, onPool => Assert.True(onPool));
+    }
+
     private static async Task<(bool Before, bool After)> ProbeAsync()
     {
         var before = Thread.CurrentThread.IsThreadPoolThread;
@@ -148,5 +183,56 @@ public sealed class SocketThreadTests
 
         public Task<BackendResponse> SendAsync(BackendRequest request, CancellationToken cancellationToken) =>
             Task.FromException<BackendResponse>(new BackendUnavailableException("nothing listens"));
+    }
+
+    /// <summary>An upstream whose answer the test gives, on the thread it chooses.</summary>
+    private sealed class HeldBackend : IInferenceBackend
+    {
+        public TaskCompletionSource Requested { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource<BackendResponse> Answer { get; } = new();
+
+        public string Name => "held";
+
+        public Task<BackendResponse> SendAsync(BackendRequest request, CancellationToken cancellationToken)
+        {
+            Requested.TrySetResult();
+            return Answer.Task;
+        }
+    }
+
+    /// <summary>An exchange that forwards and answers in clear, noting on which kind of thread each transform ran.</summary>
+    private sealed class PassThroughExchange : IE2eeExchange
+    {
+        public List<bool> TransformThreads { get; } = [];
+
+        public string Name => "pass-through";
+
+        public ValueTask<byte[]> OpenRequestAsync(byte[] wireBody, string path, CancellationToken cancellationToken) => ValueTask.FromResult(wireBody);
+
+        public void ApplyResponseHeaders(HttpResponse response)
+        {
+        }
+
+        public IResponseBodyTransform CreateResponseTransform(bool eventStream) => new Copy(this);
+
+        public byte[] SealError(byte[] errorBody, HttpResponse response, bool fromModel) => errorBody;
+
+        private sealed class Copy(PassThroughExchange owner) : IResponseBodyTransform
+        {
+            public void Transform(ReadOnlySpan<byte> upstream, IBufferWriter<byte> output)
+            {
+                lock (owner.TransformThreads)
+                {
+                    owner.TransformThreads.Add(Thread.CurrentThread.IsThreadPoolThread);
+                }
+
+                output.Write(upstream);
+            }
+
+            public void Complete(IBufferWriter<byte> output)
+            {
+            }
+        }
     }
 }
