@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using PrivateMl.E2ee.Aci;
+using PrivateMl.Gateway.Proxy;
 using PrivateMl.Gateway.Signing;
 
 namespace PrivateMl.Gateway.Attestation;
@@ -39,6 +40,10 @@ internal sealed partial class AttestationReportBuilder
         var info = await infoTask;
         var (nvidia, gpuUnavailable) = await gpuTask;
         var receiptKey = keys.Keys.Ed25519Key.Address;
+
+        // The agent's answer arrives on a socket thread under serve's inline I/O; writing a report (quote, event log,
+        // each GPU's evidence, every peer's whole report) is not work for it.
+        await SocketThread.Leave();
 
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))

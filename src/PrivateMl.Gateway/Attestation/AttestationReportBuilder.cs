@@ -4,6 +4,7 @@ using System.Text.Json;
 using PrivateMl.Agent.Client;
 using PrivateMl.Gateway.Keyset;
 using PrivateMl.Gateway.Operations;
+using PrivateMl.Gateway.Proxy;
 using PrivateMl.Gateway.Signing;
 using PrivateMl.Tee.Gpu;
 
@@ -116,6 +117,10 @@ internal sealed partial class AttestationReportBuilder(
         var info = await infoTask;
         var (nvidia, gpuUnavailable) = await gpuTask;
         var (peerAttestations, peerErrors) = await peerTask;
+
+        // The agent's answer arrives on a socket thread under serve's inline I/O; writing a report (quote, event log,
+        // each GPU's evidence, every peer's whole report) is not work for it.
+        await SocketThread.Leave();
 
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
