@@ -317,13 +317,6 @@ internal sealed class CompletionRelay(
     /// </summary>
     private async Task RelayStreamAsync(HttpContext context, PendingReceipt receipt, BackendResponse upstream, IE2eeExchange? exchange, IdleTimeout idle)
     {
-        if (exchange is not null)
-        {
-            // Sealing costs a key agreement per content field, and one upstream read can hold many events (or many
-            // choices): that work is not for a socket thread, even before the first byte.
-            await SocketThread.Leave();
-        }
-
         WriteSuccessHeaders(context, upstream, receipt.Id);
         var response = context.Response;
         response.Headers.CacheControl = "no-cache";
@@ -357,7 +350,9 @@ internal sealed class CompletionRelay(
                     break;
                 }
 
-                if (sent > 0)
+                // Sealing (E2EE) costs a key agreement per content field, and one read can hold many events or
+                // choices: not work for a socket thread, even before the first byte.
+                if (sent > 0 || transform is not null)
                 {
                     await SocketThread.Leave();
                 }
@@ -423,6 +418,7 @@ internal sealed class CompletionRelay(
 
             if (failure is null && transform is not null)
             {
+                await SocketThread.Leave(); // the end of the upstream body may have come on a socket thread
                 transformed!.ResetWrittenCount();
                 if (TryTransform(transform, default, transformed, end: true, out failure))
                 {

@@ -116,21 +116,29 @@ public sealed class SocketThreadTests
         context.Response.Body = new MemoryStream();
         context.Features.Set<IE2eeExchange>(exchange);
 
-        var handling = relay.HandleAsync(context, "/v1/chat/completions");
+        // Started off the test's synchronization context, so that each wait resumes where it is completed.
+        var handling = Task.Run(() => relay.HandleAsync(context, "/v1/chat/completions"), TestContext.Current.CancellationToken);
         await backend.Requested.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
 
-        // The upstream's answer completes the relay's wait on this thread, as a socket thread's completion would.
-        var answer = stream
-            ? new BackendResponse(200, "text/event-stream", new MemoryStream("data: {\"id\":\"c1\"}\n\ndata: [DONE]\n\n"u8.ToArray()))
-            : new BackendResponse(200, "application/json", new MemoryStream("{\"id\":\"c1\"}"u8.ToArray()));
-        var socketLike = new Thread(() => backend.Answer.SetResult(answer));
-        socketLike.Start();
-        socketLike.Join();
-        await handling;
+        // The headers come first and the body later (as vLLM sends them), each completing the relay's wait on the
+        // thread that delivers it, as a socket thread's completion would.
+        var body = new HeldStream();
+        var answer = new BackendResponse(200, stream ? "text/event-stream" : "application/json", body);
+        OnSocketLikeThread(() => backend.Answer.SetResult(answer));
+        OnSocketLikeThread(() => body.Give(stream ? "data: {\"id\":\"c1\"}\n\ndata: [DONE]\n\n"u8.ToArray() : "{\"id\":\"c1\"}"u8.ToArray()));
+        OnSocketLikeThread(() => body.Give([]));
+        await handling.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
 
         Assert.Equal(200, context.Response.StatusCode);
         Assert.NotEmpty(exchange.TransformThreads);
         Assert.All(exchange.TransformThreads, onPool => Assert.True(onPool));
+    }
+
+    private static void OnSocketLikeThread(Action action)
+    {
+        var thread = new Thread(() => action());
+        thread.Start();
+        thread.Join();
     }
 
     private static async Task<(bool Before, bool After)> ProbeAsync()
@@ -232,6 +240,99 @@ public sealed class SocketThreadTests
 
             public void Complete(IBufferWriter<byte> output)
             {
+            }
+        }
+    }
+
+    /// <summary>
+    /// A body whose bytes the test gives on the thread it chooses: a read that has to wait is completed on that thread
+    /// (synchronously, as a socket completion is under inline I/O). Giving no bytes ends the body.
+    /// </summary>
+    private sealed class HeldStream : Stream
+    {
+        private readonly Queue<byte[]> _given = new();
+        private (Memory<byte> Into, TaskCompletionSource<int> Done)? _waiting;
+        private bool _ended;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public void Give(byte[] bytes)
+        {
+            (Memory<byte> Into, TaskCompletionSource<int> Done)? waiting;
+            lock (_given)
+            {
+                if (bytes.Length == 0)
+                {
+                    _ended = true;
+                }
+                else
+                {
+                    _given.Enqueue(bytes);
+                }
+
+                waiting = _waiting;
+                _waiting = null;
+            }
+
+            if (waiting is { } w)
+            {
+                w.Done.SetResult(Take(w.Into));
+            }
+        }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            lock (_given)
+            {
+                if (_given.Count > 0 || _ended)
+                {
+                    return ValueTask.FromResult(Take(buffer));
+                }
+
+                var done = new TaskCompletionSource<int>();
+                _waiting = (buffer, done);
+                return new ValueTask<int>(done.Task);
+            }
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        private int Take(Memory<byte> into)
+        {
+            lock (_given)
+            {
+                if (into.IsEmpty || _given.Count == 0)
+                {
+                    return 0;
+                }
+
+                var next = _given.Dequeue();
+                var n = Math.Min(next.Length, into.Length);
+                next.AsSpan(0, n).CopyTo(into.Span);
+                if (n < next.Length)
+                {
+                    throw new InvalidOperationException("the test gives less than one read takes");
+                }
+
+                return n;
             }
         }
     }
