@@ -47,12 +47,7 @@ public sealed class SocketThreadTests
         await using var app = GatewayHost.Build(new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"] }, backend, agent: null);
         var relay = app.Services.GetRequiredService<CompletionRelay>();
         var exchange = new RecordingExchange();
-        var context = new DefaultHttpContext();
-        context.Request.Method = "POST";
-        context.Request.Body = new MemoryStream("{}"u8.ToArray());
-        context.Request.ContentLength = 2;
-        context.Response.Body = new MemoryStream();
-        context.Features.Set<IE2eeExchange>(exchange);
+        var context = Post("{}"u8.ToArray(), exchange);
 
         Task? handling = null;
         var socketLike = new Thread(() =>
@@ -83,11 +78,7 @@ public sealed class SocketThreadTests
             agent: null,
             configureServices: services => services.AddSingleton<RandomNumberGenerator>(random));
         var relay = app.Services.GetRequiredService<CompletionRelay>();
-        var context = new DefaultHttpContext();
-        context.Request.Method = "POST";
-        context.Request.Body = new MemoryStream(new byte[length]);
-        context.Request.ContentLength = length;
-        context.Response.Body = new MemoryStream();
+        var context = Post(new byte[length]);
 
         Task? handling = null;
         var socketLike = new Thread(() => handling = relay.HandleAsync(context, "/v1/chat/completions"));
@@ -109,12 +100,7 @@ public sealed class SocketThreadTests
         await app.StartAsync(TestContext.Current.CancellationToken); // makes the signing keys
         var relay = app.Services.GetRequiredService<CompletionRelay>();
         var exchange = new PassThroughExchange();
-        var context = new DefaultHttpContext();
-        context.Request.Method = "POST";
-        context.Request.Body = new MemoryStream("{}"u8.ToArray());
-        context.Request.ContentLength = 2;
-        context.Response.Body = new MemoryStream();
-        context.Features.Set<IE2eeExchange>(exchange);
+        var context = Post("{}"u8.ToArray(), exchange);
 
         // Started off the test's synchronization context, so that each wait resumes where it is completed.
         var handling = Task.Run(() => relay.HandleAsync(context, "/v1/chat/completions"), TestContext.Current.CancellationToken);
@@ -132,6 +118,22 @@ public sealed class SocketThreadTests
         Assert.Equal(200, context.Response.StatusCode);
         Assert.NotEmpty(exchange.TransformThreads);
         Assert.All(exchange.TransformThreads, onPool => Assert.True(onPool));
+    }
+
+    /// <summary>A completion request as the relay receives it, with its response kept in memory.</summary>
+    private static DefaultHttpContext Post(byte[] body, IE2eeExchange? exchange = null)
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Method = "POST";
+        context.Request.Body = new MemoryStream(body);
+        context.Request.ContentLength = body.Length;
+        context.Response.Body = new MemoryStream();
+        if (exchange is not null)
+        {
+            context.Features.Set(exchange);
+        }
+
+        return context;
     }
 
     private static void OnSocketLikeThread(Action action)
