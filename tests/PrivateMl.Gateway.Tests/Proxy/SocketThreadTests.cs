@@ -111,6 +111,7 @@ public sealed class SocketThreadTests
         var body = new HeldStream();
         var answer = new BackendResponse(200, stream ? "text/event-stream" : "application/json", body);
         OnSocketLikeThread(() => backend.Answer.SetResult(answer));
+        await body.Waiting.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
         OnSocketLikeThread(() => body.Give(stream ? "data: {\"id\":\"c1\"}\n\ndata: [DONE]\n\n"u8.ToArray() : "{\"id\":\"c1\"}"u8.ToArray()));
         OnSocketLikeThread(() => body.Give([]));
         await handling.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
@@ -256,6 +257,9 @@ public sealed class SocketThreadTests
         private (Memory<byte> Into, TaskCompletionSource<int> Done)? _waiting;
         private bool _ended;
 
+        /// <summary>Set once a read has to wait (the relay waits for the body).</summary>
+        public TaskCompletionSource Waiting { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
         public override bool CanRead => true;
 
         public override bool CanSeek => false;
@@ -301,6 +305,7 @@ public sealed class SocketThreadTests
 
                 var done = new TaskCompletionSource<int>();
                 _waiting = (buffer, done);
+                Waiting.TrySetResult();
                 return new ValueTask<int>(done.Task);
             }
         }
