@@ -191,6 +191,36 @@ public sealed class ServeCommandTests
         Assert.Equal(ExitCodes.UsageOrInput, code);
     }
 
+    [Theory]
+    [InlineData("--simulated-gpus", "3")]
+    [InlineData("--gpu", "nvml", "--simulated-gpus", "3")]
+    [InlineData("--gpu", "simulated", "--simulated-gpus", "0")]
+    [InlineData("--gpu", "simulated", "--simulated-gpus", "65")]
+    public void Simulated_gpus_need_the_simulated_gpu_and_a_count_of_1_to_64(params string[] flags)
+    {
+        var error = new StringWriter();
+
+        var code = Program.Invoke(
+            Program.BuildRoot().Parse(["serve", "--upstream", "http://127.0.0.1:1", "--no-agent", .. flags]),
+            new InvocationConfiguration { Output = new StringWriter(), Error = error });
+
+        Assert.Equal(ExitCodes.UsageOrInput, code);
+        Assert.Contains("--simulated-gpus", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(new string[0], 1)]
+    [InlineData(new[] { "--simulated-gpus", "3" }, 3)]
+    public async Task Simulated_gpus_all_attest_over_the_nonce(string[] count, int expected) =>
+        await WhileServingAsync(["--gpu", "simulated", .. count], async app =>
+        {
+            var source = app.Services.GetRequiredService<PrivateMl.Tee.Gpu.IGpuEvidenceSource>();
+
+            var evidence = await source.GetEvidenceAsync(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32), TestContext.Current.CancellationToken);
+
+            Assert.Equal(expected, evidence.Items.Count);
+        });
+
     /// <summary>
     /// Runs <c>serve</c> with <paramref name="flags"/> (no agent, an upstream nobody answers, a loopback port), hands the
     /// started gateway to <paramref name="check"/>, then stops it with the command's token and expects a clean exit.

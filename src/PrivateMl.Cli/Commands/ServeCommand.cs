@@ -11,7 +11,7 @@ namespace PrivateMl.Cli.Commands;
 /// <summary>
 /// <c>privateml serve --upstream URL [--agent-socket PATH | --no-agent] [--listen URL]... [--redis CONN] [--tokens FILE]
 /// [--keys random|agent] [--model NAME] [--max-body BYTES] [--max-streams N] [--signature-ttl SECONDS]
-/// [--max-signatures N] [--upstream-timeout SECONDS] [--public PATH]... [--peer URL]... [--gpu none|nvml|simulated]
+/// [--max-signatures N] [--upstream-timeout SECONDS] [--public PATH]... [--peer URL]... [--gpu none|nvml|simulated] [--simulated-gpus N]
 /// [--drain-delay SECONDS] [--shutdown-timeout SECONDS]</c>: the attesting OpenAI-compatible gateway in front of an
 /// upstream server (vLLM). Serves until stopped (Ctrl+C / SIGTERM), then stops gracefully: /ready answers 503 for the
 /// drain delay while requests are still served, then completions in flight get the shutdown timeout to finish.
@@ -104,6 +104,10 @@ internal static class ServeCommand
             DefaultValueFactory = _ => "none",
         };
         gpu.AcceptOnlyFromAmong("none", "nvml", "simulated");
+        var simulatedGpus = new Option<int?>("--simulated-gpus")
+        {
+            Description = $"With --gpu simulated: how many simulated GPUs the node attests (1–{PrivateMl.Tee.Simulator.Gpu.SimulatedGpuEvidenceSource.MaxGpus}; default 1), to try multi-GPU reports and `verify --gpus N` without GPUs",
+        };
         var inlineIo = new Option<bool>(InlineIoName)
         {
             Description = "Relay the first byte on the socket threads that received it (Kestrel's and, through DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1, which serve sets unless it is set already, the upstream's); later chunks and signing run on the thread pool. On by default: a lower first byte and tail at model-like rates, ~5 % fewer requests/s when saturated. --inline-io false: every request on the thread pool (docs/gateway-bench.md)",
@@ -129,7 +133,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run the attesting OpenAI-compatible gateway in front of an upstream inference server")
         {
-            upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths, peers, gpu, inlineIo,
+            upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths, peers, gpu, simulatedGpus, inlineIo,
             drainDelay, shutdownTimeout, logFormat, logLevel,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
@@ -202,7 +206,20 @@ internal static class ServeCommand
 
             using var agent = withoutAgent ? null : new DstackAgentClient(parseResult.GetValue(agentSocket));
             using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstreamUri, ResponseHeadersTimeout = timeout });
-            using var simulatedGpu = parseResult.GetValue(gpu) == "simulated" ? new PrivateMl.Tee.Simulator.Gpu.SimulatedGpuEvidenceSource() : null;
+            var gpuCount = parseResult.GetValue(simulatedGpus);
+            if (gpuCount is not null && parseResult.GetValue(gpu) != "simulated")
+            {
+                error.WriteLine("error: --simulated-gpus needs --gpu simulated");
+                return ExitCodes.UsageOrInput;
+            }
+
+            if (gpuCount is < 1 or > PrivateMl.Tee.Simulator.Gpu.SimulatedGpuEvidenceSource.MaxGpus)
+            {
+                error.WriteLine($"error: --simulated-gpus must be 1–{PrivateMl.Tee.Simulator.Gpu.SimulatedGpuEvidenceSource.MaxGpus}, got {gpuCount}");
+                return ExitCodes.UsageOrInput;
+            }
+
+            using var simulatedGpu = parseResult.GetValue(gpu) == "simulated" ? new PrivateMl.Tee.Simulator.Gpu.SimulatedGpuEvidenceSource(gpuCount ?? 1) : null;
             PrivateMl.Tee.Gpu.IGpuEvidenceSource? gpuSource = parseResult.GetValue(gpu) switch
             {
                 "nvml" => new PrivateMl.Tee.Gpu.NvmlGpuEvidenceSource(),
