@@ -81,13 +81,17 @@ public sealed class Http11SocketBackend : IInferenceBackend, IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         var head = RequestHead(request);
         var isHead = request.Method == HttpMethod.Head;
+
+        // GET and HEAD go without Content-Length (as UpstreamHttpBackend sends them), so bytes after their head would
+        // be read by the upstream as the next request on the connection: their body is not sent.
+        var body = isHead || request.Method == HttpMethod.Get ? ReadOnlyMemory<byte>.Empty : request.Body;
         for (var attempt = 0; ; attempt++)
         {
             var connection = RentIdle() ?? await ConnectAsync(cancellationToken);
             var reused = connection.Reused;
             try
             {
-                return await ExchangeAsync(connection, head, request.Body, isHead, cancellationToken);
+                return await ExchangeAsync(connection, head, body, isHead, cancellationToken);
             }
             catch (ClosedBeforeAnswerException e)
             {
