@@ -80,7 +80,9 @@ internal sealed record ResponseHead(int StatusCode, string? ContentType, BodyFra
             }
             else if (Ascii.EqualsIgnoreCase(name, "content-length"u8))
             {
-                if (!Utf8Parser.TryParse(value, out long length, out var used) || used != value.Length || length < 0 || (contentLength >= 0 && contentLength != length))
+                // Digits only (RFC 9112 §6.2): the number parser would also take a sign, which other readers refuse.
+                if (value.IndexOfAnyExceptInRange((byte)'0', (byte)'9') >= 0
+                    || !Utf8Parser.TryParse(value, out long length, out var used) || used != value.Length || (contentLength >= 0 && contentLength != length))
                 {
                     throw new Http11ProtocolException("the response's Content-Length is malformed or given twice differently");
                 }
