@@ -97,6 +97,33 @@ public sealed class Http11SocketBackendTests
     }
 
     [Fact]
+    public async Task ABodyReadOneByteAtATime_OrSynchronously_IsTheSameData()
+    {
+        await using var server = ScriptedServer.Answering(ChunkedHead + "5\r\nfirst\r\n1\r\n \r\n6\r\nsecond\r\n0\r\n\r\n");
+        using var backend = Backend(server);
+
+        await using (var response = await backend.SendAsync(Post("/v1/completions"), Cancel))
+        {
+            var read = new List<byte>();
+            var one = new byte[1];
+            while (await response.Body.ReadAsync(one, Cancel) == 1)
+            {
+                read.Add(one[0]);
+            }
+
+            Assert.Equal("first second", Encoding.ASCII.GetString([.. read]));
+        }
+
+        await using (var response = await backend.SendAsync(Post("/v1/completions"), Cancel))
+        {
+            using var reader = new StreamReader(response.Body);
+            Assert.Equal("first second", reader.ReadToEnd());
+        }
+
+        Assert.Single(server.Connections);
+    }
+
+    [Fact]
     public async Task AContentLengthBody_IsReadToItsLength()
     {
         await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
@@ -316,6 +343,8 @@ public sealed class Http11SocketBackendTests
     [InlineData("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nfirst")]
     [InlineData("HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nfirst")]
     [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirstextra")]
+    [InlineData(ChunkedHead + "5\r\nfirst\r\n0\r\n\r\nextra")]
     public async Task AResponseThatEndsTheConnection_LeavesTheNextRequestToANewOne(string response)
     {
         await using var server = ScriptedServer.Answering(response);
@@ -461,6 +490,20 @@ public sealed class Http11SocketBackendTests
         Assert.Equal(0, backend.OpenConnections);
         await (await server.ConnectionAsync(1)).EndOfStream.WaitAsync(TimeSpan.FromSeconds(30), Cancel);
         await Assert.ThrowsAsync<ObjectDisposedException>(() => backend.SendAsync(Post("/v1/completions"), Cancel));
+    }
+
+    [Fact]
+    public async Task AResponseOpenWhenTheBackendIsDisposed_IsReadToItsEnd_AndItsConnectionThenClosed()
+    {
+        await using var server = ScriptedServer.Answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        var backend = Backend(server);
+        await using var response = await backend.SendAsync(Post("/v1/completions"), Cancel);
+
+        backend.Dispose();
+
+        Assert.Equal("ok", await ReadAllAsync(response.Body));
+        Assert.Equal(0, backend.OpenConnections);
+        await (await server.ConnectionAsync(1)).EndOfStream.WaitAsync(TimeSpan.FromSeconds(30), Cancel);
     }
 
     [Fact]

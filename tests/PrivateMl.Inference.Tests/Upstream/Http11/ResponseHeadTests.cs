@@ -42,6 +42,8 @@ public sealed class ResponseHeadTests
     [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 12\r\n\r\n", false, nameof(BodyFraming.Chunked), 12, false)]
     [InlineData("HTTP/1.1 200 OK\r\n\r\n", false, nameof(BodyFraming.UntilClose), 0, false)]
     [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", false, nameof(BodyFraming.UntilClose), 0, false)]
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", false, nameof(BodyFraming.Chunked), 0, true)]
+    [InlineData("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", false, nameof(BodyFraming.UntilClose), 0, false)]
     [InlineData("HTTP/1.1 204 No Content\r\n\r\n", false, nameof(BodyFraming.None), 0, true)]
     [InlineData("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false, nameof(BodyFraming.None), 5, true)]
     [InlineData("HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n", false, nameof(BodyFraming.None), 100, true)]
