@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PrivateMl.Cli.Commands;
 using PrivateMl.Gateway;
+using PrivateMl.Inference.Upstream;
 
 namespace PrivateMl.Cli.Tests;
 
@@ -220,6 +221,30 @@ public sealed class ServeCommandTests
 
             Assert.Equal(expected, evidence.Items.Count);
         });
+
+    [Theory]
+    [InlineData(new string[0], typeof(Http11SocketBackend))]
+    [InlineData(new[] { "--upstream-client", "sockets" }, typeof(Http11SocketBackend))]
+    [InlineData(new[] { "--upstream-client", "httpclient" }, typeof(UpstreamHttpBackend))]
+    public async Task An_http_upstream_is_reached_over_pooled_sockets_unless_httpclient_is_named(string[] flags, Type expected) =>
+        await WhileServingAsync(flags, app =>
+        {
+            Assert.IsType(expected, app.Services.GetRequiredService<PrivateMl.Inference.IInferenceBackend>());
+            return Task.CompletedTask;
+        });
+
+    [Fact]
+    public void The_sockets_client_refuses_an_https_upstream_as_a_usage_error()
+    {
+        var error = new StringWriter();
+
+        var code = Program.Invoke(
+            Program.BuildRoot().Parse(["serve", "--upstream", "https://127.0.0.1:1", "--no-agent", "--upstream-client", "sockets"]),
+            new InvocationConfiguration { Output = new StringWriter(), Error = error });
+
+        Assert.Equal(ExitCodes.UsageOrInput, code);
+        Assert.Contains("--upstream-client sockets", error.ToString(), StringComparison.Ordinal);
+    }
 
     /// <summary>
     /// Runs <c>serve</c> with <paramref name="flags"/> (no agent, an upstream nobody answers, a loopback port), hands the

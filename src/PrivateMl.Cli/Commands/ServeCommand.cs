@@ -11,7 +11,7 @@ namespace PrivateMl.Cli.Commands;
 /// <summary>
 /// <c>privateml serve --upstream URL [--agent-socket PATH | --no-agent] [--listen URL]... [--redis CONN] [--tokens FILE]
 /// [--keys random|agent] [--model NAME] [--max-body BYTES] [--max-streams N] [--signature-ttl SECONDS]
-/// [--max-signatures N] [--upstream-timeout SECONDS] [--public PATH]... [--peer URL]... [--gpu none|nvml|simulated] [--simulated-gpus N]
+/// [--max-signatures N] [--upstream-timeout SECONDS] [--upstream-client auto|sockets|httpclient] [--public PATH]... [--peer URL]... [--gpu none|nvml|simulated] [--simulated-gpus N]
 /// [--drain-delay SECONDS] [--shutdown-timeout SECONDS]</c>: the attesting OpenAI-compatible gateway in front of an
 /// upstream server (vLLM). Serves until stopped (Ctrl+C / SIGTERM), then stops gracefully: /ready answers 503 for the
 /// drain delay while requests are still served, then completions in flight get the shutdown timeout to finish.
@@ -108,6 +108,12 @@ internal static class ServeCommand
         {
             Description = $"With --gpu simulated: how many simulated GPUs the node attests (1–{PrivateMl.Tee.Simulator.Gpu.SimulatedGpuEvidenceSource.MaxGpus}; default 1), to try multi-GPU reports and `verify --gpus N` without GPUs",
         };
+        var upstreamClient = new Option<string>("--upstream-client")
+        {
+            Description = "What carries requests to the upstream: sockets (HTTP/1.1 on pooled sockets, http only: the lower first byte), httpclient (SocketsHttpHandler, http or https), or auto (sockets for http, httpclient for https)",
+            DefaultValueFactory = _ => "auto",
+        };
+        upstreamClient.AcceptOnlyFromAmong("auto", "sockets", "httpclient");
         var inlineIo = new Option<bool>(InlineIoName)
         {
             Description = "Relay the first byte on the socket threads that received it (Kestrel's and, through DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1, which serve sets unless it is set already, the upstream's); later chunks and signing run on the thread pool. On by default: a lower first byte and tail at model-like rates, ~5 % fewer requests/s when saturated. --inline-io false: every request on the thread pool (docs/gateway-bench.md)",
@@ -133,7 +139,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run the attesting OpenAI-compatible gateway in front of an upstream inference server")
         {
-            upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, publicPaths, peers, gpu, simulatedGpus, inlineIo,
+            upstream, agentSocket, noAgent, listen, redis, tokens, keys, model, maxBody, maxStreams, ttl, maxSignatures, upstreamTimeout, upstreamClient, publicPaths, peers, gpu, simulatedGpus, inlineIo,
             drainDelay, shutdownTimeout, logFormat, logLevel,
         };
         command.SetAction(async (parseResult, cancellationToken) =>
@@ -205,7 +211,19 @@ internal static class ServeCommand
             }
 
             using var agent = withoutAgent ? null : new DstackAgentClient(parseResult.GetValue(agentSocket));
-            using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstreamUri, ResponseHeadersTimeout = timeout });
+            var client = parseResult.GetValue(upstreamClient) switch
+            {
+                "sockets" => UpstreamClient.Sockets,
+                "httpclient" => UpstreamClient.HttpClient,
+                _ => UpstreamClient.Auto,
+            };
+            if (client == UpstreamClient.Sockets && upstreamUri.Scheme != "http")
+            {
+                error.WriteLine("error: --upstream-client sockets speaks plain http; an https upstream needs httpclient (or auto)");
+                return ExitCodes.UsageOrInput;
+            }
+
+            using var backend = UpstreamBackends.Create(new UpstreamHttpBackendOptions { BaseAddress = upstreamUri, ResponseHeadersTimeout = timeout }, client);
             var gpuCount = parseResult.GetValue(simulatedGpus);
             if (gpuCount is not null && parseResult.GetValue(gpu) != "simulated")
             {

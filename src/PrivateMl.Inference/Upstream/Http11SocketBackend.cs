@@ -18,7 +18,7 @@ namespace PrivateMl.Inference.Upstream;
 /// What it speaks: requests with a Content-Length, responses framed by Content-Length, chunked encoding or the close
 /// (RFC 9112), interim 1xx responses skipped. https upstreams use <see cref="UpstreamHttpBackend"/>.
 /// </summary>
-public sealed class Http11SocketBackend : IInferenceBackend, IDisposable
+public sealed class Http11SocketBackend : IUpstreamBackend
 {
     private const int MaxCachedTargets = 32;
     private const int SingleSendBytes = 64 * 1024;

@@ -29,7 +29,7 @@ public sealed class UpstreamHttpBackendOptions
 /// <see cref="SocketsHttpHandler"/> for the process, requests sent with the client's exact bytes, responses returned
 /// as soon as the headers arrive (<see cref="HttpCompletionOption.ResponseHeadersRead"/>) with the body unbuffered.
 /// </summary>
-public sealed class UpstreamHttpBackend : IInferenceBackend, IDisposable
+public sealed class UpstreamHttpBackend : IUpstreamBackend
 {
     private const int MaxCachedTargets = 32;
 

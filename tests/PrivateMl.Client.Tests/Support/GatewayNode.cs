@@ -31,10 +31,10 @@ internal sealed class GatewayNode : IAsyncDisposable
     private readonly SimulatedTdxDevice _device;
     private readonly DstackAgentClient _agent;
     private readonly WebApplication _gateway;
-    private readonly UpstreamHttpBackend _backend;
+    private readonly IUpstreamBackend _backend;
     private readonly SimulatedGpuEvidenceSource? _gpus;
 
-    private GatewayNode(string directory, WebApplication upstream, WebApplication agentApp, SimulatedTdxDevice device, DstackAgentClient agent, WebApplication gateway, UpstreamHttpBackend backend, System.Collections.Concurrent.ConcurrentQueue<byte[]> received, SimulatedGpuEvidenceSource? gpus)
+    private GatewayNode(string directory, WebApplication upstream, WebApplication agentApp, SimulatedTdxDevice device, DstackAgentClient agent, WebApplication gateway, IUpstreamBackend backend, System.Collections.Concurrent.ConcurrentQueue<byte[]> received, SimulatedGpuEvidenceSource? gpus)
     {
         _gpus = gpus;
         UpstreamReceived = received;
@@ -77,7 +77,7 @@ internal sealed class GatewayNode : IAsyncDisposable
         var agentApp = GuestAgentHost.BuildSimulated(agentOptions, out var device, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
         await agentApp.StartAsync(ct);
         var agent = new DstackAgentClient(agentOptions.SocketPath);
-        var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstream.BaseAddress() });
+        var backend = UpstreamBackends.Create(new UpstreamHttpBackendOptions { BaseAddress = upstream.BaseAddress() });
         var gpus = simulatedGpus > 0 ? new SimulatedGpuEvidenceSource(simulatedGpus) : null;
         var gateway = GatewayHost.Build(
             new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], Tokens = [Token] },

@@ -19,11 +19,11 @@ internal sealed class GuestNode : IAsyncDisposable
 {
     private readonly DevGuestAgent _agent;
     private readonly DstackAgentClient _agentClient;
-    private readonly UpstreamHttpBackend _backend;
+    private readonly IUpstreamBackend _backend;
     private readonly WebApplication _gateway;
     private bool _disposed;
 
-    private GuestNode(string sharedDirectory, string guestDirectory, GuestSharedFiles files, string agentSocket, DevGuestAgent agent, DstackAgentClient agentClient, UpstreamHttpBackend backend, WebApplication gateway)
+    private GuestNode(string sharedDirectory, string guestDirectory, GuestSharedFiles files, string agentSocket, DevGuestAgent agent, DstackAgentClient agentClient, IUpstreamBackend backend, WebApplication gateway)
     {
         SharedDirectory = sharedDirectory;
         GuestDirectory = guestDirectory;
@@ -70,7 +70,7 @@ internal sealed class GuestNode : IAsyncDisposable
 
         var agent = await DevGuestAgent.StartAsync(agentOptions, Quiet, ct);
         var agentClient = new DstackAgentClient(socket);
-        var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstream });
+        var backend = UpstreamBackends.Create(new UpstreamHttpBackendOptions { BaseAddress = upstream });
         WebApplication? gateway = null;
         try
         {

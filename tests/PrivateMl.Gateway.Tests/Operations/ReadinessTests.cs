@@ -85,7 +85,7 @@ public sealed class ReadinessTests
     {
         var options = new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"] };
         configure(options);
-        var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstream });
+        var backend = UpstreamBackends.Create(new UpstreamHttpBackendOptions { BaseAddress = upstream });
         var app = GatewayHost.Build(options, backend, agent: null, s => s.AddSingleton(time), l => l.SetMinimumLevel(LogLevel.Warning));
         await app.StartAsync(TestContext.Current.CancellationToken);
         return app;

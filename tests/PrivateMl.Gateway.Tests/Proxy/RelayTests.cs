@@ -5,6 +5,7 @@ using System.Text.Json;
 using PrivateMl.Gateway.Receipts;
 using PrivateMl.Gateway.Signing;
 using PrivateMl.Gateway.Tests.Support;
+using PrivateMl.Inference.Upstream;
 using PrivateMl.Testing;
 
 namespace PrivateMl.Gateway.Tests.Proxy;
@@ -14,11 +15,14 @@ public class RelayTests : IAsyncLifetime
 {
     private GatewayFixture _node = null!;
 
-    public async ValueTask InitializeAsync() => _node = await GatewayFixture.StartAsync(Configure);
+    public async ValueTask InitializeAsync() => _node = await GatewayFixture.StartAsync(Configure, client: Client);
 
     protected virtual void Configure(GatewayOptions options)
     {
     }
+
+    /// <summary>What carries requests to the upstream: serve's default (sockets for http) unless a subclass names another.</summary>
+    protected virtual UpstreamClient Client => UpstreamClient.Auto;
 
     public async ValueTask DisposeAsync()
     {
@@ -302,4 +306,13 @@ public class RelayTests : IAsyncLifetime
 public sealed class InlineIoRelayTests : RelayTests
 {
     protected override void Configure(GatewayOptions options) => options.InlineSocketScheduling = true;
+}
+
+/// <summary>
+/// Every relay test again with <see cref="SocketsHttpHandler"/> carrying the requests to the upstream
+/// (<c>serve --upstream-client httpclient</c>, and what an https upstream gets): the same bytes, signatures and faults.
+/// </summary>
+public sealed class HttpClientRelayTests : RelayTests
+{
+    protected override UpstreamClient Client => UpstreamClient.HttpClient;
 }

@@ -46,9 +46,12 @@ internal sealed class GatewayFixture : IAsyncDisposable
 
     public HttpClient Client { get; private set; } = null!;
 
-    public UpstreamHttpBackend Backend { get; private set; } = null!;
+    public IUpstreamBackend Backend { get; private set; } = null!;
 
-    public static async Task<GatewayFixture> StartAsync(Action<GatewayOptions>? configure = null, Action<IServiceCollection>? services = null)
+    /// <summary>What carries the gateways' requests to the upstream (serve's default unless a test names one).</summary>
+    public UpstreamClient UpstreamClient { get; private init; }
+
+    public static async Task<GatewayFixture> StartAsync(Action<GatewayOptions>? configure = null, Action<IServiceCollection>? services = null, UpstreamClient client = UpstreamClient.Auto)
     {
         var directory = System.IO.Directory.CreateTempSubdirectory("pml-gw-").FullName;
         var upstream = await FakeUpstream.StartAsync();
@@ -61,21 +64,21 @@ internal sealed class GatewayFixture : IAsyncDisposable
         var agentApp = GuestAgentHost.BuildSimulated(agentOptions, out var device, configureLogging: l => l.SetMinimumLevel(LogLevel.Warning));
         await agentApp.StartAsync(TestContext.Current.CancellationToken);
         var agent = new DstackAgentClient(agentOptions.SocketPath);
-        var fixture = new GatewayFixture(directory, upstream, agentApp, device, agent);
-        var (app, client, backend) = await fixture.StartGatewayAsync(configure, services);
+        var fixture = new GatewayFixture(directory, upstream, agentApp, device, agent) { UpstreamClient = client };
+        var (app, httpClient, backend) = await fixture.StartGatewayAsync(configure, services);
         fixture.Gateway = app;
-        fixture.Client = client;
+        fixture.Client = httpClient;
         fixture.Backend = backend;
         return fixture;
     }
 
     /// <summary>Starts another gateway instance on the same upstream and agent (for fleet tests).</summary>
-    public async Task<(WebApplication App, HttpClient Client, UpstreamHttpBackend Backend)> StartGatewayAsync(
+    public async Task<(WebApplication App, HttpClient Client, IUpstreamBackend Backend)> StartGatewayAsync(
         Action<GatewayOptions>? configure = null, Action<IServiceCollection>? services = null)
     {
         var options = new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], Tokens = [Token] };
         configure?.Invoke(options);
-        var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = Upstream.BaseAddress });
+        var backend = UpstreamBackends.Create(new UpstreamHttpBackendOptions { BaseAddress = Upstream.BaseAddress }, UpstreamClient);
         var app = GatewayHost.Build(options, backend, Agent, services, l => l.SetMinimumLevel(LogLevel.Warning));
         await app.StartAsync(TestContext.Current.CancellationToken);
         _gateways.Add(app);
