@@ -34,7 +34,7 @@ internal static class E2eeSideBySide
         var streams = settings.E2eeStreams;
         var rounds = settings.RoundsOr(3);
         await using var upstream = await SyntheticUpstream.StartAsync(settings.Tokens);
-        using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = upstream.Address });
+        using var backend = UpstreamBackends.Create(new UpstreamHttpBackendOptions { BaseAddress = upstream.Address });
         await using var gateway = GatewayHost.Build(
             new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], MaxConcurrentStreams = 100_000 },
             backend,

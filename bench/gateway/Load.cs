@@ -376,6 +376,12 @@ internal sealed class BenchPeer : IAsyncDisposable
         start.ArgumentList.Add("--inline-scheduling");
         start.ArgumentList.Add(settings.InlineScheduling ? "on" : "off");
 
+        if (role == "gateway")
+        {
+            start.ArgumentList.Add("--upstream-client");
+            start.ArgumentList.Add(settings.UpstreamClient);
+        }
+
         if (role == "bare")
         {
             start.ArgumentList.Add("--yardstick");
@@ -479,7 +485,8 @@ internal static class BenchChild
         }
 
         using var phases = new PhaseRecorder();
-        using var backend = new UpstreamHttpBackend(new UpstreamHttpBackendOptions { BaseAddress = settings.Upstream ?? throw new ArgumentException("--role gateway needs --upstream") });
+        var upstreamOptions = new UpstreamHttpBackendOptions { BaseAddress = settings.Upstream ?? throw new ArgumentException("--role gateway needs --upstream") };
+        using var backend = UpstreamBackends.Create(upstreamOptions, settings.UpstreamClient == "sockets" ? UpstreamClient.Sockets : UpstreamClient.HttpClient);
         var options = new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], MaxConcurrentStreams = 100_000, Tokens = settings.Auth ? [Settings.BenchToken] : [] };
         options.InlineSocketScheduling = settings.InlineScheduling;
         await using var gateway = GatewayHost.Build(

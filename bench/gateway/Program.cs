@@ -65,7 +65,7 @@ internal static class SideBySide
         Console.WriteLine($"# gateway bench: {Environment.ProcessorCount} cores, .NET {Environment.Version}, tokens/stream {settings.Tokens}, load average at start: {LoadAverage()}");
         Console.WriteLine($"# command line: {string.Join(' ', args)}");
         Console.WriteLine($"# processes: load generator {Environment.ProcessId}, upstream {upstream.ProcessId}, gateway {gateway.ProcessId} (each its own runtime and thread pool)");
-        Console.WriteLine($"# gateway (and .NET yardstick) environment: {(settings.GatewayEnvironment.Length == 0 ? "inherited" : string.Join(' ', settings.GatewayEnvironment.Select(p => $"{p.Key}={p.Value}")))}; inline socket scheduling: {(settings.InlineScheduling ? "on" : "off")}; bearer token required: {(settings.Auth ? "yes (--auth)" : "no")}");
+        Console.WriteLine($"# gateway (and .NET yardstick) environment: {(settings.GatewayEnvironment.Length == 0 ? "inherited" : string.Join(' ', settings.GatewayEnvironment.Select(p => $"{p.Key}={p.Value}")))}; inline socket scheduling: {(settings.InlineScheduling ? "on" : "off")}; bearer token required: {(settings.Auth ? "yes (--auth)" : "no")}; upstream client: {settings.UpstreamClient}");
         Console.WriteLine($"# CPUs allowed: load generator {AllowedCpus(Environment.ProcessId)}, upstream {AllowedCpus(upstream.ProcessId)}, gateway {AllowedCpus(gateway.ProcessId)}");
         // Warm both paths up unpaced first (thousands of requests), so that tiered compilation has finished in all
         // three processes before anything is measured: at one paced stream a second of warm-up is ~1 request, and

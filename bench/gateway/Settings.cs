@@ -27,7 +27,8 @@ internal sealed record Settings(
     bool BareProxy,
     string Yardstick,
     bool Stagger,
-    bool Auth)
+    bool Auth,
+    string UpstreamClient)
 {
     /// <summary>The bearer token the gateway requires under <c>--auth</c> (the load generator sends it on every route).</summary>
     public const string BenchToken = "bench-token-0123456789abcdef";
@@ -36,7 +37,7 @@ internal sealed record Settings(
         usage: PrivateMl.Gateway.Bench [--tokens 64] [--interval-ms 10] [--levels 1,16,128] [--seconds 10]
                [--min-requests 200] [--rounds 4] [--unpaced-concurrency 32] [--unpaced-seconds 10]
                [--skip-paced] [--skip-unpaced] [--inline-scheduling on|off (default on, as serve)]
-               [--bare-proxy] [--yardstick dotnet|nginx] [--stagger] [--auth] [--pin-upstream CPUS] [--pin-gateway CPUS] [--gateway-env "NAME=VALUE;NAME=VALUE"]   (CPU lists as taskset -c takes them, e.g. 4-7;
+               [--bare-proxy] [--yardstick dotnet|nginx] [--stagger] [--auth] [--upstream-client sockets|httpclient (default sockets, as serve)] [--pin-upstream CPUS] [--pin-gateway CPUS] [--gateway-env "NAME=VALUE;NAME=VALUE"]   (CPU lists as taskset -c takes them, e.g. 4-7;
                pin the load generator itself by starting the bench under taskset -c)
            or: PrivateMl.Gateway.Bench --signing
            or: PrivateMl.Gateway.Bench --e2ee [--e2ee-streams 16] [--rounds 3] [--tokens ..] [--interval-ms ..]
@@ -49,7 +50,7 @@ internal sealed record Settings(
     [
         "--tokens", "--interval-ms", "--levels", "--seconds", "--min-requests", "--rounds", "--unpaced-concurrency",
         "--unpaced-seconds", "--e2ee-streams", "--role", "--upstream", "--inline-scheduling",
-        "--pin-upstream", "--pin-gateway", "--gateway-env", "--yardstick",
+        "--pin-upstream", "--pin-gateway", "--gateway-env", "--yardstick", "--upstream-client",
     ];
 
     /// <summary>The rounds a mode runs: <c>--rounds</c> when given, else the mode's own default.</summary>
@@ -125,6 +126,13 @@ internal sealed record Settings(
             problem = "--yardstick must be dotnet or nginx";
         }
 
+        // The gateway's upstream client: serve's HTTP/1.1 sockets, or SocketsHttpHandler (serve's --upstream-client httpclient).
+        var upstreamClient = values.GetValueOrDefault("--upstream-client") ?? "sockets";
+        if (upstreamClient is not ("sockets" or "httpclient"))
+        {
+            problem = "--upstream-client must be sockets or httpclient";
+        }
+
         string? Cpus(string name)
         {
             var list = values.GetValueOrDefault(name);
@@ -182,7 +190,8 @@ internal sealed record Settings(
             flags.Contains("--bare-proxy") || values.ContainsKey("--yardstick"),
             yardstick,
             flags.Contains("--stagger"),
-            flags.Contains("--auth"));
+            flags.Contains("--auth"),
+            upstreamClient);
         error = problem;
         return problem is null ? settings : null;
     }

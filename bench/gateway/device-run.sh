@@ -3,11 +3,12 @@
 #   dotnet publish bench/gateway -c Release -r linux-x64 --self-contained -p:PublishSingleFile=true \
 #     -p:EnableCompressionInSingleFile=true -p:DebugType=none -o artifacts/gwbench
 #   rm -rf artifacts/gwbench/runtimes      # LLamaSharp's native libraries: the bench never loads them (~57 MB left)
-# then run `bash bench/gateway/device-run.sh pinned|two-core|full|unpaced|stagger|final|yardstick|knobs|levels|nginx` there with carry ["artifacts/gwbench"]
+# then run `bash bench/gateway/device-run.sh pinned|two-core|full|unpaced|stagger|final|yardstick|knobs|levels|nginx|client` there with carry ["artifacts/gwbench"]
 # (and "artifacts/nginx" for nginx: the yardstick nginx and the same rounds with the .NET one, ~560 s).
 #   pinned   : load generator, upstream and gateway on 4 CPUs each of their own, 16 and 128 streams
 #   two-core : all three processes on CPUs 0-1 (the 2-core VM), gateway runtime knobs A/B, 16 and 128 streams
 #   final    : 1, 16, 128 staggered streams with the yardstick, pinned; then 16 and 128 with inline I/O (~560 s)
+#   client   : the upstream client A/B (--upstream-client sockets vs httpclient) on CPUs 0-1, alternating
 #   full     : the README command's paced part (1, 16, 128 streams) with the bare-proxy yardstick, each process on
 #              4 CPUs of its own (~575 s); unpaced: its unpaced part
 set -u
@@ -66,6 +67,18 @@ case "${1:-pinned}" in
     export BENCH_NGINX=$PWD/artifacts/nginx/nginx.sh
     run n-nginx 0-3 290 --levels 1,16,128 --seconds 5 --min-requests 80 --rounds 2 --skip-unpaced --stagger --yardstick nginx $pinned
     run n-dotnet 0-3 290 --levels 1,16,128 --seconds 5 --min-requests 80 --rounds 2 --skip-unpaced --stagger --bare-proxy $pinned
+    ;;
+  client)
+    # The gateway's upstream client A/B (HTTP/1.1 sockets vs SocketsHttpHandler), all processes on CPUs 0-1 as on the
+    # 2-core VM, alternating; one stream with 4-token streams (more first bytes per second), then 16 and 128.
+    one="--levels 1 --seconds 5 --min-requests 300 --rounds 2 --skip-unpaced --stagger --tokens 4 --bare-proxy"
+    for i in 1 2; do
+      run c1-sockets-$i 0-1 100 $one --upstream-client sockets
+      run c1-httpclient-$i 0-1 100 $one --upstream-client httpclient
+    done
+    many="--levels 16,128 --seconds 6 --min-requests 150 --rounds 2 --skip-unpaced --stagger"
+    run c16-sockets 0-1 100 $many --upstream-client sockets
+    run c16-httpclient 0-1 100 $many --upstream-client httpclient
     ;;
   unpaced)
     run unpaced 0-3 120 --skip-paced --unpaced-seconds 8 --unpaced-concurrency 32 $pinned
