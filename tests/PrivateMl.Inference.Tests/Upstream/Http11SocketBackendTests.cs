@@ -186,14 +186,7 @@ public sealed class Http11SocketBackendTests
     [Fact]
     public async Task A204_HasNoBody_AndItsConnectionCarriesTheNextRequest()
     {
-        var responses = new Queue<string>(["HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"]);
-        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
-        {
-            while (await connection.ReadRequestAsync(cancellationToken) is not null)
-            {
-                await connection.WriteAsync(responses.Dequeue(), cancellationToken);
-            }
-        });
+        await using var server = ScriptedServer.AnsweringInTurn("HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext");
         using var backend = Backend(server);
 
         await using (var response = await backend.SendAsync(Post("/v1/completions"), Cancel))
@@ -210,14 +203,7 @@ public sealed class Http11SocketBackendTests
     [Fact]
     public async Task AHeadResponse_HasNoBody_ThoughItHasAContentLength()
     {
-        var responses = new Queue<string>(["HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"]);
-        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
-        {
-            while (await connection.ReadRequestAsync(cancellationToken) is not null)
-            {
-                await connection.WriteAsync(responses.Dequeue(), cancellationToken);
-            }
-        });
+        await using var server = ScriptedServer.AnsweringInTurn("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext");
         using var backend = Backend(server);
 
         await using (var response = await backend.SendAsync(new BackendRequest(HttpMethod.Head, "/v1/models", ReadOnlyMemory<byte>.Empty), Cancel))

@@ -45,6 +45,19 @@ internal sealed class ScriptedServer : IAsyncDisposable
         }
     });
 
+    /// <summary>Answers the requests, on whichever connection they come, with <paramref name="responses"/> in turn.</summary>
+    public static ScriptedServer AnsweringInTurn(params string[] responses)
+    {
+        var next = new System.Collections.Concurrent.ConcurrentQueue<string>(responses);
+        return Start(async (connection, cancellationToken) =>
+        {
+            while (await connection.ReadRequestAsync(cancellationToken) is not null && next.TryDequeue(out var response))
+            {
+                await connection.WriteAsync(response, cancellationToken);
+            }
+        });
+    }
+
     /// <summary>Waits (30 s at most) until <paramref name="count"/> connections were accepted and returns the last.</summary>
     public async Task<ScriptedConnection> ConnectionAsync(int count)
     {
