@@ -127,6 +127,9 @@ internal static class GatewayEndpoints
         }
     }
 
+    /// <summary>Most bytes of the upstream's metrics relayed; more are cut at the last whole line before the bound.</summary>
+    internal const int MaxUpstreamMetricsBytes = 4 * 1024 * 1024;
+
     private static async Task MetricsAsync(HttpContext context)
     {
         var text = new StringBuilder();
@@ -136,13 +139,9 @@ internal static class GatewayEndpoints
             await using var response = await backend.SendAsync(new BackendRequest(HttpMethod.Get, "/metrics", ReadOnlyMemory<byte>.Empty, null), context.RequestAborted);
             if (response.StatusCode == 200)
             {
-                using var reader = new StreamReader(response.Body, Encoding.UTF8);
-                var upstream = await reader.ReadToEndAsync(context.RequestAborted);
-                text.Append(upstream.Length > 4 * 1024 * 1024 ? upstream[..(4 * 1024 * 1024)] : upstream);
-                if (text.Length > 0 && text[^1] != '\n')
-                {
-                    text.Append('\n');
-                }
+                // Up to 4 MiB of text to read and copy: not work for a socket thread.
+                await SocketThread.Leave();
+                AppendUpstreamMetrics(text, await ReadBoundedAsync(response.Body, MaxUpstreamMetricsBytes, context.RequestAborted));
             }
         }
         catch (Exception e) when (e is BackendUnavailableException or IOException or HttpRequestException)
@@ -153,6 +152,41 @@ internal static class GatewayEndpoints
         context.RequestServices.GetRequiredService<PrometheusTextExporter>().WriteTo(text);
         context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
         await context.Response.WriteAsync(text.ToString(), context.RequestAborted);
+    }
+
+    /// <summary>The body's first bytes, at most <paramref name="limit"/> + 1 (so that a longer body shows as longer); never more is read.</summary>
+    private static async Task<ArraySegment<byte>> ReadBoundedAsync(Stream body, int limit, CancellationToken cancellationToken)
+    {
+        var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while (buffer.Length <= limit && (read = await body.ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, limit + 1 - buffer.Length)), cancellationToken)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+        }
+
+        return new ArraySegment<byte>(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
+    /// <summary>Appends the upstream's metrics, newline-terminated; a body over the bound is cut after its last whole line within it, and says so.</summary>
+    internal static void AppendUpstreamMetrics(StringBuilder text, ReadOnlySpan<byte> upstream)
+    {
+        var truncated = upstream.Length > MaxUpstreamMetricsBytes;
+        if (truncated)
+        {
+            upstream = upstream[..(upstream[..MaxUpstreamMetricsBytes].LastIndexOf((byte)'\n') + 1)];
+        }
+
+        text.Append(Encoding.UTF8.GetString(upstream));
+        if (text.Length > 0 && text[^1] != '\n')
+        {
+            text.Append('\n');
+        }
+
+        if (truncated)
+        {
+            text.Append($"# upstream metrics cut at {MaxUpstreamMetricsBytes} bytes\n");
+        }
     }
 
     private static async Task SignatureAsync(HttpContext context, string chat_id)
