@@ -258,12 +258,7 @@ public sealed class Http11SocketBackendTests
     [InlineData("HTTP/1.1 200 OK\r\nContent-Le")]
     public async Task AFreshConnectionClosedBeforeTheHeadEnds_IsABackendError_AndTheRequestIsNotRepeated(string sent)
     {
-        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
-        {
-            await connection.ReadRequestAsync(cancellationToken);
-            await connection.WriteAsync(sent, cancellationToken);
-            connection.Close();
-        });
+        await using var server = ScriptedServer.AnsweringOnceThenClosing(sent);
         using var backend = Backend(server);
 
         await Assert.ThrowsAsync<BackendUnavailableException>(() => backend.SendAsync(Post("/v1/completions"), Cancel));
@@ -278,12 +273,7 @@ public sealed class Http11SocketBackendTests
     [InlineData(ChunkedHead + "5\r\nhello\r\n0\r\n")]
     public async Task AConnectionClosedMidBody_FailsTheBodyRead(string sent)
     {
-        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
-        {
-            await connection.ReadRequestAsync(cancellationToken);
-            await connection.WriteAsync(sent, cancellationToken);
-            connection.Close();
-        });
+        await using var server = ScriptedServer.AnsweringOnceThenClosing(sent);
         using var backend = Backend(server);
         await using var response = await backend.SendAsync(Post("/v1/completions"), Cancel);
 

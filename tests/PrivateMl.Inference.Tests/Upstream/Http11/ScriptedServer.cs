@@ -45,6 +45,14 @@ internal sealed class ScriptedServer : IAsyncDisposable
         }
     });
 
+    /// <summary>Reads one request on each connection, writes <paramref name="sent"/> (whole or part of an answer) and closes.</summary>
+    public static ScriptedServer AnsweringOnceThenClosing(string sent) => Start(async (connection, cancellationToken) =>
+    {
+        await connection.ReadRequestAsync(cancellationToken);
+        await connection.WriteAsync(sent, cancellationToken);
+        connection.Close();
+    });
+
     /// <summary>Answers the requests, on whichever connection they come, with <paramref name="responses"/> in turn.</summary>
     public static ScriptedServer AnsweringInTurn(params string[] responses)
     {
