@@ -16,7 +16,8 @@ namespace PrivateMl.Inference.Upstream;
 /// costs tens of microseconds each way in request-message, header-collection and content layers the relay does not
 /// use; here the request is one pre-built head and one send, and the response is read straight off the socket.
 /// What it speaks: requests with a Content-Length, responses framed by Content-Length, chunked encoding or the close
-/// (RFC 9112), interim 1xx responses skipped. https upstreams use <see cref="UpstreamHttpBackend"/>.
+/// (RFC 9112), interim 1xx responses skipped; an answer the upstream gives before it takes the whole request body (a
+/// 413, then a reset) is returned rather than the failed send. https upstreams use <see cref="UpstreamHttpBackend"/>.
 /// </summary>
 public sealed class Http11SocketBackend : IUpstreamBackend
 {
@@ -115,12 +116,12 @@ public sealed class Http11SocketBackend : IUpstreamBackend
 
     private async Task<BackendResponse> ExchangeAsync(Connection connection, byte[] head, ReadOnlyMemory<byte> body, bool isHead, CancellationToken cancellationToken)
     {
-        await SendRequestAsync(connection, head, body, cancellationToken);
+        var sendFailure = await SendRequestAsync(connection, head, body, cancellationToken);
 
         // The headers timeout and the caller's cancellation are attached after the request is on the wire: a timer
         // and a link cost tens of microseconds on a core that idled, and they only matter later.
         using var headersTimeout = new CancellationTokenSource();
-        var receiving = ReceiveHeadAsync(connection, isHead, headersTimeout.Token);
+        var receiving = ReceiveHeadAsync(connection, isHead, sendFailure, headersTimeout.Token);
         using var link = cancellationToken.UnsafeRegister(static source => ((CancellationTokenSource)source!).Cancel(), headersTimeout);
         if (!receiving.IsCompleted)
         {
@@ -145,11 +146,24 @@ public sealed class Http11SocketBackend : IUpstreamBackend
             throw new BackendUnavailableException($"the upstream's response is not HTTP/1.1 this gateway reads: {e.Message}", e);
         }
 
+        if (sendFailure is not null)
+        {
+            // The upstream answered without taking the whole request: the rest of it was never sent, so the
+            // connection cannot carry another one.
+            response = response with { KeepAlive = false };
+        }
+
         connection.Reused = true;
         return new BackendResponse(response.StatusCode, response.ContentType, new ResponseBody(connection, response, _release));
     }
 
-    private static async ValueTask SendRequestAsync(Connection connection, byte[] head, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends the request; returns null once it is sent whole, or the failure when the upstream reset or closed the
+    /// connection before taking all of it. An upstream refusing a request from its head (413, 400) may answer and close
+    /// with the body unread, so its answer is already on the connection: the caller reads for it before it reports the
+    /// failure.
+    /// </summary>
+    private static async ValueTask<SocketException?> SendRequestAsync(Connection connection, byte[] head, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
     {
         try
         {
@@ -173,6 +187,14 @@ public sealed class Http11SocketBackend : IUpstreamBackend
                 await SendAllAsync(connection.Socket, head, cancellationToken);
                 await SendAllAsync(connection.Socket, body, cancellationToken);
             }
+
+            return null;
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown)
+        {
+            // Reset, aborted, or a broken pipe (Shutdown): the connection is gone, so the read that follows ends at
+            // once with what the upstream sent before, if anything — it cannot wait on a peer still expecting the body.
+            return e;
         }
         catch (SocketException e) when (connection.Reused)
         {
@@ -193,8 +215,11 @@ public sealed class Http11SocketBackend : IUpstreamBackend
         }
     }
 
-    /// <summary>Reads the final response head (interim 1xx heads skipped); the body's first bytes stay buffered.</summary>
-    private static async Task<ResponseHead> ReceiveHeadAsync(Connection connection, bool isHead, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the final response head (interim 1xx heads skipped); the body's first bytes stay buffered. After a send
+    /// that <paramref name="sendFailure"/> cut short, a connection that ends without an answer fails as the send did.
+    /// </summary>
+    private static async Task<ResponseHead> ReceiveHeadAsync(Connection connection, bool isHead, SocketException? sendFailure, CancellationToken cancellationToken)
     {
         var receivedAny = false;
         while (true)
@@ -222,7 +247,7 @@ public sealed class Http11SocketBackend : IUpstreamBackend
             }
             catch (SocketException e) when (!receivedAny)
             {
-                throw new ClosedBeforeAnswerException(e.Message, e);
+                throw NoAnswer(connection, sendFailure, e);
             }
             catch (SocketException e)
             {
@@ -233,7 +258,7 @@ public sealed class Http11SocketBackend : IUpstreamBackend
             {
                 if (!receivedAny)
                 {
-                    throw new ClosedBeforeAnswerException("end of stream", null);
+                    throw NoAnswer(connection, sendFailure, null);
                 }
 
                 throw new BackendUnavailableException("the upstream closed the connection before the response headers ended");
@@ -241,6 +266,21 @@ public sealed class Http11SocketBackend : IUpstreamBackend
 
             receivedAny = true;
         }
+    }
+
+    /// <summary>
+    /// The connection ended before any byte of an answer. A pooled connection may be retried (see <see cref="SendAsync"/>);
+    /// a fresh one whose send failed reports that failure, as it did before the read for an early answer was tried.
+    /// </summary>
+    private static Exception NoAnswer(Connection connection, SocketException? sendFailure, SocketException? readFailure)
+    {
+        if (sendFailure is not null && !connection.Reused)
+        {
+            return new BackendUnavailableException($"the upstream connection failed while the request was sent: {sendFailure.Message}", sendFailure);
+        }
+
+        var cause = sendFailure ?? readFailure;
+        return new ClosedBeforeAnswerException(cause?.Message ?? "end of stream", cause);
     }
 
     private Connection? RentIdle()

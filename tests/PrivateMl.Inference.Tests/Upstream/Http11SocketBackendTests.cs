@@ -14,6 +14,8 @@ public sealed class Http11SocketBackendTests
 {
     private const string ChunkedHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
 
+    private static readonly byte[] LargerThanSocketBuffers = Enumerable.Repeat((byte)'x', 32 * 1024 * 1024).ToArray();
+
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
 
     [Fact]
@@ -451,6 +453,114 @@ public sealed class Http11SocketBackendTests
     }
 
     [Fact]
+    public async Task AnAnswerSentBeforeTheBodyWasTaken_IsTheResponse_ThoughTheUpstreamCutTheSendShort()
+    {
+        // The upstream refuses the request from its head and closes with the body unread, which resets the connection
+        // while the client is still sending: its answer is already on the client's side and is what the caller gets.
+        // (SocketsHttpHandler reports the failed send here instead, so this is not part of the shared contract.)
+        const string Refusal = "{\"error\":{\"message\":\"request too large\"}}";
+        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
+        {
+            await connection.ReadHeadAsync(cancellationToken);
+            await connection.WriteAsync(
+                $"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: {Refusal.Length}\r\n\r\n{Refusal}",
+                cancellationToken);
+            connection.Close();
+        });
+        using var backend = Backend(server);
+
+        await using (var response = await backend.SendAsync(Large("/v1/completions"), Cancel))
+        {
+            Assert.Equal(413, response.StatusCode);
+            Assert.Equal("application/json", response.ContentType);
+            Assert.Equal(Refusal, await ReadAllAsync(response.Body));
+        }
+
+        Assert.StartsWith("POST /v1/completions HTTP/1.1\r\n", Assert.Single(Assert.Single(server.Connections).Requests), StringComparison.Ordinal);
+        Assert.Equal(0, backend.OpenConnections);
+    }
+
+    [Fact]
+    public async Task AFreshConnectionResetWhileTheBodyIsSent_WithNoAnswer_IsABackendError_AndTheRequestIsNotRepeated()
+    {
+        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
+        {
+            await connection.ReadHeadAsync(cancellationToken);
+            connection.Reset();
+        });
+        using var backend = Backend(server);
+
+        var e = await Assert.ThrowsAsync<BackendUnavailableException>(() => backend.SendAsync(Large("/v1/completions"), Cancel));
+        Assert.Contains("failed while the request was sent", e.Message, StringComparison.Ordinal);
+        Assert.Single(Assert.Single(server.Connections).Requests);
+        Assert.Equal(0, backend.OpenConnections);
+    }
+
+    [Fact]
+    public async Task AReusedConnectionResetWhileTheBodyIsSent_WithNoAnswer_IsRetriedOnceOnANewOne()
+    {
+        var accepted = 0;
+        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
+        {
+            if (Interlocked.Increment(ref accepted) == 1)
+            {
+                // The first connection answers a small request, then drops the large one it has only begun to read.
+                await connection.ReadRequestAsync(cancellationToken);
+                await connection.WriteAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", cancellationToken);
+                await connection.ReadHeadAsync(cancellationToken);
+                connection.Reset();
+                return;
+            }
+
+            await connection.ReadRequestAsync(cancellationToken);
+            await connection.WriteAsync("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlate", cancellationToken);
+        });
+        using var backend = Backend(server);
+        await using (var response = await backend.SendAsync(Post("/v1/completions"), Cancel))
+        {
+            Assert.Equal("ok", await ReadAllAsync(response.Body));
+        }
+
+        await using (var response = await backend.SendAsync(Large("/v1/completions"), Cancel))
+        {
+            Assert.Equal("late", await ReadAllAsync(response.Body));
+        }
+
+        Assert.Equal(2, server.Connections.Count);
+        Assert.Equal(2, server.Connections[0].Requests.Count);
+        Assert.Single(server.Connections[1].Requests);
+    }
+
+    [Fact]
+    public async Task AnAnswerOnAReusedConnectionBeforeTheBodyWasTaken_IsTheResponse_NotARetry_AndItsConnectionIsNotKept()
+    {
+        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
+        {
+            await connection.ReadRequestAsync(cancellationToken);
+            await connection.WriteAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", cancellationToken);
+            await connection.ReadHeadAsync(cancellationToken);
+            await connection.WriteAsync("HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"e\":\"big\"}", cancellationToken);
+            connection.Close();
+        });
+        using var backend = Backend(server);
+        await using (var response = await backend.SendAsync(Post("/v1/completions"), Cancel))
+        {
+            Assert.Equal("ok", await ReadAllAsync(response.Body));
+        }
+
+        await using (var response = await backend.SendAsync(Large("/v1/completions"), Cancel))
+        {
+            Assert.Equal(413, response.StatusCode);
+            Assert.Equal("{\"e\":\"big\"}", await ReadAllAsync(response.Body));
+
+            // The rest of the request's body was never sent: the connection cannot carry another request.
+            Assert.Equal(0, backend.OpenConnections);
+        }
+
+        Assert.Equal(2, Assert.Single(server.Connections).Requests.Count);
+    }
+
+    [Fact]
     public async Task DisposingTheBackend_ClosesItsIdleConnections()
     {
         await using var server = ScriptedServer.Answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -593,6 +703,9 @@ public sealed class Http11SocketBackendTests
     });
 
     private static BackendRequest Post(string path) => new(HttpMethod.Post, path, "{}"u8.ToArray());
+
+    /// <summary>A request whose body is more than both ends' socket buffers hold: sent to a peer that stops reading, it cannot complete.</summary>
+    private static BackendRequest Large(string path) => new(HttpMethod.Post, path, LargerThanSocketBuffers);
 
     private static string FirstLine(string request) => request[..request.IndexOf("\r\n", StringComparison.Ordinal)];
 

@@ -145,13 +145,10 @@ internal sealed class ScriptedConnection(Socket socket) : IDisposable
     /// <summary>Reads the next request whole; null when the client closed the connection first.</summary>
     public async Task<string?> ReadRequestAsync(CancellationToken cancellationToken)
     {
-        int headEnd;
-        while ((headEnd = _buffer.AsSpan(0, _buffered).IndexOf("\r\n\r\n"u8)) < 0)
+        var headEnd = await ReceiveHeadAsync(cancellationToken);
+        if (headEnd < 0)
         {
-            if (!await ReceiveAsync(cancellationToken))
-            {
-                return null;
-            }
+            return null;
         }
 
         var head = Encoding.Latin1.GetString(_buffer, 0, headEnd + 4);
@@ -173,6 +170,25 @@ internal sealed class ScriptedConnection(Socket socket) : IDisposable
         _buffered -= total;
         _requests.Enqueue(request);
         return request;
+    }
+
+    /// <summary>
+    /// Reads the next request's head only (recorded in <see cref="Requests"/>) and leaves its body unread, as a server
+    /// that answers before it takes the body; null when the client closed the connection first.
+    /// </summary>
+    public async Task<string?> ReadHeadAsync(CancellationToken cancellationToken)
+    {
+        var headEnd = await ReceiveHeadAsync(cancellationToken);
+        if (headEnd < 0)
+        {
+            return null;
+        }
+
+        var head = Encoding.Latin1.GetString(_buffer, 0, headEnd + 4);
+        Buffer.BlockCopy(_buffer, headEnd + 4, _buffer, 0, _buffered - (headEnd + 4));
+        _buffered -= headEnd + 4;
+        _requests.Enqueue(head);
+        return head;
     }
 
     public Task WriteAsync(string text, CancellationToken cancellationToken) => WriteAsync(Encoding.Latin1.GetBytes(text), cancellationToken);
@@ -211,7 +227,29 @@ internal sealed class ScriptedConnection(Socket socket) : IDisposable
         socket.Close();
     }
 
+    /// <summary>Aborts the connection: an RST, with nothing more written.</summary>
+    public void Reset()
+    {
+        socket.LingerState = new LingerOption(true, 0);
+        socket.Close();
+    }
+
     public void Dispose() => socket.Dispose();
+
+    /// <summary>Receives until a request head is buffered; returns where it ends, or -1 when the client closed first.</summary>
+    private async Task<int> ReceiveHeadAsync(CancellationToken cancellationToken)
+    {
+        int headEnd;
+        while ((headEnd = _buffer.AsSpan(0, _buffered).IndexOf("\r\n\r\n"u8)) < 0)
+        {
+            if (!await ReceiveAsync(cancellationToken))
+            {
+                return -1;
+            }
+        }
+
+        return headEnd;
+    }
 
     private async Task<bool> ReceiveAsync(CancellationToken cancellationToken)
     {
