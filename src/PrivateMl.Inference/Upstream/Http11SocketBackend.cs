@@ -80,12 +80,13 @@ public sealed class Http11SocketBackend : IUpstreamBackend
         ArgumentNullException.ThrowIfNull(request);
         ObjectDisposedException.ThrowIf(_disposed, this);
         cancellationToken.ThrowIfCancellationRequested();
-        var head = RequestHead(request);
         var isHead = request.Method == HttpMethod.Head;
 
         // GET and HEAD go without Content-Length (as UpstreamHttpBackend sends them), so bytes after their head would
         // be read by the upstream as the next request on the connection: their body is not sent.
-        var body = isHead || request.Method == HttpMethod.Get ? ReadOnlyMemory<byte>.Empty : request.Body;
+        var hasBody = !isHead && request.Method != HttpMethod.Get;
+        var body = hasBody ? request.Body : ReadOnlyMemory<byte>.Empty;
+        var head = new RequestHead(TargetOf(request.Method, request.PathAndQuery), hasBody ? ContentTypeOf(request.ContentType) : [], hasBody ? body.Length : -1);
         for (var attempt = 0; ; attempt++)
         {
             var connection = RentIdle() ?? await ConnectAsync(cancellationToken);
@@ -114,7 +115,7 @@ public sealed class Http11SocketBackend : IUpstreamBackend
         }
     }
 
-    private async Task<BackendResponse> ExchangeAsync(Connection connection, byte[] head, ReadOnlyMemory<byte> body, bool isHead, CancellationToken cancellationToken)
+    private async Task<BackendResponse> ExchangeAsync(Connection connection, RequestHead head, ReadOnlyMemory<byte> body, bool isHead, CancellationToken cancellationToken)
     {
         var sendFailure = await SendRequestAsync(connection, head, body, cancellationToken);
 
@@ -163,28 +164,24 @@ public sealed class Http11SocketBackend : IUpstreamBackend
     /// with the body unread, so its answer is already on the connection: the caller reads for it before it reports the
     /// failure.
     /// </summary>
-    private static async ValueTask<SocketException?> SendRequestAsync(Connection connection, byte[] head, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    private static async ValueTask<SocketException?> SendRequestAsync(Connection connection, RequestHead head, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
     {
+        // One send, one segment, when the request fits: it leaves whole. A larger body goes in its own send from the
+        // caller's memory rather than being copied. (long: a body near int.MaxValue must not wrap the sum.)
+        var single = (long)head.Length + body.Length <= SingleSendBytes;
+        var length = single ? head.Length + body.Length : head.Length;
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            if (head.Length + body.Length <= SingleSendBytes)
+            head.WriteTo(buffer);
+            if (single)
             {
-                // One send, one segment: the request leaves whole.
-                var whole = ArrayPool<byte>.Shared.Rent(head.Length + body.Length);
-                try
-                {
-                    head.CopyTo(whole, 0);
-                    body.Span.CopyTo(whole.AsSpan(head.Length));
-                    await SendAllAsync(connection.Socket, whole.AsMemory(0, head.Length + body.Length), cancellationToken);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(whole);
-                }
+                body.Span.CopyTo(buffer.AsSpan(head.Length));
             }
-            else
+
+            await SendAllAsync(connection.Socket, buffer.AsMemory(0, length), cancellationToken);
+            if (!single)
             {
-                await SendAllAsync(connection.Socket, head, cancellationToken);
                 await SendAllAsync(connection.Socket, body, cancellationToken);
             }
 
@@ -203,6 +200,10 @@ public sealed class Http11SocketBackend : IUpstreamBackend
         catch (SocketException e)
         {
             throw new BackendUnavailableException($"the upstream connection failed while the request was sent: {e.Message}", e);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -386,39 +387,6 @@ public sealed class Http11SocketBackend : IUpstreamBackend
         }
     }
 
-    /// <summary>The request's head: request line, host, authorization, content type and length, blank line.</summary>
-    private byte[] RequestHead(BackendRequest request)
-    {
-        var target = TargetOf(request.Method, request.PathAndQuery);
-        var hasBody = request.Method != HttpMethod.Get && request.Method != HttpMethod.Head;
-        var contentType = hasBody ? ContentTypeOf(request.ContentType) : [];
-        Span<byte> length = stackalloc byte[20];
-        var lengthDigits = 0;
-        if (hasBody && !Utf8Formatter.TryFormat(request.Body.Length, length, out lengthDigits))
-        {
-            throw new InvalidOperationException("unreachable: an int has at most 11 digits");
-        }
-
-        var head = new byte[target.Length + contentType.Length + (hasBody ? "Content-Length: ".Length + lengthDigits + 2 : 0) + 2];
-        var at = 0;
-        target.CopyTo(head, at);
-        at += target.Length;
-        contentType.CopyTo(head, at);
-        at += contentType.Length;
-        if (hasBody)
-        {
-            "Content-Length: "u8.CopyTo(head.AsSpan(at));
-            at += "Content-Length: ".Length;
-            length[..lengthDigits].CopyTo(head.AsSpan(at));
-            at += lengthDigits;
-            "\r\n"u8.CopyTo(head.AsSpan(at));
-            at += 2;
-        }
-
-        "\r\n"u8.CopyTo(head.AsSpan(at));
-        return head;
-    }
-
     /// <summary>
     /// The request line and the fixed headers of a method and path (the path as <see cref="Uri"/> escapes it under the
     /// base, as the HttpClient-based backend sends it); the first <see cref="MaxCachedTargets"/> are kept.
@@ -490,6 +458,66 @@ public sealed class Http11SocketBackend : IUpstreamBackend
     }
 
     private sealed record ContentTypeLine(string Value, byte[] Line);
+
+    /// <summary>
+    /// The request's head — request line, host, authorization, content type and length, blank line — kept as its
+    /// cached parts and written straight into the buffer of the send, so no array is built for it per request.
+    /// </summary>
+    private readonly struct RequestHead
+    {
+        private readonly byte[] _target;
+        private readonly byte[] _contentType;
+        private readonly int _contentLength;
+
+        /// <param name="target">The request line and fixed headers (<see cref="TargetOf"/>).</param>
+        /// <param name="contentType">The Content-Type line, or empty.</param>
+        /// <param name="contentLength">The body's length, or -1 for a request sent without Content-Length (GET, HEAD).</param>
+        public RequestHead(byte[] target, byte[] contentType, int contentLength)
+        {
+            _target = target;
+            _contentType = contentType;
+            _contentLength = contentLength;
+            Length = target.Length + contentType.Length + (contentLength >= 0 ? "Content-Length: ".Length + Digits(contentLength) + 2 : 0) + 2;
+        }
+
+        public int Length { get; }
+
+        /// <summary>Writes the head's <see cref="Length"/> bytes at the start of <paramref name="destination"/>.</summary>
+        public void WriteTo(Span<byte> destination)
+        {
+            _target.CopyTo(destination);
+            var at = _target.Length;
+            _contentType.CopyTo(destination[at..]);
+            at += _contentType.Length;
+            if (_contentLength >= 0)
+            {
+                "Content-Length: "u8.CopyTo(destination[at..]);
+                at += "Content-Length: ".Length;
+                if (!Utf8Formatter.TryFormat(_contentLength, destination[at..], out var digits))
+                {
+                    throw new InvalidOperationException("unreachable: the head's length counted the digits");
+                }
+
+                at += digits;
+                "\r\n"u8.CopyTo(destination[at..]);
+                at += 2;
+            }
+
+            "\r\n"u8.CopyTo(destination[at..]);
+        }
+
+        private static int Digits(int value)
+        {
+            var digits = 1;
+            while (value >= 10)
+            {
+                value /= 10;
+                digits++;
+            }
+
+            return digits;
+        }
+    }
 
     /// <summary>A pooled connection failed before any byte of an answer: the request may be sent once more.</summary>
     private sealed class ClosedBeforeAnswerException(string message, Exception? inner) : Exception(message, inner);

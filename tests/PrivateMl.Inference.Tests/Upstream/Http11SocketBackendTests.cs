@@ -14,6 +14,9 @@ public sealed class Http11SocketBackendTests
 {
     private const string ChunkedHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
 
+    /// <summary>Http11SocketBackend's single-send size: a request up to it leaves in one send, a larger one in two.</summary>
+    private const int SingleSendBytes = 64 * 1024;
+
     private static readonly byte[] LargerThanSocketBuffers = Enumerable.Repeat((byte)'x', 32 * 1024 * 1024).ToArray();
 
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
@@ -49,6 +52,50 @@ public sealed class Http11SocketBackendTests
 
         var request = Assert.Single((await server.ConnectionAsync(1)).Requests);
         Assert.EndsWith($"Content-Length: 200000\r\n\r\n{Encoding.Latin1.GetString(body)}", request, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(SingleSendBytes - 1)]
+    [InlineData(SingleSendBytes)]
+    [InlineData(SingleSendBytes + 1)]
+    public async Task ARequestOfAboutTheSingleSendSize_GoesOnTheWireExactly(int requestBytes)
+    {
+        // Head and body share one buffer up to the single-send size and go in two sends past it: either way the upstream
+        // must read the head, then the body, byte for byte.
+        await using var server = ScriptedServer.Answering("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        using var backend = Backend(server);
+        var bodyBytes = requestBytes - PostHead(server, "/v1/completions", "application/json", requestBytes).Length;
+        var body = Pattern(bodyBytes);
+        var head = PostHead(server, "/v1/completions", "application/json", bodyBytes);
+        Assert.Equal(requestBytes, head.Length + bodyBytes);
+
+        await using (await backend.SendAsync(new BackendRequest(HttpMethod.Post, "/v1/completions", body), Cancel))
+        {
+        }
+
+        Assert.Equal(head + Encoding.Latin1.GetString(body), Assert.Single((await server.ConnectionAsync(1)).Requests));
+    }
+
+    [Theory]
+    [InlineData(60_000, 10_000, 100)]
+    [InlineData(0, 70_000, 0)]
+    [InlineData(0, 70_000, SingleSendBytes)]
+    public async Task AHeadLongerThanTheSingleSendSize_GoesOnTheWireExactly(int queryChars, int contentTypeChars, int bodyBytes)
+    {
+        // A long query and a long (valid) content type: the head alone is past the single-send size.
+        await using var server = ScriptedServer.Answering("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        using var backend = Backend(server, apiKey: "k-1");
+        var path = "/v1/completions?q=" + new string('q', queryChars);
+        var contentType = "application/json; p=" + new string('t', contentTypeChars);
+        var body = Pattern(bodyBytes);
+
+        await using (await backend.SendAsync(new BackendRequest(HttpMethod.Post, path, body, contentType), Cancel))
+        {
+        }
+
+        var head = PostHead(server, path, contentType, bodyBytes, "Authorization: Bearer k-1\r\n");
+        Assert.True(head.Length > SingleSendBytes);
+        Assert.Equal(head + Encoding.Latin1.GetString(body), Assert.Single((await server.ConnectionAsync(1)).Requests));
     }
 
     [Fact]
@@ -706,6 +753,13 @@ public sealed class Http11SocketBackendTests
 
     /// <summary>A request whose body is more than both ends' socket buffers hold: sent to a peer that stops reading, it cannot complete.</summary>
     private static BackendRequest Large(string path) => new(HttpMethod.Post, path, LargerThanSocketBuffers);
+
+    /// <summary>The head a POST goes with, as the upstream reads it.</summary>
+    private static string PostHead(ScriptedServer server, string path, string contentType, int bodyBytes, string authorization = "") =>
+        $"POST {path} HTTP/1.1\r\nHost: {server.BaseAddress.Authority}\r\n{authorization}Content-Type: {contentType}\r\nContent-Length: {bodyBytes}\r\n\r\n";
+
+    /// <summary>Bytes that differ from their neighbours, so a byte sent twice, dropped or moved changes what arrives.</summary>
+    private static byte[] Pattern(int length) => [.. Enumerable.Range(0, length).Select(i => (byte)(i % 251))];
 
     private static string FirstLine(string request) => request[..request.IndexOf("\r\n", StringComparison.Ordinal)];
 
