@@ -172,6 +172,74 @@ public sealed class Http11SocketBackendTests
         Assert.Single(server.Connections);
     }
 
+    [Theory]
+    [InlineData(BodyFramingCase.Chunked)]
+    [InlineData(BodyFramingCase.ContentLength)]
+    [InlineData(BodyFramingCase.UntilClose)]
+    public async Task ASynchronousRead_IsTheSameBytesAsAnAsynchronousOne(BodyFramingCase framing)
+    {
+        // Every byte value, CRLFs included, sent a few bytes at a time: some reads find bytes buffered, others wait on the socket.
+        var body = Encoding.Latin1.GetString([.. Enumerable.Range(0, 700).Select(i => (byte)(i * 7 % 256))]);
+        var response = framing switch
+        {
+            BodyFramingCase.Chunked => ChunkedHead + string.Concat(body.Chunk(97).Select(c => $"{c.Length:x}\r\n{new string(c)}\r\n")) + "0\r\n\r\n",
+            BodyFramingCase.ContentLength => $"HTTP/1.1 200 OK\r\nContent-Length: {body.Length}\r\n\r\n{body}",
+            _ => "HTTP/1.1 200 OK\r\n\r\n" + body,
+        };
+        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
+        {
+            await connection.ReadRequestAsync(cancellationToken);
+            await connection.WriteInPiecesAsync(response, 64, cancellationToken);
+            connection.Close();
+        });
+        using var backend = Backend(server);
+
+        string asynchronous;
+        await using (var answer = await backend.SendAsync(Post("/v1/completions"), Cancel))
+        {
+            asynchronous = await ReadAllAsync(answer.Body);
+        }
+
+        var synchronous = new List<byte>();
+        await using (var answer = await backend.SendAsync(Post("/v1/completions"), Cancel))
+        {
+            var buffer = new byte[13];
+            int read;
+            while ((read = answer.Body.Read(buffer.AsSpan())) > 0)
+            {
+                synchronous.AddRange(buffer.AsSpan(0, read));
+            }
+
+            Assert.Equal(0, answer.Body.Read(buffer.AsSpan()));
+        }
+
+        Assert.Equal(body, asynchronous);
+        Assert.Equal(asynchronous, Encoding.Latin1.GetString([.. synchronous]));
+    }
+
+    [Fact]
+    public async Task ASynchronousRead_OfBufferedBytes_AllocatesNothing()
+    {
+        // The whole response comes in one write well under the connection's first buffer, so it is buffered with the head.
+        var body = new string('b', 1500);
+        await using var server = ScriptedServer.Answering(ChunkedHead + $"{body.Length:x}\r\n{body}\r\n0\r\n\r\n");
+        using var backend = Backend(server);
+        await using var response = await backend.SendAsync(Post("/v1/completions"), Cancel);
+        var one = new byte[1];
+        Assert.Equal(1, response.Body.Read(one));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var read = 1;
+        while (response.Body.Read(one) == 1)
+        {
+            read++;
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(body.Length, read);
+        Assert.True(allocated < 1024, $"{read} one-byte reads allocated {allocated} bytes");
+    }
+
     [Fact]
     public async Task AContentLengthBody_IsReadToItsLength()
     {
@@ -682,6 +750,50 @@ public sealed class Http11SocketBackendTests
     }
 
     [Fact]
+    public async Task ASynchronousZeroByteRead_WaitsForData_NotForTheChunkSizeBufferedWithTheHead()
+    {
+        var next = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
+        {
+            await connection.ReadRequestAsync(cancellationToken);
+            await connection.WriteAsync(ChunkedHead + "5\r\n", cancellationToken);
+            await next.Task.WaitAsync(cancellationToken);
+            await connection.WriteAsync("first\r\n0\r\n\r\n", cancellationToken);
+        });
+        using var backend = Backend(server);
+        await using var response = await backend.SendAsync(Post("/v1/completions"), Cancel);
+
+        var waiting = Task.Run(() => response.Body.Read([]), Cancel);
+        await Task.Delay(200, Cancel);
+        Assert.False(waiting.IsCompleted);
+
+        next.SetResult();
+        Assert.Equal(0, await waiting.WaitAsync(TimeSpan.FromSeconds(30), Cancel));
+        var buffer = new byte[64];
+        Assert.Equal("first", Encoding.ASCII.GetString(buffer, 0, response.Body.Read(buffer.AsSpan())));
+        Assert.Equal(0, response.Body.Read(buffer.AsSpan()));
+    }
+
+    [Fact]
+    public async Task ASynchronousZeroByteRead_OfAnEmptyChunkedBody_EndsIt_AndFreesItsConnection()
+    {
+        await using var server = ScriptedServer.AnsweringInTurn(ChunkedHead + "0\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        using var backend = Backend(server);
+        await using var response = await backend.SendAsync(Post("/v1/completions"), Cancel);
+
+        // Only framing is buffered: the read must take it and end the body rather than wait for bytes that will never come.
+        Assert.Equal(0, await Task.Run(() => response.Body.Read([]), Cancel).WaitAsync(TimeSpan.FromSeconds(30), Cancel));
+
+        // Ended, the body gave its connection back before it was disposed: the next request goes on it.
+        await using (var following = await backend.SendAsync(Post("/v1/completions"), Cancel))
+        {
+            Assert.Equal("ok", await ReadAllAsync(following.Body));
+        }
+
+        Assert.Single(server.Connections);
+    }
+
+    [Fact]
     public async Task CancellingABodyRead_IsAnOperationCanceledException_AndClosesTheConnection()
     {
         await using var server = ScriptedServer.Answering(ChunkedHead + "5\r\nfirst\r\n");
@@ -760,6 +872,13 @@ public sealed class Http11SocketBackendTests
 
     /// <summary>Bytes that differ from their neighbours, so a byte sent twice, dropped or moved changes what arrives.</summary>
     private static byte[] Pattern(int length) => [.. Enumerable.Range(0, length).Select(i => (byte)(i % 251))];
+
+    public enum BodyFramingCase
+    {
+        Chunked,
+        ContentLength,
+        UntilClose,
+    }
 
     private static string FirstLine(string request) => request[..request.IndexOf("\r\n", StringComparison.Ordinal)];
 

@@ -52,6 +52,22 @@ internal sealed class Connection : IDisposable
     /// </summary>
     public async ValueTask<int> ReceiveAsync(int maxBuffered, CancellationToken cancellationToken)
     {
+        var read = await Socket.ReceiveAsync(Room(maxBuffered), SocketFlags.None, cancellationToken);
+        _end += read;
+        return read;
+    }
+
+    /// <summary>As <see cref="ReceiveAsync"/>, blocking: for a synchronous reader of the body.</summary>
+    public int Receive(int maxBuffered)
+    {
+        var read = Socket.Receive(Room(maxBuffered).Span, SocketFlags.None);
+        _end += read;
+        return read;
+    }
+
+    /// <summary>The free space after the buffered bytes, made by moving them to the front and growing the buffer.</summary>
+    private Memory<byte> Room(int maxBuffered)
+    {
         if (_start > 0)
         {
             Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
@@ -69,9 +85,7 @@ internal sealed class Connection : IDisposable
             Array.Resize(ref _buffer, Math.Min(_buffer.Length * 2, maxBuffered));
         }
 
-        var read = await Socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken);
-        _end += read;
-        return read;
+        return _buffer.AsMemory(_end);
     }
 
     /// <summary>Moves buffered bytes into <paramref name="destination"/>; returns how many.</summary>

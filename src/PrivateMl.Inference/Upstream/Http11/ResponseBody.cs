@@ -61,11 +61,56 @@ internal sealed class ResponseBody : Stream
 
     public override int Read(Span<byte> buffer)
     {
-        // Only the asynchronous path is used on the relay; a synchronous reader gets the same bytes through it.
-        var rented = new byte[buffer.Length];
-        var read = ReadAsync(rented).AsTask().GetAwaiter().GetResult();
-        rented.AsSpan(0, read).CopyTo(buffer);
-        return read;
+        // The relay reads asynchronously; a synchronous reader (a StreamReader, CopyTo) gets the same decoding with
+        // blocking receives, and no buffer or task of its own per read.
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Ended)
+        {
+            return _broken ? throw new IOException("the upstream response body broke off earlier") : 0;
+        }
+
+        var connection = _connection!;
+        try
+        {
+            if (buffer.IsEmpty)
+            {
+                if (!ConsumeFraming(connection) && connection.BufferedCount == 0)
+                {
+                    connection.Socket.Poll(-1, SelectMode.SelectRead);
+                }
+
+                return 0;
+            }
+
+            while (true)
+            {
+                var read = ReadBuffered(connection, buffer);
+                if (read >= 0)
+                {
+                    return read;
+                }
+
+                if (_head.Framing != BodyFraming.Chunked)
+                {
+                    return Received(connection.Socket.Receive(buffer[..Room(buffer.Length)], SocketFlags.None));
+                }
+
+                if (connection.Receive(ResponseHead.MaxBytes) == 0)
+                {
+                    throw new IOException("the upstream closed the connection inside a chunked body");
+                }
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            Break();
+            throw new IOException("the upstream connection failed while the body was read", e);
+        }
+        catch
+        {
+            Break();
+            throw;
+        }
     }
 
     public override void Flush()
@@ -86,18 +131,7 @@ internal sealed class ResponseBody : Stream
         {
             if (destination.IsEmpty)
             {
-                if (_head.Framing == BodyFraming.Chunked && connection.BufferedCount > 0)
-                {
-                    // Framing alone (a chunk's CRLF, the last chunk) is consumed now, so the wait below is for data.
-                    connection.Consume(_chunked.Decode(connection.Buffered, [], out _));
-                    if (_chunked.IsDone)
-                    {
-                        Finish();
-                        return 0;
-                    }
-                }
-
-                if (connection.BufferedCount == 0)
+                if (!ConsumeFraming(connection) && connection.BufferedCount == 0)
                 {
                     await connection.Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken);
                 }
@@ -107,84 +141,116 @@ internal sealed class ResponseBody : Stream
 
             while (true)
             {
-                switch (_head.Framing)
+                var read = ReadBuffered(connection, destination.Span);
+                if (read >= 0)
                 {
-                    case BodyFraming.ContentLength:
-                        {
-                            int read;
-                            if (connection.BufferedCount > 0)
-                            {
-                                read = connection.CopyBuffered(destination.Span, _remaining);
-                            }
-                            else
-                            {
-                                var room = (int)Math.Min(destination.Length, _remaining);
-                                read = await connection.Socket.ReceiveAsync(destination[..room], SocketFlags.None, cancellationToken);
-                                if (read == 0)
-                                {
-                                    throw new IOException($"the upstream closed the connection {_remaining} bytes before the body's end");
-                                }
-                            }
+                    return read;
+                }
 
-                            _remaining -= read;
-                            if (_remaining == 0)
-                            {
-                                Finish();
-                            }
+                if (_head.Framing != BodyFraming.Chunked)
+                {
+                    return Received(await connection.Socket.ReceiveAsync(destination[..Room(destination.Length)], SocketFlags.None, cancellationToken));
+                }
 
-                            return read;
-                        }
-
-                    case BodyFraming.Chunked:
-                        if (connection.BufferedCount > 0)
-                        {
-                            var consumed = _chunked.Decode(connection.Buffered, destination.Span, out var written);
-                            connection.Consume(consumed);
-                            if (_chunked.IsDone)
-                            {
-                                Finish();
-                                return written;
-                            }
-
-                            if (written > 0)
-                            {
-                                return written;
-                            }
-                        }
-
-                        if (await connection.ReceiveAsync(ResponseHead.MaxBytes, cancellationToken) == 0)
-                        {
-                            throw new IOException("the upstream closed the connection inside a chunked body");
-                        }
-
-                        break;
-
-                    default:
-                        {
-                            // Close-delimited: the body is whatever comes until the upstream closes its side.
-                            var read = connection.BufferedCount > 0
-                                ? connection.CopyBuffered(destination.Span, long.MaxValue)
-                                : await connection.Socket.ReceiveAsync(destination, SocketFlags.None, cancellationToken);
-                            if (read == 0)
-                            {
-                                Finish();
-                            }
-
-                            return read;
-                        }
+                if (await connection.ReceiveAsync(ResponseHead.MaxBytes, cancellationToken) == 0)
+                {
+                    throw new IOException("the upstream closed the connection inside a chunked body");
                 }
             }
         }
-        catch (Exception e)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
             Break();
-            if (e is SocketException or ObjectDisposedException)
-            {
-                throw new IOException("the upstream connection failed while the body was read", e);
-            }
-
+            throw new IOException("the upstream connection failed while the body was read", e);
+        }
+        catch
+        {
+            Break();
             throw;
         }
+    }
+
+    /// <summary>
+    /// For a zero-byte read: chunked framing alone (a chunk's CRLF, the last chunk) is consumed now, so a wait that
+    /// follows is for data; true when that ended the body.
+    /// </summary>
+    private bool ConsumeFraming(Connection connection)
+    {
+        if (_head.Framing != BodyFraming.Chunked || connection.BufferedCount == 0)
+        {
+            return false;
+        }
+
+        connection.Consume(_chunked.Decode(connection.Buffered, [], out _));
+        if (!_chunked.IsDone)
+        {
+            return false;
+        }
+
+        Finish();
+        return true;
+    }
+
+    /// <summary>
+    /// Reads body bytes from what the connection has buffered: how many (0 at the body's end), or -1 when none can be
+    /// had without a receive (nothing buffered, or chunked framing only).
+    /// </summary>
+    private int ReadBuffered(Connection connection, Span<byte> destination)
+    {
+        if (connection.BufferedCount == 0)
+        {
+            return -1;
+        }
+
+        switch (_head.Framing)
+        {
+            case BodyFraming.ContentLength:
+                return CountDown(connection.CopyBuffered(destination, _remaining));
+
+            case BodyFraming.Chunked:
+                connection.Consume(_chunked.Decode(connection.Buffered, destination, out var written));
+                if (_chunked.IsDone)
+                {
+                    Finish();
+                    return written;
+                }
+
+                return written > 0 ? written : -1;
+
+            default:
+                return connection.CopyBuffered(destination, long.MaxValue);
+        }
+    }
+
+    /// <summary>How much of a caller's buffer a receive straight into it may fill: no byte past a Content-Length body.</summary>
+    private int Room(int length) => _head.Framing == BodyFraming.ContentLength ? (int)Math.Min(length, _remaining) : length;
+
+    /// <summary>Accounts for a receive straight into the caller's buffer (a Content-Length or close-delimited body).</summary>
+    private int Received(int read)
+    {
+        if (_head.Framing == BodyFraming.ContentLength)
+        {
+            return read == 0 ? throw new IOException($"the upstream closed the connection {_remaining} bytes before the body's end") : CountDown(read);
+        }
+
+        // Close-delimited: the body is whatever comes until the upstream closes its side.
+        if (read == 0)
+        {
+            Finish();
+        }
+
+        return read;
+    }
+
+    private int CountDown(int read)
+    {
+        _remaining -= read;
+        if (_remaining == 0)
+        {
+            Finish();
+        }
+
+        return read;
     }
 
     /// <summary>The body's last byte was read: the connection is reused when both sides keep it and nothing follows.</summary>
