@@ -117,7 +117,7 @@ public sealed class Http11SocketBackend : IUpstreamBackend
 
     private async Task<BackendResponse> ExchangeAsync(Connection connection, RequestHead head, ReadOnlyMemory<byte> body, bool isHead, CancellationToken cancellationToken)
     {
-        var sendFailure = await SendRequestAsync(connection, head, body, cancellationToken);
+        var sendFailure = await SendRequestAsync(connection, head, body, _options.ResponseHeadersTimeout, cancellationToken);
 
         // The headers timeout and the caller's cancellation are attached after the request is on the wire: a timer
         // and a link cost tens of microseconds on a core that idled, and they only matter later.
@@ -164,7 +164,7 @@ public sealed class Http11SocketBackend : IUpstreamBackend
     /// with the body unread, so its answer is already on the connection: the caller reads for it before it reports the
     /// failure.
     /// </summary>
-    private static async ValueTask<SocketException?> SendRequestAsync(Connection connection, RequestHead head, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    private static async ValueTask<SocketException?> SendRequestAsync(Connection connection, RequestHead head, ReadOnlyMemory<byte> body, TimeSpan stallTimeout, CancellationToken cancellationToken)
     {
         // One send, one segment, when the request fits: it leaves whole. A larger body goes in its own send from the
         // caller's memory rather than being copied. (long: a body near int.MaxValue must not wrap the sum.)
@@ -179,10 +179,27 @@ public sealed class Http11SocketBackend : IUpstreamBackend
                 body.Span.CopyTo(buffer.AsSpan(head.Length));
             }
 
-            await SendAllAsync(connection.Socket, buffer.AsMemory(0, length), cancellationToken);
-            if (!single)
+            if (single)
             {
-                await SendAllAsync(connection.Socket, body, cancellationToken);
+                // At most 64 KiB: the upstream's receive buffer takes it whether or not its handler reads, so this send
+                // cannot stall, and the hot path arms no timer.
+                await SendAllAsync(connection.Socket, buffer.AsMemory(0, length), cancellationToken);
+                return null;
+            }
+
+            // A larger body waits on the upstream to read it. One that stops reading (and neither answers nor closes)
+            // would hold this request, and its slot, for as long as the client waits: the send gets the headers
+            // timeout too, as SocketsHttpHandler's send does.
+            using var stalled = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            stalled.CancelAfter(stallTimeout);
+            try
+            {
+                await SendAllAsync(connection.Socket, buffer.AsMemory(0, length), stalled.Token);
+                await SendAllAsync(connection.Socket, body, stalled.Token);
+            }
+            catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new BackendUnavailableException($"the upstream took no more of the request within {stallTimeout.TotalSeconds:0.###} s", e);
             }
 
             return null;

@@ -612,6 +612,25 @@ public sealed class Http11SocketBackendTests
     }
 
     [Fact]
+    public async Task AnUpstreamThatStopsReadingTheBody_IsABackendError_AfterTheHeadersTimeout()
+    {
+        var stop = new TaskCompletionSource();
+        await using var server = ScriptedServer.Start(async (connection, cancellationToken) =>
+        {
+            await connection.ReadHeadAsync(cancellationToken);
+            await stop.Task.WaitAsync(cancellationToken);
+        });
+        using var backend = new Http11SocketBackend(new UpstreamHttpBackendOptions { BaseAddress = server.BaseAddress, ResponseHeadersTimeout = TimeSpan.FromMilliseconds(300) });
+
+        // Bounded here so that a send with no bound fails this test rather than hanging the run.
+        var e = await Assert.ThrowsAsync<BackendUnavailableException>(() => backend.SendAsync(Large("/v1/completions"), Cancel).WaitAsync(TimeSpan.FromSeconds(30), Cancel));
+        stop.SetResult();
+
+        Assert.Contains("took no more of the request within 0.3 s", e.Message, StringComparison.Ordinal);
+        Assert.Equal(0, backend.OpenConnections);
+    }
+
+    [Fact]
     public async Task AReusedConnectionResetWhileTheBodyIsSent_WithNoAnswer_IsRetriedOnceOnANewOne()
     {
         var accepted = 0;
