@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using PrivateMl.Gateway;
+using PrivateMl.Inference;
 using PrivateMl.Inference.Upstream;
 
 /// <summary>Which address the load generator sends to.</summary>
@@ -53,7 +54,7 @@ internal readonly record struct ProcessStats(double CpuMicros, long Allocated, d
     }
 }
 
-internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] Transits, double[] Outbound, double[] Inbound, double[] Pacings, double[] Ends, double[] Deliveries, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0, double GatewayGcPauseMicros = 0, int GatewayCollections = 0, double[]? ToProxy = null, double[]? Onward = null)
+internal sealed record RunResult(double Seconds, long Requests, long Tokens, long Errors, double[] Ttfbs, double[] Transits, double[] Outbound, double[] Inbound, double[] Pacings, double[] Ends, double[] Deliveries, double[] CpuMicros, long GatewayAllocated, int Streams = 0, double BusySeconds = 0, double GatewayGcPauseMicros = 0, int GatewayCollections = 0, double[]? ToProxy = null, double[]? Onward = null, double[]? InGateway = null, double[]? ToUpstream = null)
 {
     public static RunResult Empty { get; } = new(0, 0, 0, 0, [], [], [], [], [], [], [], [0, 0, 0], 0);
 
@@ -118,6 +119,15 @@ internal sealed record RunResult(double Seconds, long Requests, long Tokens, lon
         ? string.Create(CultureInfo.InvariantCulture, $"{Percentile(to, 0.5):0.000}/{Percentile(to, 0.99):0.000} + {Percentile(on, 0.5):0.000}/{Percentile(on, 0.99):0.000}")
         : "—";
 
+    /// <summary>
+    /// The onward part split at the gateway's upstream send (ms p50/p99): its first middleware → the request handed to
+    /// the socket (pipeline, relay, request read, upstream client), then → the upstream's handler (the upstream's
+    /// wake-up and HTTP parse). Empty for every path but the gateway.
+    /// </summary>
+    public string OnwardSplit => InGateway is { Length: > 0 } gw && ToUpstream is { Length: > 0 } up
+        ? string.Create(CultureInfo.InvariantCulture, $"{Percentile(gw, 0.5):0.000}/{Percentile(gw, 0.99):0.000}/{gw[^1]:0.000} + {Percentile(up, 0.5):0.000}/{Percentile(up, 0.99):0.000}/{up[^1]:0.000}")
+        : "—";
+
     public static double Percentile(double[] sorted, double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
 
     /// <summary>Two runs of the same path as one (rounds of an alternating comparison).</summary>
@@ -125,7 +135,8 @@ internal sealed record RunResult(double Seconds, long Requests, long Tokens, lon
         a.Seconds + b.Seconds, a.Requests + b.Requests, a.Tokens + b.Tokens, a.Errors + b.Errors,
         [.. a.Ttfbs.Concat(b.Ttfbs).Order()], [.. a.Transits.Concat(b.Transits).Order()], [.. a.Outbound.Concat(b.Outbound).Order()], [.. a.Inbound.Concat(b.Inbound).Order()], [.. a.Pacings.Concat(b.Pacings).Order()], [.. a.Ends.Concat(b.Ends).Order()], [.. a.Deliveries.Concat(b.Deliveries).Order()], [.. a.CpuMicros.Zip(b.CpuMicros, (x, y) => x + y)], a.GatewayAllocated + b.GatewayAllocated,
         Math.Max(a.Streams, b.Streams), a.BusySeconds + b.BusySeconds, a.GatewayGcPauseMicros + b.GatewayGcPauseMicros, a.GatewayCollections + b.GatewayCollections,
-        [.. (a.ToProxy ?? []).Concat(b.ToProxy ?? []).Order()], [.. (a.Onward ?? []).Concat(b.Onward ?? []).Order()]);
+        [.. (a.ToProxy ?? []).Concat(b.ToProxy ?? []).Order()], [.. (a.Onward ?? []).Concat(b.Onward ?? []).Order()],
+        [.. (a.InGateway ?? []).Concat(b.InGateway ?? []).Order()], [.. (a.ToUpstream ?? []).Concat(b.ToUpstream ?? []).Order()]);
 }
 
 /// <summary>
@@ -154,6 +165,8 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         var outbound = new List<double>[concurrency];
         var toProxy = new List<double>[concurrency];
         var onward = new List<double>[concurrency];
+        var inGateway = new List<double>[concurrency];
+        var toUpstream = new List<double>[concurrency];
         var inbound = new List<double>[concurrency];
         var pacings = new List<double>[concurrency];
         var ends = new List<double>[concurrency];
@@ -173,6 +186,8 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
             var localOut = outbound[w] = [];
             var localToProxy = toProxy[w] = [];
             var localOnward = onward[w] = [];
+            var localInGateway = inGateway[w] = [];
+            var localToUpstream = toUpstream[w] = [];
             var localIn = inbound[w] = [];
             var localPacings = pacings[w] = [];
             var localEnds = ends[w] = [];
@@ -226,6 +241,11 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
                         {
                             localToProxy.Add(Stopwatch.GetElapsedTime(started, entered).TotalMilliseconds);
                             localOnward.Add(Stopwatch.GetElapsedTime(entered, arrived).TotalMilliseconds);
+                            if (response.Headers.TryGetValues(SentStamp.Header, out var sentStamps) && long.TryParse(sentStamps.First(), CultureInfo.InvariantCulture, out var handedOver))
+                            {
+                                localInGateway.Add(Stopwatch.GetElapsedTime(entered, handedOver).TotalMilliseconds);
+                                localToUpstream.Add(Stopwatch.GetElapsedTime(handedOver, arrived).TotalMilliseconds);
+                            }
                         }
                         localIn.Add(back);
                     }
@@ -246,7 +266,8 @@ internal sealed class LoadGenerator(HttpClient client, BenchPeer upstream, Bench
         var used = after.Zip(before, (a, b) => a - b).ToArray();
         return new RunResult(seconds, requests, tokens, errors, [.. ttfbs.SelectMany(l => l).Order()], [.. transits.SelectMany(l => l).Order()], [.. outbound.SelectMany(l => l).Order()], [.. inbound.SelectMany(l => l).Order()], [.. pacings.SelectMany(l => l).Order()], [.. ends.SelectMany(l => l).Order()], [.. deliveries.SelectMany(l => l).Order()], [.. used.Select(u => u.CpuMicros)], used[(int)Proc.Gateway].Allocated,
             concurrency, (double)busyTicks / Stopwatch.Frequency, used[(int)Proc.Gateway].GcPauseMicros, used[(int)Proc.Gateway].Collections,
-            [.. toProxy.SelectMany(l => l).Order()], [.. onward.SelectMany(l => l).Order()]);
+            [.. toProxy.SelectMany(l => l).Order()], [.. onward.SelectMany(l => l).Order()],
+            [.. inGateway.SelectMany(l => l).Order()], [.. toUpstream.SelectMany(l => l).Order()]);
     }
 
     /// <summary>Counts content events (those with "content") and notices [DONE], across read boundaries.</summary>
@@ -486,7 +507,8 @@ internal static class BenchChild
 
         using var phases = new PhaseRecorder();
         var upstreamOptions = new UpstreamHttpBackendOptions { BaseAddress = settings.Upstream ?? throw new ArgumentException("--role gateway needs --upstream") };
-        using var backend = UpstreamBackends.Create(upstreamOptions, settings.UpstreamClient == "sockets" ? UpstreamClient.Sockets : UpstreamClient.HttpClient);
+        using var upstreamBackend = UpstreamBackends.Create(upstreamOptions, settings.UpstreamClient == "sockets" ? UpstreamClient.Sockets : UpstreamClient.HttpClient);
+        var backend = new SentStamp(upstreamBackend);
         var options = new GatewayOptions { ListenUrls = ["http://127.0.0.1:0"], MaxConcurrentStreams = 100_000, Tokens = settings.Auth ? [Settings.BenchToken] : [] };
         options.InlineSocketScheduling = settings.InlineScheduling;
         await using var gateway = GatewayHost.Build(
@@ -867,8 +889,36 @@ internal sealed class EntryStamp : IStartupFilter
         app.Use((context, then) =>
         {
             context.Response.Headers[Header] = Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture);
+            SentStamp.Request.Value = context;
             return then(context);
         });
         next(app);
     };
+}
+
+/// <summary>
+/// The gateway's backend in the bench: stamps when the upstream client returned from its send (for the sockets client
+/// the request is then in the kernel) into a response header, so the load generator can split the onward part of the
+/// out leg into the gateway's own work and the upstream's wake-up. The relay starts the response only after the
+/// upstream's headers, so the header is set in time.
+/// </summary>
+internal sealed class SentStamp(IInferenceBackend inner) : IInferenceBackend
+{
+    public const string Header = "x-bench-sent";
+
+    /// <summary>The request this flow serves (set by <see cref="EntryStamp"/>).</summary>
+    public static readonly AsyncLocal<HttpContext?> Request = new();
+
+    public string Name => inner.Name;
+
+    public Task<BackendResponse> SendAsync(BackendRequest request, CancellationToken cancellationToken)
+    {
+        var sending = inner.SendAsync(request, cancellationToken);
+        if (Request.Value is { } context && request.PathAndQuery.EndsWith("/completions", StringComparison.Ordinal))
+        {
+            context.Response.Headers[Header] = Stopwatch.GetTimestamp().ToString(CultureInfo.InvariantCulture);
+        }
+
+        return sending;
+    }
 }

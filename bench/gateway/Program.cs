@@ -121,7 +121,7 @@ internal static class SideBySide
                 }
 
                 spread.Add($"| {level} | {AddedAcross(direct, through)} | {(bare is null ? "—" : AddedAcross(direct, plain))} |");
-                legs.Add($"| {level} | {direct.Legs} | {(bare is null ? "—" : plain.Legs)} | {through.Legs} | {(bare is null ? "—" : plain.OutSplit)} | {through.OutSplit} | {direct.PacingAndEnd} | {(bare is null ? "— | —" : plain.PacingAndEnd)} | {through.PacingAndEnd} | {direct.Delivery} | {(bare is null ? "—" : plain.Delivery)} | {through.Delivery} |");
+                legs.Add($"| {level} | {direct.Legs} | {(bare is null ? "—" : plain.Legs)} | {through.Legs} | {(bare is null ? "—" : plain.OutSplit)} | {through.OutSplit} | {through.OnwardSplit} | {direct.PacingAndEnd} | {(bare is null ? "— | —" : plain.PacingAndEnd)} | {through.PacingAndEnd} | {direct.Delivery} | {(bare is null ? "—" : plain.Delivery)} | {through.Delivery} |");
                 if (bare is not null)
                 {
                     yardstick.Add(Invariant(
@@ -158,7 +158,7 @@ internal static class SideBySide
             }
 
             Console.WriteLine("\nTransit legs (same runs), ms p50/p99: out (load generator sends → upstream handler entered) + back (upstream's first write → first byte at the load generator)");
-            Console.WriteLine("| streams | direct | bare proxy | gateway | bare out leg: to the proxy + onward | gateway out leg: to the proxy + onward | direct: upstream first → last token | direct: last token delivery | bare: upstream pacing | bare: last token delivery | gateway: upstream pacing | gateway: last token delivery | every token's delivery: direct | bare | gateway |");
+            Console.WriteLine("| streams | direct | bare proxy | gateway | bare out leg: to the proxy + onward | gateway out leg: to the proxy + onward | gateway onward: → request handed to the socket + → upstream handler (p50/p99/max) | direct: upstream first → last token | direct: last token delivery | bare: upstream pacing | bare: last token delivery | gateway: upstream pacing | gateway: last token delivery | every token's delivery: direct | bare | gateway |");
             Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
             foreach (var row in legs)
             {
