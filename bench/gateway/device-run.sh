@@ -3,12 +3,14 @@
 #   dotnet publish bench/gateway -c Release -r linux-x64 --self-contained -p:PublishSingleFile=true \
 #     -p:EnableCompressionInSingleFile=true -p:DebugType=none -o artifacts/gwbench
 #   rm -rf artifacts/gwbench/runtimes      # LLamaSharp's native libraries: the bench never loads them (~57 MB left)
-# then run `bash bench/gateway/device-run.sh pinned|two-core|full|unpaced|stagger|final|yardstick|knobs|levels|nginx|client` there with carry ["artifacts/gwbench"]
+# then run `bash bench/gateway/device-run.sh readme|pinned|two-core|full|unpaced|stagger|final|yardstick|knobs|levels|nginx|client` there with carry ["artifacts/gwbench"]
 # (and "artifacts/nginx" for nginx: the yardstick nginx and the same rounds with the .NET one, ~560 s).
 #   pinned   : load generator, upstream and gateway on 4 CPUs each of their own, 16 and 128 streams
 #   two-core : all three processes on CPUs 0-1 (the 2-core VM), gateway runtime knobs A/B, 16 and 128 streams
 #   final    : 1, 16, 128 staggered streams with the yardstick, pinned; then 16 and 128 with inline I/O (~560 s)
 #   client   : the upstream client A/B (--upstream-client sockets vs httpclient) on CPUs 0-1, alternating
+#   readme   : the README command in one call, every process on CPUs 0-1 (as the 2-core VM), without the optional
+#              --bare-proxy yardstick, which would take the call past the device's 10-minute limit (~405 s)
 #   full     : the README command's paced part (1, 16, 128 streams) with the bare-proxy yardstick, each process on
 #              4 CPUs of its own (~575 s); unpaced: its unpaced part
 set -u
@@ -50,6 +52,9 @@ case "${1:-pinned}" in
     run k-gcserver 0-3 120 $k --gateway-env "DOTNET_gcServer=1"
     run k-gen0 0-3 120 $k --gateway-env "DOTNET_GCgen0size=0x4000000"
     run k-inline 0-3 120 $k --inline-scheduling on --gateway-env "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1"
+    ;;
+  readme)
+    run readme 0-1 590 --seconds 10 --min-requests 200 --rounds 4 --unpaced-seconds 8 --unpaced-concurrency 32 --stagger
     ;;
   full)
     run full 0-3 590 --seconds 10 --min-requests 200 --rounds 4 --skip-unpaced --bare-proxy $pinned
