@@ -755,17 +755,24 @@ public sealed class Http11SocketBackendTests
     }
 
     [Fact]
-    public async Task AZeroByteRead_WithTheBodysEndBuffered_EndsTheBody()
+    public async Task AZeroByteRead_OfAnEmptyChunkedBody_EndsIt_AndFreesItsConnection()
     {
-        await using var server = ScriptedServer.Answering(ChunkedHead + "5\r\nfirst\r\n0\r\n\r\n");
+        await using var server = ScriptedServer.AnsweringInTurn(ChunkedHead + "0\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         using var backend = Backend(server);
         await using var response = await backend.SendAsync(Post("/v1/completions"), Cancel);
-        var buffer = new byte[5];
-        await response.Body.ReadExactlyAsync(buffer, Cancel);
 
-        // Only framing is left: the zero-byte read must not wait for bytes that will never come.
+        // Only framing is buffered, and the upstream keeps the connection open: the zero-byte read must take the
+        // framing and end the body rather than wait for bytes that will never come.
         Assert.Equal(0, await response.Body.ReadAsync(Memory<byte>.Empty, Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(30), Cancel));
-        Assert.Equal(0, await response.Body.ReadAsync(buffer, Cancel));
+        Assert.Equal(0, await response.Body.ReadAsync(new byte[5], Cancel));
+
+        // Ended, the body gave its connection back before it was disposed: the next request goes on it.
+        await using (var following = await backend.SendAsync(Post("/v1/completions"), Cancel))
+        {
+            Assert.Equal("ok", await ReadAllAsync(following.Body));
+        }
+
+        Assert.Single(server.Connections);
     }
 
     [Fact]
