@@ -177,10 +177,7 @@ public sealed class Http11SocketBackend : IUpstreamBackend
             if (single)
             {
                 body.Span.CopyTo(buffer.AsSpan(head.Length));
-            }
 
-            if (single)
-            {
                 // At most 64 KiB: the upstream's receive buffer takes it whether or not its handler reads, so this send
                 // cannot stall, and the hot path arms no timer.
                 await SendAllAsync(connection.Socket, buffer.AsMemory(0, length), cancellationToken);
